@@ -1,0 +1,54 @@
+# IonSieve: `make run` starts everything, `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test install dev-install migrate demo test-unit test-integration test-browser lint bench
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+dev-install: $(VENV)/.dev-installed
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py setup_demo
+
+run: demo
+	./scripts/run.sh
+
+test: dev-install
+	./scripts/services.sh
+	./scripts/chromium.sh
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/ruff check .
+	$(MAKE) test-unit test-integration test-browser
+
+test-unit:
+	$(VENV)/bin/pytest -m "not integration and not browser" -q
+
+test-integration:
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(VENV)/bin/pytest -m integration -q
+
+test-browser:
+	$(VENV)/bin/pytest -m browser -q
+
+lint:
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_classifier.py

@@ -1,0 +1,90 @@
+"""Model versions, training runs and the predictions they make."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+
+class ModelVersion(models.Model):
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField()
+    arch = models.CharField(max_length=40)
+    task = models.CharField(max_length=16)
+    classes = models.JSONField(default=list)
+    params = models.JSONField(default=dict)
+    # The label set it learnt from: counts per class, total, and a hash to detect changes.
+    label_counts = models.JSONField(default=dict)
+    label_total = models.PositiveIntegerField(default=0)
+    label_hash = models.CharField(max_length=64, blank=True)
+    dataset_count = models.PositiveIntegerField(default=0)
+    # Shared collections added as training data: [{"collection": id, "version": n, "name": ...}].
+    collections_used = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict)
+    notes = models.JSONField(default=list, blank=True)
+    file_name = models.CharField(max_length=200, blank=True)
+    is_active = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="one_number_per_version"),
+            models.UniqueConstraint(
+                fields=["project"], condition=models.Q(is_active=True), name="one_active_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} ({self.arch})"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / "models" / str(self.project_id) / self.file_name
+
+
+class TrainingRun(models.Model):
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_runs")
+    job = models.OneToOneField("jobs.Job", on_delete=models.CASCADE, related_name="training_run")
+    params = models.JSONField(default=dict)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"training run {self.pk}"
+
+
+class Prediction(models.Model):
+    """Probabilities for one image from one model version (None: the default scorer)."""
+
+    image = models.ForeignKey("datasets.IonImage", on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="predictions"
+    )
+    probabilities = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="one_prediction_per_version"),
+            models.UniqueConstraint(
+                fields=["image"],
+                condition=models.Q(model_version__isnull=True),
+                name="one_default_prediction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction of image {self.image_id} by {self.model_version_id or 'default'}"

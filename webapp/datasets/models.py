@@ -1,0 +1,168 @@
+"""Datasets, their images and the labels users give them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+
+class Dataset(models.Model):
+    class Kind(models.TextChoices):
+        IMZML = "imzml", "MSI dataset (imzML)"
+        IMAGES = "images", "Image collection"
+
+    class Status(models.TextChoices):
+        UPLOADED = "uploaded", "Uploaded"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.IMZML)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.UPLOADED)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    # Ingestion options: ppm, top, tic (and the m/z list's file name).
+    params = models.JSONField(default=dict, blank=True)
+    # What the source file says: grid, m/z range, instrument, spectrum counts...
+    metadata = models.JSONField(default=dict, blank=True)
+    height = models.PositiveIntegerField(default=0)
+    width = models.PositiveIntegerField(default=0)
+    channels = models.PositiveIntegerField(default=1)
+    image_count = models.PositiveIntegerField(default=0)
+    # Bumped at every successful (re)processing; part of thumbnail URLs and ETags.
+    revision = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("pages:dataset", args=[self.pk])
+
+    # Files live under MEDIA_ROOT/datasets/<id>/; nothing user-supplied enters these paths.
+    @property
+    def directory(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / "datasets" / str(self.pk)
+
+    @property
+    def source_dir(self) -> Path:
+        return self.directory / "source"
+
+    @property
+    def imzml_path(self) -> Path:
+        return self.source_dir / "data.imzML"
+
+    @property
+    def ibd_path(self) -> Path:
+        return self.source_dir / "data.ibd"
+
+    @property
+    def mz_list_path(self) -> Path:
+        return self.source_dir / "mz_list.csv"
+
+    @property
+    def array_path(self) -> Path:
+        return self.directory / "ion_images.npy"
+
+    @property
+    def tic_path(self) -> Path:
+        return self.directory / "tic.npy"
+
+    @property
+    def spectrum_path(self) -> Path:
+        return self.directory / "mean_spectrum.npz"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.directory / "thumbs"
+
+    def thumb_path(self, index: int) -> Path:
+        return self.thumbs_dir / f"{index}.png"
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+
+class IonImage(models.Model):
+    """One image of a dataset: an ion image (one m/z) or an imported picture.
+
+    The prediction and consensus fields are copies kept in step by the services so that
+    galleries of 10,000+ images sort and filter inside the database.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    index = models.PositiveIntegerField()
+    mz = models.FloatField(null=True, blank=True)
+    name = models.CharField(max_length=255, blank=True)
+    formula = models.CharField(max_length=120, blank=True)
+    adduct = models.CharField(max_length=40, blank=True)
+    height = models.PositiveIntegerField(default=0)
+    width = models.PositiveIntegerField(default=0)
+    probability = models.FloatField(null=True, blank=True)
+    probabilities = models.JSONField(null=True, blank=True)
+    predicted = models.CharField(max_length=1000, blank=True)
+    uncertainty = models.FloatField(null=True, blank=True)
+    # Which scorer made the prediction above: a model version id, or None for the default.
+    prediction_version = models.ForeignKey(
+        "classifier.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    consensus = models.CharField(max_length=1000, null=True, blank=True)
+    label_count = models.PositiveIntegerField(default=0)
+    users_disagree = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["dataset", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "index"], name="one_image_per_index")
+        ]
+        indexes = [
+            models.Index(fields=["dataset", "probability"]),
+            models.Index(fields=["dataset", "uncertainty"]),
+            models.Index(fields=["dataset", "mz"]),
+            models.Index(fields=["dataset", "consensus"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or f"#{self.index}"
+
+    @property
+    def display_name(self) -> str:
+        if self.name:
+            return self.name
+        return f"m/z {self.mz:.4f}" if self.mz is not None else f"image {self.index}"
+
+
+class Label(models.Model):
+    """One user's label for one image; for multi-label the class names joined by spaces."""
+
+    image = models.ForeignKey(IonImage, on_delete=models.CASCADE, related_name="labels")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="labels")
+    value = models.CharField(max_length=1000, blank=True)
+    unsure = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "user"], name="one_label_per_user_per_image")
+        ]
+        indexes = [models.Index(fields=["user", "image"])]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.value}"
+
+    @property
+    def classes(self) -> list[str]:
+        return self.value.split() if self.value else []

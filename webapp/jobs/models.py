@@ -1,0 +1,104 @@
+"""Job: one long-running piece of work (ingestion, import, training, prediction).
+
+Celery tasks report progress here; pages and the API poll it.
+"""
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Job(models.Model):
+    class Kind(models.TextChoices):
+        INGEST = "ingest", "Processing an MSI dataset"
+        IMPORT = "import", "Importing images"
+        TRAIN = "train", "Training a model"
+        PREDICT = "predict", "Scoring images"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    message = models.CharField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    # The row the job works on (a dataset id, a training run id...), by kind.
+    target_id = models.BigIntegerField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def percent(self) -> int:
+        return int(round(self.progress * 100))
+
+    def start(self) -> None:
+        self.status = self.Status.RUNNING
+        self.started_at = timezone.now()
+        self.attempts += 1
+        self.progress = 0.0
+        self.error = ""
+        self.save(update_fields=["status", "started_at", "attempts", "progress", "error"])
+        self._last_report = time.monotonic()
+
+    def report(self, fraction: float, message: str | None = None) -> None:
+        """Save progress, at most a few times per second so the database is not hammered."""
+        now = time.monotonic()
+        fraction = max(0.0, min(1.0, float(fraction)))
+        changed_message = message is not None and message != self.message
+        if not changed_message and now - getattr(self, "_last_report", 0.0) < 0.5:
+            return
+        self._last_report = now
+        self.progress = fraction
+        if message is not None:
+            self.message = message[:300]
+        Job.objects.filter(pk=self.pk).update(progress=self.progress, message=self.message)
+
+    def should_stop(self) -> bool:
+        return Job.objects.filter(pk=self.pk, cancel_requested=True).exists()
+
+    def finish(self, message: str = "") -> None:
+        self._end(self.Status.DONE, message=message, progress=1.0)
+
+    def fail(self, error: str) -> None:
+        self._end(self.Status.FAILED, error=error)
+
+    def cancelled(self) -> None:
+        self._end(self.Status.CANCELLED, message="Cancelled")
+
+    def _end(self, status: str, *, message: str = "", error: str = "", progress=None) -> None:
+        self.status = status
+        self.finished_at = timezone.now()
+        if message:
+            self.message = message[:300]
+        self.error = error
+        if progress is not None:
+            self.progress = progress
+        self.save(update_fields=["status", "finished_at", "message", "error", "progress"])
