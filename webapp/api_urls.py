@@ -4,6 +4,9 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from classifier.api import views as classifier
+from webapp.datasets.api import views as datasets
+from webapp.jobs.api import views as jobs
 from webapp.projects.api.views import MembershipViewSet, ProjectViewSet
 
 router = DefaultRouter()
@@ -15,4 +18,24 @@ members.register("members", MembershipViewSet, basename="member")
 urlpatterns = [
     path("", include(router.urls)),
     path("projects/<slug:project_slug>/", include(members.urls)),
+    path("projects/<slug:slug>/datasets/", datasets.ProjectDatasets.as_view(), name="project-datasets"),
+    path("projects/<slug:slug>/images/", datasets.ImageList.as_view(), name="project-images"),
+    path("projects/<slug:slug>/images/counts/", datasets.ImageCounts.as_view(), name="project-image-counts"),
+    path("projects/<slug:slug>/labels/", datasets.BulkLabels.as_view(), name="project-bulk-labels"),
+    path("projects/<slug:slug>/jobs/", jobs.ProjectJobs.as_view(), name="project-jobs"),
+    path("datasets/<int:pk>/", datasets.DatasetDetail.as_view(), name="dataset-detail"),
+    path("datasets/<int:pk>/reprocess/", datasets.DatasetReprocess.as_view(), name="dataset-reprocess"),
+    path("datasets/<int:pk>/images/", datasets.ImageList.as_view(), name="dataset-images"),
+    path("datasets/<int:pk>/images/counts/", datasets.ImageCounts.as_view(), name="dataset-image-counts"),
+    path("images/<int:pk>/", datasets.ImageDetail.as_view(), name="image-detail"),
+    path("images/<int:pk>/label/", datasets.ImageLabel.as_view(), name="image-label"),
+    path("images/<int:pk>/thumbnail/", datasets.thumbnail, name="image-thumbnail"),
+    path("projects/<slug:slug>/models/", classifier.ModelVersions.as_view(), name="project-models"),
+    path("projects/<slug:slug>/models/<int:number>/", classifier.ModelVersionDetail.as_view(), name="model-detail"),
+    path("projects/<slug:slug>/models/<int:number>/activate/", classifier.Activate.as_view(), name="model-activate"),
+    path("projects/<slug:slug>/models/deactivate/", classifier.Deactivate.as_view(), name="model-deactivate"),
+    path("projects/<slug:slug>/train/", classifier.Train.as_view(), name="project-train"),
+    path("projects/<slug:slug>/predict/", classifier.Predict.as_view(), name="project-predict"),
+    path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
 ]

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from classifier import services
+from classifier.models import TrainingRun
+from webapp.jobs.models import Job
+from webapp.projects.models import Project
+
+
+class Command(BaseCommand):
+    help = ("Train on every labelled image of a project with cross-validation grouped by dataset, "
+            "print the metrics, save and activate the final model.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--arch", default="compact",
+                            choices=["compact", "resnet50", "densenet121", "vgg16", "inceptionresnetv2"])
+        parser.add_argument("--folds", type=int, default=5)
+        parser.add_argument("--ensemble", type=int, default=1)
+        parser.add_argument("--epochs", type=int, default=None)
+        parser.add_argument("--context", action="store_true", help="add the dataset's TIC as a second channel")
+        parser.add_argument("--force", action="store_true", help="train even if the labels did not change")
+        parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    def handle(self, *args, **o):
+        project = Project.objects.filter(slug=o["project"]).first()
+        if project is None:
+            raise CommandError(f"No project '{o['project']}'.")
+        if o["folds"] < 2 or o["ensemble"] < 1 or (o["epochs"] is not None and o["epochs"] < 1):
+            raise CommandError("--folds must be at least 2, --ensemble and --epochs at least 1.")
+        params = {k: o[k] for k in ("arch", "folds", "ensemble", "epochs", "context")}
+        job = Job.objects.create(project=project, kind=Job.Kind.TRAIN, message="command line")
+        run = TrainingRun.objects.create(project=project, job=job, params={**services.DEFAULT_TRAIN_PARAMS, **params})
+        job.target_id = run.pk
+        job.start()
+
+        def report(fraction: float, message: str) -> None:
+            print(f"{int(fraction * 100):3d}% {message}", file=sys.stderr, flush=True)
+
+        try:
+            version = services.run_training(run, job=job, report=report, force=o["force"])
+        except services.TrainingError as exc:
+            job.fail(str(exc))
+            raise CommandError(str(exc)) from None
+        except Exception as exc:
+            job.fail(f"{type(exc).__name__}: {exc}")
+            raise
+        job.finish(f"Model v{version.number}")
+        if o["json"]:
+            self.stdout.write(json.dumps(version.metrics, indent=2))
+        else:
+            self.stdout.write(format_metrics(version))
+
+
+def format_metrics(version) -> str:
+    m = version.metrics
+    lines = [f"Model v{version.number} ({version.arch}) trained on {version.label_total} labelled images "
+             f"from {version.dataset_count} datasets; cross-validation grouped by dataset."]
+    overall = m.get("overall", m)
+    per_class = overall.get("per_class", {})
+    if per_class:
+        lines.append(f"{'class':<20}{'precision':>10}{'recall':>10}{'F1':>10}{'ROC AUC':>10}{'support':>10}")
+        for name, v in per_class.items():
+            lines.append(f"{name:<20}{_f(v.get('precision'))}{_f(v.get('recall'))}{_f(v.get('f1'))}"
+                         f"{_f(v.get('roc_auc'))}{v.get('support', ''):>10}")
+    if "accuracy" in overall:
+        lines.append(f"accuracy {_f(overall['accuracy']).strip()}")
+    per_group = m.get("per_group", {})
+    if per_group:
+        lines.append("per dataset:")
+        for g, v in per_group.items():
+            lines.append(f"  {g}: accuracy {_f(v.get('accuracy')).strip()}  F1 {_f(v.get('f1_macro', v.get('f1'))).strip()}")
+    for note in version.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _f(x) -> str:
+    return f"{x:>10.3f}" if isinstance(x, (int, float)) else f"{'-':>10}"

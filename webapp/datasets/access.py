@@ -1,0 +1,31 @@
+"""Datasets and images reached by id, checked through the project access helper."""
+from __future__ import annotations
+
+from django.http import Http404
+
+from webapp.datasets.models import Dataset, IonImage
+from webapp.projects.access import check_project
+from webapp.projects.models import Role
+
+
+def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
+    dataset = Dataset.objects.select_related("project").filter(pk=_int(dataset_id)).first()
+    if dataset is None:
+        raise Http404("No such dataset.")
+    dataset.project.user_role = check_project(user, dataset.project, need)
+    return dataset
+
+
+def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
+    image = IonImage.objects.select_related("dataset__project").filter(pk=_int(image_id)).first()
+    if image is None:
+        raise Http404("No such image.")
+    image.dataset.project.user_role = check_project(user, image.dataset.project, need)
+    return image
+
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404("No such item.") from None

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from webapp.datasets.models import Dataset, IonImage
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    job = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "project", "name", "kind", "status", "progress", "error", "params", "metadata",
+                  "height", "width", "channels", "image_count", "created_at", "job"]
+        read_only_fields = fields
+
+    def get_job(self, ds: Dataset) -> int | None:
+        job = ds.project.jobs.filter(target_id=ds.pk, kind__in=["ingest", "import"]).order_by("-created_at").first()
+        return job.pk if job else None
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    imzml = serializers.FileField(help_text="the .imzML file")
+    ibd = serializers.FileField(required=False, help_text="the .ibd file (required)")
+    mz_list = serializers.FileField(required=False, help_text="CSV with an mz column; without it the top peaks are imaged")
+    name = serializers.CharField(required=False, max_length=200)
+    ppm = serializers.FloatField(default=3.0, min_value=0.01, max_value=1000)
+    top = serializers.IntegerField(default=500, min_value=1, max_value=100_000)
+    tic = serializers.BooleanField(default=False)
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    probabilities = serializers.SerializerMethodField()
+    label = serializers.CharField(source="consensus", allow_null=True, read_only=True)
+    my_label = serializers.SerializerMethodField()
+    my_unsure = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    model_version = serializers.IntegerField(source="prediction_version.number", read_only=True, allow_null=True)
+
+    class Meta:
+        model = IonImage
+        fields = ["id", "dataset", "dataset_name", "index", "mz", "name", "formula", "adduct", "probability",
+                  "probabilities", "predicted", "uncertainty", "label", "my_label", "my_unsure", "label_count",
+                  "users_disagree", "model_version", "thumbnail_url"]
+        read_only_fields = fields
+
+    def get_probabilities(self, im: IonImage) -> dict[str, float] | None:
+        if im.probabilities is None:
+            return None
+        return dict(zip(self.context["classes"], im.probabilities, strict=False))
+
+    def get_my_label(self, im: IonImage) -> str | list[str] | None:
+        value = getattr(im, "my_label", None)
+        if value is None:
+            return None
+        return value.split() if self.context.get("multilabel") else value
+
+    def get_my_unsure(self, im: IonImage) -> bool:
+        return bool(getattr(im, "my_unsure", False))
+
+    def get_thumbnail_url(self, im: IonImage) -> str:
+        return f"{reverse('image-thumbnail', args=[im.pk])}?r={im.dataset.revision}"
+
+
+class LabelSerializer(serializers.Serializer):
+    label = serializers.JSONField(required=False, help_text='a class name, e.g. "off"; a list for multi-label')
+    unsure = serializers.BooleanField(default=False, help_text="mark the image as unsure instead")
+
+
+class BulkLabelSerializer(LabelSerializer):
+    images = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=5000)
+    remove = serializers.BooleanField(default=False)

@@ -1,0 +1,233 @@
+"""Datasets, images, labels and thumbnails over REST; every object goes through the access helpers."""
+from __future__ import annotations
+
+import hashlib
+
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotModified
+from django.views.decorators.http import require_GET
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.datasets import gallery, labels, services
+from webapp.datasets.access import dataset_for, image_for
+from webapp.datasets.api.serializers import (
+    BulkLabelSerializer,
+    DatasetSerializer,
+    DatasetUploadSerializer,
+    ImageSerializer,
+    LabelSerializer,
+)
+from webapp.datasets.models import Dataset, IonImage
+from webapp.projects.access import project_for
+from webapp.projects.models import Project, Role, Task
+
+
+class ProjectDatasets(generics.ListCreateAPIView):
+    """A project's datasets; POST uploads an imzML + ibd pair (multipart) and starts processing."""
+
+    serializer_class = DatasetSerializer
+    parser_classes = [MultiPartParser, FormParser]
+    pagination_class = None
+
+    def get_queryset(self):
+        project = project_for(self.request.user, self.kwargs["slug"])
+        return project.datasets.select_related("project")
+
+    @extend_schema(request=DatasetUploadSerializer, responses={202: DatasetSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request.user, slug, need=Role.ANNOTATOR)
+        ser = DatasetUploadSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        try:
+            dataset = upload(project, request.user, d)
+        except services.UploadError as exc:
+            raise ValidationError({"detail": _sentence(str(exc))}) from None
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
+
+
+def upload(project: Project, user, d: dict) -> Dataset:
+    imzml, ibd = d["imzml"], d.get("ibd")
+    services.check_upload_names(imzml.name, ibd.name if ibd else None)
+    services.check_size(imzml.size + ibd.size + (d["mz_list"].size if d.get("mz_list") else 0))
+    with transaction.atomic():
+        dataset = services.create_imzml_dataset(
+            project, user, name=d.get("name") or imzml.name.rsplit(".", 1)[0], imzml=imzml, ibd=ibd,
+            mz_list=d.get("mz_list"), ppm=d["ppm"], top=d["top"], tic=d["tic"],
+        )
+        services.start_processing(dataset, user)
+    return dataset
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+class DatasetDetail(generics.RetrieveDestroyAPIView):
+    serializer_class = DatasetSerializer
+
+    def get_object(self):
+        need = Role.OWNER if self.request.method == "DELETE" else Role.VIEWER
+        return dataset_for(self.request.user, self.kwargs["pk"], need=need)
+
+    def perform_destroy(self, instance):
+        services.delete_dataset(instance)
+
+
+class DatasetReprocess(APIView):
+    @extend_schema(request=None, responses={202: DatasetSerializer})
+    def post(self, request, pk: int):
+        dataset = dataset_for(request.user, pk, need=Role.ANNOTATOR)
+        if dataset.kind != Dataset.Kind.IMZML:
+            raise ValidationError({"detail": "Only MSI datasets can be processed again."})
+        with transaction.atomic():
+            services.start_processing(dataset, request.user)
+        dataset.refresh_from_db()
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
+
+
+GALLERY_PARAMS = [
+    OpenApiParameter("ordering", str, enum=list(gallery.ORDERINGS),
+                     description="-probability (default), probability, uncertainty, mz, -mz, index, name"),
+]
+
+
+class ImageList(generics.ListAPIView):
+    """Images of a dataset (or of a whole project), sorted and filtered in the database."""
+
+    serializer_class = ImageSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = gallery.ImageFilter
+
+    def project_and_queryset(self):
+        if "slug" in self.kwargs:
+            project = project_for(self.request.user, self.kwargs["slug"])
+            qs = IonImage.objects.filter(dataset__project=project, dataset__status=Dataset.Status.READY)
+        else:
+            dataset = dataset_for(self.request.user, self.kwargs["pk"])
+            project, qs = dataset.project, IonImage.objects.filter(dataset=dataset)
+        return project, qs
+
+    def get_queryset(self):
+        project, qs = self.project_and_queryset()
+        self.project = project
+        qs = gallery.with_my_label(qs.select_related("dataset", "prediction_version"), self.request.user)
+        return gallery.ordered(qs, self.request.query_params.get("ordering"))
+
+    def get_serializer_context(self):
+        ctx = super().get_serializer_context()
+        project = getattr(self, "project", None)
+        if project is not None:
+            ctx["classes"] = project.classes
+            ctx["multilabel"] = project.task == Task.MULTILABEL
+        return ctx
+
+    @extend_schema(parameters=GALLERY_PARAMS)
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class ImageCounts(ImageList):
+    """How many images each gallery filter shows (with the other filters applied)."""
+
+    pagination_class = None
+
+    @extend_schema(parameters=GALLERY_PARAMS, responses={200: dict})
+    def get(self, request, *args, **kwargs):
+        qs = self.filter_queryset(self.get_queryset())
+        return Response(gallery.counts(qs.order_by(), request.user, self.project.classes))
+
+
+class ImageDetail(generics.RetrieveAPIView):
+    serializer_class = ImageSerializer
+
+    def get_object(self):
+        im = image_for(self.request.user, self.kwargs["pk"])
+        self.project = im.dataset.project
+        return gallery.with_my_label(IonImage.objects.filter(pk=im.pk), self.request.user).select_related(
+            "dataset", "prediction_version").get()
+
+    def get_serializer_context(self):
+        ctx = super().get_serializer_context()
+        project = getattr(self, "project", None)
+        if project is not None:
+            ctx["classes"] = project.classes
+            ctx["multilabel"] = project.task == Task.MULTILABEL
+        return ctx
+
+
+class ImageLabel(APIView):
+    """PUT sets the caller's label on one image; DELETE removes it."""
+
+    @extend_schema(request=LabelSerializer, responses={200: ImageSerializer})
+    def put(self, request, pk: int):
+        im = image_for(request.user, pk, need=Role.ANNOTATOR)
+        ser = LabelSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        try:
+            labels.set_labels(im.dataset.project, [im], request.user, ser.validated_data.get("label"),
+                              unsure=ser.validated_data["unsure"])
+        except labels.LabelError as exc:
+            raise ValidationError({"label": [str(exc)]}) from None
+        return Response(_image_json(request, im))
+
+    @extend_schema(request=None, responses={200: ImageSerializer})
+    def delete(self, request, pk: int):
+        im = image_for(request.user, pk, need=Role.ANNOTATOR)
+        labels.remove_labels(im.dataset.project, [im], request.user)
+        return Response(_image_json(request, im))
+
+
+def _image_json(request, im: IonImage) -> dict:
+    project = im.dataset.project
+    fresh = gallery.with_my_label(IonImage.objects.filter(pk=im.pk), request.user).select_related(
+        "dataset", "prediction_version").get()
+    return ImageSerializer(fresh, context={"request": request, "classes": project.classes,
+                                           "multilabel": project.task == Task.MULTILABEL}).data
+
+
+class BulkLabels(APIView):
+    """Label (or unlabel) many images of one project at once."""
+
+    @extend_schema(request=BulkLabelSerializer, responses={200: dict})
+    def post(self, request, slug: str):
+        project = project_for(request.user, slug, need=Role.ANNOTATOR)
+        ser = BulkLabelSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        images = list(IonImage.objects.filter(pk__in=d["images"], dataset__project=project))
+        if len(images) != len(set(d["images"])):
+            raise Http404("Some images are not in this project.")
+        try:
+            if d["remove"]:
+                n = labels.remove_labels(project, images, request.user)
+                return Response({"removed": n})
+            value = labels.set_labels(project, images, request.user, d.get("label"), unsure=d["unsure"])
+        except labels.LabelError as exc:
+            raise ValidationError({"label": [str(exc)]}) from None
+        return Response({"labelled": len(images), "label": value})
+
+
+@require_GET
+def thumbnail(request, pk: int):
+    """A thumbnail PNG, permission-checked, cached by the browser (ETag + immutable URL)."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=401)
+    im = image_for(request.user, pk)
+    path = im.dataset.thumb_path(im.index)
+    if not path.exists():
+        raise Http404("No thumbnail yet.")
+    etag = '"' + hashlib.md5(f"{im.pk}-{im.dataset.revision}-{path.stat().st_mtime_ns}".encode()).hexdigest() + '"'
+    if request.headers.get("If-None-Match") == etag:
+        return HttpResponseNotModified()
+    response = FileResponse(open(path, "rb"), content_type="image/png")  # noqa: SIM115 - FileResponse closes it
+    response["ETag"] = etag
+    max_age = 31536000 if request.GET.get("r") else 300
+    response["Cache-Control"] = f"private, max-age={max_age}" + (", immutable" if max_age > 300 else "")
+    return response

@@ -1,0 +1,103 @@
+"""Gallery queries: ordering, filters and filter counts, all inside the database."""
+from __future__ import annotations
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django_filters import rest_framework as filters
+
+from webapp.datasets.models import IonImage, Label
+
+ORDERINGS = {
+    "-probability": [F("probability").desc(nulls_last=True), "index"],
+    "probability": [F("probability").asc(nulls_last=True), "index"],
+    "uncertainty": [F("uncertainty").desc(nulls_last=True), "index"],
+    "-uncertainty": [F("uncertainty").asc(nulls_last=True), "index"],
+    "mz": [F("mz").asc(nulls_last=True), "index"],
+    "-mz": [F("mz").desc(nulls_last=True), "index"],
+    "index": ["dataset_id", "index"],
+    "name": ["name", "index"],
+}
+
+
+def with_my_label(qs: QuerySet, user) -> QuerySet:
+    mine = Label.objects.filter(image=OuterRef("pk"), user=user)
+    return qs.annotate(my_label=Subquery(mine.values("value")[:1]), my_unsure=Subquery(mine.values("unsure")[:1]))
+
+
+def ordered(qs: QuerySet, ordering: str | None) -> QuerySet:
+    return qs.order_by(*ORDERINGS.get(ordering or "-probability", ORDERINGS["-probability"]))
+
+
+def class_q(field: str, name: str) -> Q:
+    """Images whose `field` (one class name, or several joined by spaces) includes `name`."""
+    return (Q(**{field: name}) | Q(**{f"{field}__startswith": f"{name} "})
+            | Q(**{f"{field}__endswith": f" {name}"}) | Q(**{f"{field}__contains": f" {name} "}))
+
+
+def disagreement_q() -> Q:
+    """A prediction that differs from the human consensus."""
+    return Q(consensus__isnull=False) & Q(probabilities__isnull=False) & ~Q(predicted=F("consensus"))
+
+
+class ImageFilter(filters.FilterSet):
+    predicted = filters.CharFilter(method="filter_class", help_text="predicted class name")
+    label = filters.CharFilter(method="filter_class", help_text="consensus label (class name)")
+    prob_min = filters.NumberFilter(field_name="probability", lookup_expr="gte")
+    prob_max = filters.NumberFilter(field_name="probability", lookup_expr="lte")
+    mz_min = filters.NumberFilter(field_name="mz", lookup_expr="gte")
+    mz_max = filters.NumberFilter(field_name="mz", lookup_expr="lte")
+    search = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="part of the name")
+    labelled = filters.BooleanFilter(method="filter_labelled", help_text="has any human label")
+    disagreement = filters.BooleanFilter(method="filter_disagreement", help_text="prediction differs from the label")
+    users_disagree = filters.BooleanFilter(field_name="users_disagree")
+    labelled_by = filters.ChoiceFilter(
+        choices=[("me", "me"), ("others", "others"), ("not_me", "not me")], method="filter_labelled_by"
+    )
+    dataset = filters.NumberFilter(field_name="dataset_id")
+
+    class Meta:
+        model = IonImage
+        fields: list[str] = []
+
+    def filter_class(self, qs, name, value):
+        return qs.filter(class_q("predicted" if name == "predicted" else "consensus", value))
+
+    def filter_labelled(self, qs, name, value):
+        return qs.filter(label_count__gt=0) if value else qs.filter(label_count=0)
+
+    def filter_disagreement(self, qs, name, value):
+        return qs.filter(disagreement_q()) if value else qs.exclude(disagreement_q())
+
+    def filter_labelled_by(self, qs, name, value):
+        user = self.request.user
+        mine = Label.objects.filter(image=OuterRef("pk"), user=user)
+        others = Label.objects.filter(image=OuterRef("pk")).exclude(user=user)
+        if value == "me":
+            return qs.filter(Exists(mine))
+        if value == "not_me":
+            return qs.exclude(Exists(mine))
+        return qs.filter(Exists(others))
+
+
+
+
+def counts(qs: QuerySet, user, classes: list[str]) -> dict:
+    """How many images each filter would show, for the gallery's filter bar."""
+    mine = Label.objects.filter(image=OuterRef("pk"), user=user)
+    others = Label.objects.filter(image=OuterRef("pk")).exclude(user=user)
+    agg = qs.aggregate(
+        total=Count("pk"),
+        labelled=Count("pk", filter=Q(label_count__gt=0)),
+        unlabelled=Count("pk", filter=Q(label_count=0)),
+        disagreement=Count("pk", filter=disagreement_q()),
+        users_disagree=Count("pk", filter=Q(users_disagree=True)),
+        scored=Count("pk", filter=Q(probability__isnull=False)),
+    )
+    agg["labelled_by_me"] = qs.filter(Exists(mine)).count()
+    agg["labelled_by_others"] = qs.filter(Exists(others)).count()
+    per_class = qs.aggregate(
+        **{f"p_{i}": Count("pk", filter=class_q("predicted", c)) for i, c in enumerate(classes)},
+        **{f"l_{i}": Count("pk", filter=class_q("consensus", c)) for i, c in enumerate(classes)},
+    )
+    agg["predicted"] = {c: per_class[f"p_{i}"] for i, c in enumerate(classes)}
+    agg["label"] = {c: per_class[f"l_{i}"] for i, c in enumerate(classes)}
+    return agg

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.datasets import services
+from webapp.datasets.ingest import IngestError
+from webapp.projects.models import Project
+
+
+class Command(BaseCommand):
+    help = "Import an imzML/ibd pair into a project and make its ion images (in this process)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("path", help="the .imzML file; the .ibd must lie beside it")
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--name", default=None)
+        parser.add_argument("--mz-list", default=None, help="CSV with an mz column (METASPACE exports work)")
+        parser.add_argument("--ppm", type=float, default=3.0)
+        parser.add_argument("--top", type=int, default=500, help="without --mz-list: the N strongest peaks")
+        parser.add_argument("--tic", action="store_true", help="normalise each pixel by its TIC")
+        parser.add_argument("--user", default=None, help="recorded as the uploader (default: an owner)")
+
+    def handle(self, *args, **o):
+        project = Project.objects.filter(slug=o["project"]).first()
+        if project is None:
+            raise CommandError(f"No project '{o['project']}'.")
+        path = Path(o["path"])
+        if not path.is_file():
+            raise CommandError(f"No file '{path}'.")
+        ibd = next((p for p in (path.with_suffix(".ibd"), path.with_suffix(".IBD")) if p.is_file()), None)
+        try:
+            services.check_upload_names(path.name, ibd.name if ibd else None)
+            mz_list = Path(o["mz_list"]) if o["mz_list"] else None
+            if mz_list is not None and not mz_list.is_file():
+                raise services.UploadError(f"no m/z list file '{mz_list}'")
+            services.check_size(path.stat().st_size + ibd.stat().st_size)
+        except services.UploadError as exc:
+            raise CommandError(_sentence(str(exc))) from None
+        user = None
+        if o["user"]:
+            user = project.memberships.filter(user__username=o["user"]).first()
+            if user is None:
+                raise CommandError(f"'{o['user']}' is not a member of {project.slug}.")
+            user = user.user
+        else:
+            owner = project.memberships.filter(role="owner").select_related("user").first()
+            user = owner.user if owner else None
+        try:
+            dataset = services.create_imzml_dataset(
+                project, user, name=o["name"] or path.stem, imzml=path, ibd=ibd, mz_list=mz_list,
+                ppm=o["ppm"], top=o["top"], tic=o["tic"],
+            )
+        except services.UploadError as exc:
+            raise CommandError(_sentence(str(exc))) from None
+        last = [-1]
+
+        def report(fraction: float, message: str) -> None:
+            pct = int(fraction * 100)
+            if pct >= last[0] + 5:
+                last[0] = pct
+                print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
+
+        try:
+            services.run_processing(dataset, inline=True, report=report)
+        except IngestError as exc:
+            services.delete_dataset(dataset)  # nothing half-imported stays behind
+            raise CommandError(_sentence(str(exc))) from None
+        dataset.refresh_from_db()
+        for w in dataset.metadata.get("warnings", []):
+            print(f"warning: {w}", file=sys.stderr)
+        print(f"{dataset.name}: {dataset.image_count} ion images, {dataset.height} x {dataset.width} pixels", file=sys.stderr)
+        self.stdout.write(str(dataset.pk))
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

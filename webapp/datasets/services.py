@@ -1,0 +1,116 @@
+"""Creating datasets, running their processing as Jobs, removing them."""
+from __future__ import annotations
+
+import logging
+import shutil
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.datasets import storage
+from webapp.datasets.ingest import IngestError, ingest
+from webapp.datasets.models import Dataset
+from webapp.datasets.signals import dataset_ready
+from webapp.jobs.models import Job
+from webapp.projects.models import Project
+
+log = logging.getLogger(__name__)
+
+
+class UploadError(Exception):
+    """Refused upload, worded for a biologist."""
+
+
+def check_upload_names(imzml_name: str, ibd_name: str | None) -> None:
+    if not imzml_name.lower().endswith(".imzml"):
+        raise UploadError(f"'{imzml_name}' is not an .imzML file")
+    if ibd_name is None:
+        raise UploadError("the .ibd file is missing: upload the .imzML and .ibd files together")
+    if not ibd_name.lower().endswith(".ibd"):
+        raise UploadError(f"'{ibd_name}' is not an .ibd file")
+
+
+def check_size(total: int) -> None:
+    limit = settings.IONSIEVE_MAX_UPLOAD_BYTES
+    if total > limit:
+        raise UploadError(f"the files are {total / 1e9:.1f} GB, above this server's limit of {limit / 1e9:.1f} GB")
+
+
+def create_imzml_dataset(
+    project: Project,
+    user,
+    *,
+    name: str,
+    imzml,
+    ibd,
+    mz_list=None,
+    ppm: float = 3.0,
+    top: int = 500,
+    tic: bool = False,
+) -> Dataset:
+    """Store the uploaded files (UploadedFile or Path) and create the Dataset row."""
+    if not (0 < ppm <= 1000):
+        raise UploadError("the m/z tolerance must be between 0 and 1,000 ppm")
+    if not (1 <= top <= 100_000):
+        raise UploadError("the number of peaks must be between 1 and 100,000")
+    dataset = Dataset.objects.create(
+        project=project,
+        name=name[:200],
+        kind=Dataset.Kind.IMZML,
+        created_by=user,
+        params={"ppm": ppm, "top": top, "tic": tic},
+    )
+    try:
+        storage.store_file(imzml, dataset.imzml_path)
+        storage.store_file(ibd, dataset.ibd_path)
+        if mz_list is not None:
+            storage.store_file(mz_list, dataset.mz_list_path)
+    except OSError as exc:
+        delete_dataset(dataset)
+        raise UploadError(f"the server could not store the files ({exc.strerror or exc})") from exc
+    return dataset
+
+
+def start_processing(dataset: Dataset, user=None) -> Job:
+    """Queue the dataset's processing on the ingest queue; the job row is what pages poll."""
+    from webapp.datasets.tasks import ingest_dataset
+
+    job = Job.objects.create(project=dataset.project, kind=Job.Kind.INGEST, target_id=dataset.pk, created_by=user)
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.UPLOADED, progress=0, error="")
+    transaction.on_commit(lambda: ingest_dataset.delay(job.pk))
+    return job
+
+
+def run_processing(dataset: Dataset, job: Job | None = None, inline: bool = False, report=None) -> None:
+    """Process now, in this process. Raises IngestError after recording the failure."""
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.PROCESSING, progress=0, error="")
+
+    def progress(fraction: float, message: str) -> None:
+        if job is not None:
+            job.report(fraction, message)
+        if report is not None:
+            report(fraction, message)
+        Dataset.objects.filter(pk=dataset.pk).update(progress=fraction)
+
+    try:
+        warnings = ingest(dataset, progress)
+    except IngestError as exc:
+        Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=str(exc))
+        raise
+    dataset.refresh_from_db()
+    dataset.status, dataset.progress, dataset.error = Dataset.Status.READY, 1.0, ""
+    dataset.save(update_fields=["status", "progress", "error", "updated_at"])
+    if warnings:
+        log.info("dataset %s: %s", dataset.pk, "; ".join(warnings))
+    dataset_ready.send(sender=Dataset, dataset=dataset, inline=inline)
+
+
+def delete_dataset(dataset: Dataset) -> None:
+    directory = dataset.directory
+    dataset.delete()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def fail_stale(dataset: Dataset, reason: str) -> None:
+    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=reason, updated_at=timezone.now())
