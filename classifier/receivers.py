@@ -1,11 +1,15 @@
 """Reactions to dataset events: score new datasets, retrain after enough new labels."""
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.dispatch import receiver
 
 from webapp.datasets.signals import dataset_ready, labels_changed
 from webapp.jobs.models import Job
+
+log = logging.getLogger(__name__)
 
 
 @receiver(dataset_ready)
@@ -13,7 +17,10 @@ def score_new_dataset(sender, dataset, inline: bool = False, **kwargs) -> None:
     from classifier import services
 
     if inline:
-        services.score_dataset(dataset)
+        try:
+            services.score_dataset(dataset)
+        except Exception:  # noqa: BLE001 - a scoring bug must not undo a good ingestion
+            log.exception("scoring dataset %s failed", dataset.pk)
     else:
         services.start_scoring(dataset.project, dataset=dataset)
 

@@ -7,9 +7,12 @@ from tests.factories import ProjectFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _media_root(settings, tmp_path):
+def _media_root(settings, tmp_path, request):
     settings.MEDIA_ROOT = tmp_path / "media"
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Tasks run in the test process; the integration suite uses a real worker instead.
+    from webapp.celery import app
+
+    app.conf.task_always_eager = request.node.get_closest_marker("integration") is None
     # Throttling would make repeated test logins flaky.
     settings.AXES_ENABLED = False
 

@@ -85,11 +85,13 @@ def _ingest(dataset: Dataset, ppm: float, top: int, tic_norm: bool, progress: Pr
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(k, h, w))
         result = extract(meta, mzs, ppm=ppm, tic_normalise=tic_norm, progress=step, out=out)
         mean_mz, mean_int = result.mean_spectrum
-        nonzero = mean_mz[mean_int > 0]
-        mz_min = float(nonzero.min()) if nonzero.size else float("nan")
-        mz_max = float(nonzero.max()) if nonzero.size else float("nan")
+        # The acquired m/z range, whether or not every bin holds signal.
+        mz_min = float(mean_mz.min()) if mean_mz.size else float("nan")
+        mz_max = float(mean_mz.max()) if mean_mz.size else float("nan")
         if ions is not None:
-            in_range = check_in_range(ions, mz_min, mz_max)  # raises when none is in range
+            # Slack of one binned-spectrum step: the mean spectrum of processed data is binned.
+            slack = 1e-3
+            in_range = check_in_range(ions, mz_min * (1 - slack), mz_max * (1 + slack))  # raises if none
             keep = [i for i, ion in enumerate(ions) if ion in in_range]
         else:
             keep = list(range(k))
