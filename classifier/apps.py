@@ -8,4 +8,4 @@ class ClassifierConfig(AppConfig):
     label = "classifier"
 
     def ready(self) -> None:
-        from classifier import receivers  # noqa: F401  (connects the signal handlers)
+        from classifier import receivers, tasks  # noqa: F401  (signal handlers, Celery tasks by name)

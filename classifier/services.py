@@ -16,6 +16,7 @@ from django.db.models import Max
 from classifier import arrays
 from classifier.models import ModelVersion, Prediction, TrainingRun
 from webapp.datasets.models import Dataset, IonImage
+from webapp.jobs.dispatch import dispatch
 from webapp.jobs.models import Job
 from webapp.jobs.runner import JobCancelled
 from webapp.projects.models import Project, Task
@@ -102,15 +103,13 @@ def extra_training_sources(project: Project) -> list:
 
 # ---------------------------------------------------------------- training
 def start_training(project: Project, user, params: dict | None = None) -> TrainingRun:
-    from classifier.tasks import train_model
-
     merged = {**DEFAULT_TRAIN_PARAMS, **{k: v for k, v in (params or {}).items() if v is not None}}
     with transaction.atomic():
         job = Job.objects.create(project=project, kind=Job.Kind.TRAIN, created_by=user, message="Waiting for a worker")
         run = TrainingRun.objects.create(project=project, job=job, params=merged, created_by=user)
         job.target_id = run.pk
         job.save(update_fields=["target_id"])
-        transaction.on_commit(lambda: train_model.delay(job.pk))
+        dispatch(job)
     return run
 
 
@@ -306,12 +305,10 @@ def _store_default(images: list[IonImage]) -> None:
 
 
 def start_scoring(project: Project, user=None, dataset: Dataset | None = None) -> Job:
-    from classifier.tasks import predict
-
     job = Job.objects.create(
         project=project, kind=Job.Kind.PREDICT, created_by=user, target_id=dataset.pk if dataset else None
     )
-    transaction.on_commit(lambda: predict.delay(job.pk))
+    dispatch(job)
     return job
 
 

@@ -5,13 +5,13 @@ import logging
 import shutil
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from webapp.datasets import storage
 from webapp.datasets.ingest import IngestError, ingest
 from webapp.datasets.models import Dataset
 from webapp.datasets.signals import dataset_ready
+from webapp.jobs.dispatch import dispatch
 from webapp.jobs.models import Job
 from webapp.projects.models import Project
 
@@ -74,11 +74,9 @@ def create_imzml_dataset(
 
 def start_processing(dataset: Dataset, user=None) -> Job:
     """Queue the dataset's processing on the ingest queue; the job row is what pages poll."""
-    from webapp.datasets.tasks import ingest_dataset
-
     job = Job.objects.create(project=dataset.project, kind=Job.Kind.INGEST, target_id=dataset.pk, created_by=user)
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.UPLOADED, progress=0, error="")
-    transaction.on_commit(lambda: ingest_dataset.delay(job.pk))
+    dispatch(job)
     return job
 
 

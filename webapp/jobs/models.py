@@ -41,6 +41,10 @@ class Job(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the message was handed to the broker (None: the broker was unreachable).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # Updated every few seconds while a worker runs the job; a stale one means the worker died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -59,13 +63,19 @@ class Job(models.Model):
     def percent(self) -> int:
         return int(round(self.progress * 100))
 
+    # Which Celery task runs each kind, by name so that this app imports none of them.
+    TASKS = {Kind.INGEST: "datasets.ingest", Kind.IMPORT: "datasets.import_images",
+             Kind.TRAIN: "classifier.train", Kind.PREDICT: "classifier.predict"}
+
     def start(self) -> None:
+        """Mark the job running in this process (the command line path; workers claim jobs)."""
+        now = timezone.now()
         self.status = self.Status.RUNNING
-        self.started_at = timezone.now()
+        self.started_at = self.heartbeat_at = now
         self.attempts += 1
         self.progress = 0.0
         self.error = ""
-        self.save(update_fields=["status", "started_at", "attempts", "progress", "error"])
+        self.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress", "error"])
         self._last_report = time.monotonic()
 
     def report(self, fraction: float, message: str | None = None) -> None:

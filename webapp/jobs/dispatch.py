@@ -1,0 +1,163 @@
+"""Handing jobs to the broker, and getting them back on track after a crash or a broker restart.
+
+The database is the source of truth: a job is QUEUED until a worker claims it. Duplicate
+messages are harmless because `claim` lets only one worker run a job at a time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.jobs.models import Job
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5
+STALE_AFTER = timedelta(seconds=45)
+QUEUE_DOWN_MESSAGE = "Waiting: the job queue is unavailable right now; the job starts when it is back."
+
+
+def dispatch(job: Job) -> None:
+    """Send the job's task once the current transaction commits."""
+    transaction.on_commit(lambda: send(job.pk))
+
+
+def send(job_id: int) -> bool:
+    from webapp.celery import app
+
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        return False
+    name = Job.TASKS[job.kind]
+    if app.conf.task_always_eager:  # tests and single-process runs: run it here and now
+        app.tasks[name].apply(args=[job.pk])
+        return True
+    try:
+        app.send_task(name, args=[job.pk], retry=False)
+    except Exception as exc:  # noqa: BLE001 - any broker failure: keep the job, say why
+        log.warning("could not queue job %s: %s", job_id, exc)
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(message=QUEUE_DOWN_MESSAGE)
+        return False
+    Job.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
+    return True
+
+
+def claim(job_id: int) -> Job | None:
+    """Take the job for this worker, or None when it is finished or alive elsewhere."""
+    now = timezone.now()
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in Job.ACTIVE:
+            return None
+        if job.status == Job.Status.RUNNING and job.heartbeat_at and now - job.heartbeat_at < STALE_AFTER:
+            return None  # another worker is running it right now
+        if job.cancel_requested:
+            job.cancelled()
+            return None
+        job.status, job.started_at, job.heartbeat_at = Job.Status.RUNNING, now, now
+        job.attempts += 1
+        job.progress, job.error = 0.0, ""
+        if job.message == QUEUE_DOWN_MESSAGE:
+            job.message = ""
+        job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress", "error", "message"])
+    return job
+
+
+class Heartbeat:
+    """Keeps a running job's heartbeat fresh from a background thread."""
+
+    def __init__(self, job_id: int):
+        self.job_id = job_id
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{job_id}")
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop_event.wait(HEARTBEAT_SECONDS):
+                Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+def recover(broker_restarted: bool = False) -> int:
+    """Re-send jobs whose message may be lost: never sent, sent to a broker that restarted
+    since, or running on a worker that stopped beating."""
+    now = timezone.now()
+    ids = set(Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__isnull=True,
+                                 created_at__lt=now - timedelta(seconds=2)).values_list("pk", flat=True))
+    if broker_restarted:
+        ids |= set(Job.objects.filter(status=Job.Status.QUEUED).values_list("pk", flat=True))
+    ids |= set(Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).values_list("pk", flat=True))
+    sent = sum(send(i) for i in sorted(ids))
+    if sent:
+        log.info("re-sent %d jobs", sent)
+    return sent
+
+
+def broker_identity() -> str | None:
+    """Redis's run id (changes when it restarts, losing queued messages); None otherwise."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    try:
+        return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).info("server")["run_id"]
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def queue_available() -> bool:
+    """Whether the broker answers, cached briefly so pages stay fast."""
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith(("redis://", "rediss://")):
+        return True
+    cached = cache.get("ionsieve:queue-ok")
+    if cached is not None:
+        return cached
+    ok = broker_identity() is not None
+    cache.set("ionsieve:queue-ok", ok, 5)
+    return ok
+
+
+class Watchdog(threading.Thread):
+    """Runs inside each worker: recovers orphaned jobs at start and after broker restarts."""
+
+    def __init__(self, interval: float = 10.0):
+        super().__init__(daemon=True, name="ionsieve-watchdog")
+        self.interval = interval
+        self.identity = broker_identity()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        first = True
+        while True:
+            try:
+                ident = broker_identity()
+                restarted = ident is not None and self.identity is not None and ident != self.identity
+                if ident is not None:
+                    self.identity = ident
+                    recover(broker_restarted=restarted or first)
+                    first = False
+            except Exception:  # noqa: BLE001 - the watchdog must never die
+                log.exception("job watchdog")
+            finally:
+                connection.close()
+            threading.Event().wait(self.interval)
