@@ -37,6 +37,7 @@ class TrainSerializer(serializers.Serializer):
 
 class ModelVersions(generics.ListAPIView):
     serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.none()  # for the schema; get_queryset scopes it
     pagination_class = None
 
     def get_queryset(self):

@@ -32,6 +32,7 @@ class ProjectDatasets(generics.ListCreateAPIView):
     """A project's datasets; POST uploads an imzML + ibd pair (multipart) and starts processing."""
 
     serializer_class = DatasetSerializer
+    queryset = Dataset.objects.none()  # for the schema; get_queryset scopes it
     parser_classes = [MultiPartParser, FormParser]
     pagination_class = None
 
@@ -102,6 +103,7 @@ class ImageList(generics.ListAPIView):
     """Images of a dataset (or of a whole project), sorted and filtered in the database."""
 
     serializer_class = ImageSerializer
+    queryset = IonImage.objects.none()  # for the schema; get_queryset scopes it
     filter_backends = [DjangoFilterBackend]
     filterset_class = gallery.ImageFilter
 

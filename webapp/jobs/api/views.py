@@ -26,6 +26,7 @@ class ProjectJobs(generics.ListAPIView):
     """A project's jobs, newest first; `?active=1` for the running and queued ones."""
 
     serializer_class = JobSerializer
+    queryset = Job.objects.none()  # for the schema; get_queryset scopes it
     pagination_class = None
 
     def get_queryset(self):
