@@ -1,0 +1,621 @@
+"""Fast imzML metadata reader.
+
+Only what extraction needs is kept: per-spectrum pixel coordinates and the position of its
+two arrays in the .ibd file, as compact numpy arrays (about 40 bytes per spectrum), plus
+file-level facts (dtypes, storage mode, UUID, instrument).
+
+Speed: the <spectrum> blocks are scanned as bytes with compiled regular expressions, one
+chunk of the file at a time (bounded memory). That is an order of magnitude faster than a
+DOM/iterparse walk. Files whose layout the scan cannot vouch for (counts that do not line
+up, arrays described inline instead of by reference) go through a general
+ElementTree.iterparse path instead. pyimzml stays the reference in the tests.
+
+Safety: documents with a DOCTYPE/ENTITY declaration are refused before any XML parser sees
+them ("billion laughs"); the regex scan never expands entities at all.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from webapp.msi.errors import MSIError
+
+# Read the spectrum list in pieces of this size: bounds memory for multi-GB .imzML files.
+_CHUNK_BYTES = 32 << 20
+# The part before <spectrumList> (header) is small in practice; refuse absurd ones.
+_MAX_HEADER_BYTES = 64 << 20
+
+# cvParam accessions we act on.
+_DTYPES = {
+    "MS:1000521": np.dtype("<f4"),  # 32-bit float
+    "MS:1000523": np.dtype("<f8"),  # 64-bit float
+    "MS:1000519": np.dtype("<i4"),  # 32-bit integer
+    "MS:1000522": np.dtype("<i8"),  # 64-bit integer
+    "IMS:1000141": np.dtype("<i4"),  # 32-bit integer (older IMS term)
+    "IMS:1000142": np.dtype("<i8"),  # 64-bit integer (older IMS term)
+}
+_COMPRESSED = {"MS:1000574": "zlib", "MS:1002312": "MS-Numpress"}
+_MZ_ARRAY, _INT_ARRAY = "MS:1000514", "MS:1000515"
+
+_RE_ATTR = re.compile(rb'([\w:]+)\s*=\s*"([^"]*)"')
+_RE_CVPARAM = re.compile(rb"<cvParam\b([^>]*)>")
+_RE_GROUP = re.compile(
+    rb"<referenceableParamGroup\b([^>]*)>(.*?)</referenceableParamGroup>", re.S
+)
+_RE_BLOCK = {
+    name: re.compile(rb"<%s\b[^>]*>(.*?)</%s>" % (name, name), re.S)
+    for name in (b"fileContent", b"scanSettings", b"instrumentConfiguration", b"source",
+                 b"analyzer", b"detector")
+}
+_RE_SPECTRUM_LIST = re.compile(rb"<spectrumList\b([^>]*)>")
+
+
+def _re_value(accession: bytes) -> re.Pattern[bytes]:
+    # accession then value inside one cvParam tag; value may be signed (broken 32-bit writers)
+    return re.compile(rb'accession="' + accession + rb'"[^>]*?value="\s*(-?\d+)\s*"')
+
+
+_RE_X = _re_value(rb"IMS:1000050")
+_RE_Y = _re_value(rb"IMS:1000051")
+_RE_OFFSET = _re_value(rb"IMS:1000102")
+_RE_LENGTH = _re_value(rb"IMS:1000103")
+_RE_ENCODED = _re_value(rb"IMS:1000104")
+_RE_REF = re.compile(rb'<referenceableParamGroupRef\s+ref="([^"]*)"')
+_RE_INLINE_KIND = re.compile(rb'accession="MS:100051([45])"')
+
+
+@dataclass
+class ImzMLMeta:
+    """Everything needed to read ion images out of an imzML/ibd pair.
+
+    Coordinates are 0-based: file pixel (x=1, y=1) is image[0, 0]; y goes down, x across.
+    """
+
+    imzml_path: str
+    ibd_path: str
+    uuid: str | None
+    continuous: bool
+    centroid: bool | None
+    mz_dtype: np.dtype
+    int_dtype: np.dtype
+    xs: np.ndarray  # int32, 0-based column
+    ys: np.ndarray  # int32, 0-based row
+    mz_offsets: np.ndarray  # int64 byte offsets into the .ibd
+    mz_lengths: np.ndarray  # int32 number of values
+    mz_encoded_lengths: np.ndarray  # int64 bytes, as written in the file (-1 if absent)
+    int_offsets: np.ndarray
+    int_lengths: np.ndarray
+    int_encoded_lengths: np.ndarray
+    shape: tuple[int, int]  # (height, width)
+    ibd_size: int
+    instrument: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_spectra(self) -> int:
+        return int(self.xs.shape[0])
+
+    @property
+    def height(self) -> int:
+        return self.shape[0]
+
+    @property
+    def width(self) -> int:
+        return self.shape[1]
+
+    @property
+    def shared_mz(self) -> bool:
+        """True when every spectrum points at the same m/z array (continuous storage)."""
+        return bool(
+            self.n_spectra > 0
+            and np.all(self.mz_offsets == self.mz_offsets[0])
+            and np.all(self.mz_lengths == self.mz_lengths[0])
+        )
+
+
+@dataclass
+class _Group:
+    kind: str | None = None  # "mz" | "int" | None
+    dtype: np.dtype | None = None
+    accessions: set[str] = field(default_factory=set)
+    names: dict[str, str] = field(default_factory=dict)  # accession -> name
+
+
+def _attrs(raw: bytes) -> dict[str, str]:
+    return {
+        k.decode("latin-1"): html.unescape(v.decode("utf-8", "replace"))
+        for k, v in _RE_ATTR.findall(raw)
+    }
+
+
+def _cvparams(block: bytes) -> list[dict[str, str]]:
+    return [_attrs(m) for m in _RE_CVPARAM.findall(block)]
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def _find_ibd(imzml: Path) -> Path:
+    for suffix in (".ibd", ".IBD", ".Ibd"):
+        cand = imzml.with_suffix(suffix)
+        if cand.exists():
+            return cand
+    raise MSIError(f"no .ibd file was found next to {imzml.name}")
+
+
+def _read_header(f) -> tuple[bytes, int]:  # noqa: ANN001 - binary file object
+    """Return (header bytes before <spectrumList>, file offset where it starts)."""
+    buf = b""
+    while True:
+        piece = f.read(1 << 20)
+        if not buf:
+            _check_prolog(piece)
+        if not piece:
+            idx = buf.find(b"<spectrumList")
+            return buf, (idx if idx >= 0 else -1)
+        buf += piece
+        idx = buf.find(b"<spectrumList", max(0, len(buf) - len(piece) - 20))
+        if idx >= 0:
+            return buf[:idx], idx
+        if len(buf) > _MAX_HEADER_BYTES:
+            if b"<mzML" not in buf[:1 << 20]:
+                raise MSIError("this XML file is not imzML")
+            raise MSIError("the .imzML file lists no spectra")
+
+
+def _check_prolog(first: bytes) -> None:
+    head = first.lstrip(b"\xef\xbb\xbf").lstrip()
+    if not head.startswith(b"<") or b"\x00" in first[:4096]:
+        raise MSIError("this file is not XML")
+    root_at = head.find(b"<mzML")
+    prolog = head[: root_at if root_at >= 0 else 1 << 16]
+    if b"<!DOCTYPE" in prolog or b"<!ENTITY" in prolog:
+        raise MSIError("the file contains XML entity declarations, which are refused for safety")
+
+
+def _parse_groups(header: bytes) -> dict[str, _Group]:
+    groups: dict[str, _Group] = {}
+    for attrs_raw, body in _RE_GROUP.findall(header):
+        gid = _attrs(attrs_raw).get("id", "")
+        g = _Group()
+        for p in _cvparams(body):
+            acc = p.get("accession", "")
+            g.accessions.add(acc)
+            g.names[acc] = p.get("name", "")
+            if acc == _MZ_ARRAY:
+                g.kind = "mz"
+            elif acc == _INT_ARRAY:
+                g.kind = "int"
+            elif acc in _DTYPES:
+                g.dtype = _DTYPES[acc]
+        groups[gid] = g
+    return groups
+
+
+def _instrument(header: bytes, all_accs: set[str]) -> dict[str, str]:
+    info: dict[str, str] = {}
+    m = _RE_BLOCK[b"instrumentConfiguration"].search(header)
+    if m:
+        body = m.group(1)
+        top = re.sub(rb"<componentList\b.*?</componentList>", b"", body, flags=re.S)
+        for p in _cvparams(top):
+            if p.get("accession") == "MS:1000529":  # serial number is not a model
+                continue
+            info["instrument_model"] = p.get("value") or p.get("name", "")
+            break
+        for key, tag in (("ion_source", b"source"), ("analyzer", b"analyzer"),
+                         ("detector", b"detector")):
+            names = [p.get("name", "") for blk in _RE_BLOCK[tag].findall(body)
+                     for p in _cvparams(blk) if not p.get("value")]
+            if names:
+                info[key] = ", ".join(names[:2])
+    m = _RE_BLOCK[b"scanSettings"].search(header)
+    if m:
+        for p in _cvparams(m.group(1)):
+            acc = p.get("accession")
+            if acc in ("IMS:1000046", "IMS:1000047"):
+                unit = p.get("unitName", "")
+                axis = "x" if acc.endswith("6") else "y"
+                info[f"pixel_size_{axis}"] = (p.get("value", "") + " " + unit).strip()
+    if "MS:1000130" in all_accs:
+        info["polarity"] = "positive"
+    elif "MS:1000129" in all_accs:
+        info["polarity"] = "negative"
+    return info
+
+
+def _fix_offsets(values: np.ndarray) -> np.ndarray:
+    # Same repair as pyimzml: some writers store offsets > 2 GiB as signed 32-bit numbers.
+    if values.size == 0 or values.min() >= 0:
+        return values
+    neg = values < 0
+    prev_nonneg = np.concatenate([[False], ~neg[:-1]])
+    wraps = np.cumsum(neg & prev_nonneg).astype(np.int64)
+    return values + wraps * (1 << 32)
+
+
+class _NeedGeneralParser(Exception):
+    """The fast byte scan cannot vouch for this layout; use iterparse."""
+
+
+def _ints(found: list[bytes]) -> np.ndarray:
+    if not found:
+        return np.zeros(0, np.int64)
+    # one C-level text parse is ~2x faster than int() per item or an S-array astype
+    return np.fromstring(b" ".join(found), dtype=np.int64, sep=" ")
+
+
+_RE_NUMVALUE = re.compile(rb'value="(\d+)"')
+_RE_ACCESSION = re.compile(rb'accession="([^"]*)"')
+_RE_BDA = re.compile(rb"<binaryDataArray\b.*?</binaryDataArray>", re.S)
+
+
+@dataclass
+class _Template:
+    """Where each number sits in a spectrum block, learnt from one block.
+
+    Most writers emit every <spectrum> with the same tags in the same order, so a single
+    `value="123"` scan of a whole chunk, reshaped to (n, K), yields all columns at once.
+    """
+
+    signature: tuple[tuple[str, str | None], ...]  # (accession, array kind) per number
+    cols: dict[str, int]
+
+    @property
+    def k(self) -> int:
+        return len(self.signature)
+
+
+def _learn_template(block: bytes, groups: dict[str, _Group]) -> _Template | None:
+    arrays = []  # (start, end, kind)
+    for m in _RE_BDA.finditer(block):
+        body = m.group(0)
+        kind = None
+        for ref in _RE_REF.findall(body):
+            g = groups.get(ref.decode("utf-8", "replace"))
+            if g is not None and g.kind:
+                kind = g.kind
+        inline = _RE_INLINE_KIND.findall(body)
+        if inline:
+            kind = "int" if inline[0] == b"5" else "mz"
+        arrays.append((m.start(), m.end(), kind))
+    sig = []
+    for m in _RE_NUMVALUE.finditer(block):
+        tag_start = block.rfind(b"<", 0, m.start())
+        acc = _RE_ACCESSION.search(block, tag_start, m.start())
+        kind = next((k for a, b, k in arrays if a <= m.start() < b), None)
+        sig.append((acc.group(1).decode("latin-1") if acc else "", kind))
+    cols: dict[str, int] = {}
+    names = {("IMS:1000050", None): "x", ("IMS:1000051", None): "y"}
+    for kind in ("mz", "int"):
+        names[("IMS:1000102", kind)] = f"{kind}_off"
+        names[("IMS:1000103", kind)] = f"{kind}_len"
+        names[("IMS:1000104", kind)] = f"{kind}_enc"
+    for i, key in enumerate(sig):
+        name = names.get(key)
+        if name is not None:
+            if name in cols:
+                return None  # the same field twice: not a layout we can trust
+            cols[name] = i
+    needed = {"x", "y", "mz_off", "mz_len", "int_off", "int_len"}
+    if not needed <= cols.keys():
+        return None
+    return _Template(signature=tuple(sig), cols=cols)
+
+
+def _scan_chunk_template(buf: bytes, end: int, tpl: _Template, groups: dict[str, _Group],
+                         out: dict[str, list]) -> bool:
+    """One regex pass over buf[:end]; False when the chunk does not fit the template.
+
+    Alignment is guarded by: the chunk's last spectrum has the same signature, the number of
+    values is a multiple of K, and (later) encoded lengths equal length x item size.
+    """
+    last_start = buf.rfind(b"<spectrum ", 0, end)
+    if last_start < 0:
+        return True
+    last = _learn_template(buf[last_start:end], groups)
+    if last is None or last.signature != tpl.signature:
+        return False
+    vals = _RE_NUMVALUE.findall(buf, 0, end)
+    c = tpl.cols
+    has_enc = "mz_enc" in c and "int_enc" in c
+    n = len(vals) // tpl.k
+    if len(vals) % tpl.k or (not has_enc and buf.count(b"<spectrum ", 0, end) != n):
+        return False
+    table = _ints(vals).reshape(n, tpl.k)
+    for name in ("x", "y", "mz_off", "mz_len", "int_off", "int_len"):
+        out[name].append(table[:, c[name]].copy())
+    for kind in ("mz", "int"):
+        col = c.get(f"{kind}_enc")
+        out[f"{kind}_enc"].append(table[:, col].copy() if col is not None
+                                  else np.full(n, -1, np.int64))
+    return True
+
+
+def _scan_chunk(chunk: bytes, groups: dict[str, _Group], out: dict[str, list]) -> None:
+    """Per-field regex scan of complete <spectrum> blocks (layouts the template misses)."""
+    n = chunk.count(b"<spectrum ")
+    if n == 0:
+        return
+    xs, ys = _RE_X.findall(chunk), _RE_Y.findall(chunk)
+    offs, lens = _RE_OFFSET.findall(chunk), _RE_LENGTH.findall(chunk)
+    encs = _RE_ENCODED.findall(chunk)
+    if len(xs) != n or len(ys) != n or len(offs) != 2 * n or len(lens) != 2 * n:
+        raise _NeedGeneralParser
+    if len(encs) not in (0, 2 * n):
+        raise _NeedGeneralParser
+    if b"MS:100051" in chunk:
+        kinds_raw = _RE_INLINE_KIND.findall(chunk)
+        if len(kinds_raw) != 2 * n:
+            raise _NeedGeneralParser
+        is_int = np.array([k == b"5" for k in kinds_raw])
+    else:
+        refs = [r.decode("utf-8", "replace") for r in _RE_REF.findall(chunk)]
+        kinds = [groups[r].kind for r in refs if r in groups and groups[r].kind]
+        if len(kinds) != 2 * n:
+            raise _NeedGeneralParser
+        is_int = np.array([k == "int" for k in kinds])
+    pairs = is_int.reshape(n, 2)
+    if not np.all(pairs.sum(axis=1) == 1):
+        raise _NeedGeneralParser
+    off = _ints(offs).reshape(n, 2)
+    ln = _ints(lens).reshape(n, 2)
+    enc = _ints(encs).reshape(n, 2) if encs else np.full((n, 2), -1, np.int64)
+    mz_col = pairs[:, 0].astype(np.intp)  # column holding the m/z array (0 or 1)
+    rows = np.arange(n)
+    out["x"].append(_ints(xs))
+    out["y"].append(_ints(ys))
+    out["mz_off"].append(off[rows, mz_col])
+    out["mz_len"].append(ln[rows, mz_col])
+    out["mz_enc"].append(enc[rows, mz_col])
+    out["int_off"].append(off[rows, 1 - mz_col])
+    out["int_len"].append(ln[rows, 1 - mz_col])
+    out["int_enc"].append(enc[rows, 1 - mz_col])
+
+
+def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # noqa: ANN001
+    """Scan the spectrum list chunk by chunk: template pass, else per-field pass."""
+    out: dict[str, list] = {k: [] for k in
+                            ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
+                             "int_enc")}
+    f.seek(start)
+    carry = b""
+    tpl: list[_Template | None] = []
+
+    def scan(buf: bytes, end: int) -> None:
+        if not tpl:
+            a = buf.find(b"<spectrum ", 0, end)
+            b = buf.find(b"</spectrum>", 0, end)
+            tpl.append(_learn_template(buf[a:b + 11], groups) if 0 <= a < b else None)
+        if tpl[0] is None or not _scan_chunk_template(buf, end, tpl[0], groups, out):
+            _scan_chunk(buf[:end], groups, out)
+
+    while True:
+        piece = f.read(_CHUNK_BYTES)
+        buf = carry + piece if carry else piece
+        end_list = buf.find(b"</spectrumList>", max(0, len(carry) - 16))
+        if end_list >= 0:
+            scan(buf, end_list)
+            return out
+        cut = buf.rfind(b"</spectrum>")
+        if not piece:
+            # file ends inside the spectrum list: scan what is complete
+            if cut >= 0:
+                scan(buf, cut + len(b"</spectrum>"))
+            return out
+        if cut < 0:
+            carry = buf
+            continue
+        cut += len(b"</spectrum>")
+        scan(buf, cut)
+        carry = buf[cut:]
+
+
+def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list], dict]:
+    """ElementTree.iterparse walk for layouts the byte scan does not cover.
+
+    Safe because documents with DOCTYPE were refused earlier (no entity expansion possible).
+    """
+    cols: dict[str, list] = {k: [] for k in
+                             ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
+                              "int_enc")}
+    dtypes: dict[str, np.dtype] = {}
+    slist = None
+    try:
+        for event, elem in ET.iterparse(str(path), events=("start", "end")):
+            tag = elem.tag.rpartition("}")[2]
+            if event == "start":
+                if tag == "spectrumList":
+                    slist = elem
+                continue
+            if tag != "spectrum":
+                continue
+            x = y = None
+            arrays: dict[str, tuple[int, int, int]] = {}
+            for sub in elem.iter():
+                stag = sub.tag.rpartition("}")[2]
+                if stag == "cvParam" and sub.get("accession") == "IMS:1000050":
+                    x = int(sub.get("value"))
+                elif stag == "cvParam" and sub.get("accession") == "IMS:1000051":
+                    y = int(sub.get("value"))
+                elif stag == "binaryDataArray":
+                    kind, off, ln, enc = None, None, None, -1
+                    dt = None
+                    for c in sub.iter():
+                        ctag = c.tag.rpartition("}")[2]
+                        if ctag == "referenceableParamGroupRef":
+                            g = groups.get(c.get("ref", ""))
+                            if g is not None:
+                                kind = kind or g.kind
+                                dt = dt or g.dtype
+                        elif ctag == "cvParam":
+                            acc = c.get("accession", "")
+                            if acc == _MZ_ARRAY:
+                                kind = "mz"
+                            elif acc == _INT_ARRAY:
+                                kind = "int"
+                            elif acc in _DTYPES:
+                                dt = _DTYPES[acc]
+                            elif acc == "IMS:1000102":
+                                off = int(c.get("value"))
+                            elif acc == "IMS:1000103":
+                                ln = int(c.get("value"))
+                            elif acc == "IMS:1000104":
+                                enc = int(c.get("value"))
+                    if kind and off is not None and ln is not None:
+                        arrays[kind] = (off, ln, enc)
+                        if dt is not None:
+                            dtypes.setdefault(kind, dt)
+            if x is None or y is None or "mz" not in arrays or "int" not in arrays:
+                raise MSIError("a spectrum in this .imzML file lacks its position or its arrays")
+            cols["x"].append(x)
+            cols["y"].append(y)
+            for kind in ("mz", "int"):
+                off, ln, enc = arrays[kind]
+                cols[f"{kind}_off"].append(off)
+                cols[f"{kind}_len"].append(ln)
+                cols[f"{kind}_enc"].append(enc)
+            elem.clear()
+            if slist is not None:
+                slist.clear()  # drop finished spectra so memory stays flat
+    except ET.ParseError as exc:
+        raise MSIError(f"the .imzML file is not well-formed XML ({exc})") from None
+    return {k: [np.asarray(v, dtype=np.int64)] for k, v in cols.items()}, dtypes
+
+
+def _encoded_lengths_agree(cols: dict[str, list], groups: dict[str, _Group]) -> bool:
+    for kind in ("mz", "int"):
+        dt = next((g.dtype for g in groups.values() if g.kind == kind and g.dtype), None)
+        if dt is None or not cols[f"{kind}_enc"]:
+            continue
+        enc = np.concatenate(cols[f"{kind}_enc"])
+        ln = np.concatenate(cols[f"{kind}_len"])
+        given = enc >= 0
+        if np.any(enc[given] != ln[given] * dt.itemsize):
+            return False
+    return True
+
+
+def read_metadata(
+    imzml_path: str | os.PathLike[str],
+    ibd_path: str | os.PathLike[str] | None = None,
+    max_pixels: int = 50_000_000,
+    *,
+    _force_general: bool = False,
+) -> ImzMLMeta:
+    """Read an imzML file's spectrum index and check it against its .ibd file.
+
+    Raises MSIError with a plain-language sentence for every input we refuse.
+    """
+    path = Path(imzml_path)
+    if not path.is_file():
+        raise MSIError(f"the file {path.name} does not exist")
+    with open(path, "rb") as f:
+        header, list_at = _read_header(f)
+        if b"<mzML" not in header and b"<indexedmzML" not in header:
+            raise MSIError("this XML file is not imzML")
+        if b"IMS:" not in header and b"imagingMS" not in header:
+            raise MSIError("this XML file is not imzML (it has no imaging metadata)")
+        if list_at < 0:
+            raise MSIError("the .imzML file lists no spectra")
+        for acc, name in _COMPRESSED.items():
+            if acc.encode() in header:
+                raise MSIError(f"{name}-compressed binary data is not supported; "
+                               "export the dataset without compression")
+        groups = _parse_groups(header)
+        all_accs = {p.get("accession", "") for p in _cvparams(header)}
+        cols: dict[str, list] | None = None
+        inline_dtypes: dict[str, np.dtype] = {}
+        if not _force_general:
+            try:
+                cols = _fast_scan(f, list_at, groups)
+            except _NeedGeneralParser:
+                cols = None
+    if cols is None:
+        cols, inline_dtypes = _general_scan(path, groups)
+    elif not _encoded_lengths_agree(cols, groups):
+        # the byte scan may have misread a layout: let the XML parser decide
+        cols, inline_dtypes = _general_scan(path, groups)
+
+    arr = {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in cols.items()}
+    n = int(arr["x"].shape[0])
+    if n == 0:
+        raise MSIError("the .imzML file lists no spectra")
+
+    mz_dtype = next((g.dtype for g in groups.values() if g.kind == "mz" and g.dtype), None)
+    int_dtype = next((g.dtype for g in groups.values() if g.kind == "int" and g.dtype), None)
+    mz_dtype = mz_dtype or inline_dtypes.get("mz")
+    int_dtype = int_dtype or inline_dtypes.get("int")
+    if mz_dtype is None or int_dtype is None:
+        raise MSIError("the .imzML file does not say whether its numbers are 32- or 64-bit")
+
+    if arr["x"].min() < 1 or arr["y"].min() < 1:
+        raise MSIError("the .imzML file has pixel positions below 1, which imzML does not allow")
+    width, height = int(arr["x"].max()), int(arr["y"].max())
+    if width * height > max_pixels:
+        raise MSIError(f"the image grid {_fmt(width)} x {_fmt(height)} pixels is too large "
+                       f"(limit: {_fmt(max_pixels)} pixels)")
+
+    mode_accs = all_accs
+    continuous = "IMS:1000030" in mode_accs and "IMS:1000031" not in mode_accs
+    centroid: bool | None = None
+    if "MS:1000127" in mode_accs:
+        centroid = True
+    elif "MS:1000128" in mode_accs:
+        centroid = False
+    m = re.search(rb'accession="IMS:1000080"[^>]*?value="([^"]*)"', header)
+    uuid = m.group(1).decode("ascii", "replace") if m else None
+
+    ibd = Path(ibd_path) if ibd_path is not None else _find_ibd(path)
+    if not ibd.is_file():
+        raise MSIError(f"no .ibd file was found next to {path.name}")
+    ibd_size = ibd.stat().st_size
+    if uuid:
+        hexid = re.sub(r"[^0-9a-fA-F]", "", uuid).lower()
+        with open(ibd, "rb") as fb:
+            head16 = fb.read(16)
+        if len(hexid) == 32 and head16.hex() != hexid:
+            raise MSIError("the .ibd file does not belong to this .imzML: UUIDs differ")
+
+    mz_off = _fix_offsets(arr["mz_off"])
+    int_off = _fix_offsets(arr["int_off"])
+    mz_len = arr["mz_len"].astype(np.int32)
+    int_len = arr["int_len"].astype(np.int32)
+    if np.any(mz_len != int_len):
+        bad = int(np.argmax(mz_len != int_len))
+        raise MSIError(f"spectrum {_fmt(bad + 1)} has {_fmt(int(mz_len[bad]))} m/z values but "
+                       f"{_fmt(int(int_len[bad]))} intensities")
+    ends = np.maximum(mz_off + mz_len.astype(np.int64) * mz_dtype.itemsize,
+                      int_off + int_len.astype(np.int64) * int_dtype.itemsize)
+    cut = ends > ibd_size
+    if np.any(cut) or np.any(mz_off < 0) or np.any(int_off < 0):
+        first = int(np.argmax(cut | (mz_off < 0) | (int_off < 0)))
+        raise MSIError(f"the .ibd file is truncated at spectrum {_fmt(first + 1)} of {_fmt(n)}")
+
+    return ImzMLMeta(
+        imzml_path=str(path),
+        ibd_path=str(ibd),
+        uuid=uuid,
+        continuous=continuous,
+        centroid=centroid,
+        mz_dtype=mz_dtype,
+        int_dtype=int_dtype,
+        xs=(arr["x"] - 1).astype(np.int32),
+        ys=(arr["y"] - 1).astype(np.int32),
+        mz_offsets=mz_off.astype(np.int64),
+        mz_lengths=mz_len,
+        mz_encoded_lengths=arr["mz_enc"].astype(np.int64),
+        int_offsets=int_off.astype(np.int64),
+        int_lengths=int_len,
+        int_encoded_lengths=arr["int_enc"].astype(np.int64),
+        shape=(height, width),
+        ibd_size=int(ibd_size),
+        instrument=_instrument(header, all_accs),
+    )
