@@ -4,7 +4,9 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from classifier.api import review as review_api
 from classifier.api import views as classifier
+from webapp.datasets.api import image_data
 from webapp.datasets.api import views as datasets
 from webapp.jobs.api import views as jobs
 from webapp.projects.api.views import MembershipViewSet, ProjectViewSet
@@ -38,4 +40,8 @@ urlpatterns = [
     path("projects/<slug:slug>/predict/", classifier.Predict.as_view(), name="project-predict"),
     path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
+    path("projects/<slug:slug>/review/", review_api.Review.as_view(), name="project-review"),
+    path("projects/<slug:slug>/annotators/", review_api.Annotators.as_view(), name="project-annotators"),
+    path("images/<int:pk>/data/", image_data.ImageData.as_view(), name="image-data"),
+    path("datasets/<int:pk>/spectrum/", image_data.DatasetSpectrum.as_view(), name="dataset-spectrum"),
 ]

@@ -1,9 +1,13 @@
-"""Pages: project list, project page, datasets, galleries, review."""
+"""Pages: project list, project page, datasets, galleries, image detail, review."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 
+from classifier.review import ReviewError
+from webapp.datasets.access import dataset_for, image_for
+from webapp.pages import services
 from webapp.projects.access import project_for
 from webapp.projects.models import Project
 
@@ -22,11 +26,43 @@ def home(request):
 @login_required
 def project_detail(request, slug: str):
     project = project_for(request.user, slug)
-    return render(
-        request,
-        "pages/project.html",
-        {
-            "project": project,
-            "memberships": project.memberships.select_related("user"),
-        },
-    )
+    return render(request, "pages/project.html", services.project_context(project, request.user))
+
+
+@login_required
+def dataset_detail(request, pk: int):
+    ds = dataset_for(request.user, pk)
+    ctx = {"dataset": ds, "project": ds.project, "facts": services.dataset_facts(ds),
+           "instrument": services.instrument_rows(ds), "figures": services.dataset_figures(ds),
+           "can_label": services.can_label(ds.project), "is_owner": ds.project.user_role == "owner"}
+    return render(request, "pages/dataset.html", ctx)
+
+
+@login_required
+def dataset_gallery(request, pk: int):
+    ds = dataset_for(request.user, pk)
+    return render(request, "pages/gallery.html", {
+        "project": ds.project, "dataset": ds, "config": services.gallery_config(ds.project, request.user, ds)})
+
+
+@login_required
+def project_gallery(request, slug: str):
+    project = project_for(request.user, slug)
+    return render(request, "pages/gallery.html", {
+        "project": project, "dataset": None, "config": services.gallery_config(project, request.user, None)})
+
+
+@login_required
+def image_detail(request, pk: int):
+    image = image_for(request.user, pk)
+    return render(request, "pages/image.html", services.image_context(image, request.user))
+
+
+@login_required
+def review(request, slug: str):
+    project = project_for(request.user, slug)
+    try:
+        ctx = services.review_context(project, request.GET.get("a"), request.GET.get("b"))
+    except ReviewError as exc:
+        return HttpResponseBadRequest(str(exc))
+    return render(request, "pages/review.html", ctx)

@@ -1,0 +1,175 @@
+/* Project page: upload with progress, live jobs, training, model activation. */
+(function () {
+  "use strict";
+  var S = window.IonSieve;
+  var cfg = S.config();
+  var base = "/api/projects/" + cfg.slug + "/";
+  var files = { imzml: null, ibd: null, mz_list: null };
+  var sawActive = false;
+
+  function $(id) { return document.getElementById(id); }
+  function show(el, text) { el.hidden = false; if (text !== undefined) el.textContent = text; }
+
+  // ---------------------------------------------------------- upload
+  function take(list) {
+    Array.prototype.forEach.call(list, function (f) {
+      var n = f.name.toLowerCase();
+      if (n.endsWith(".imzml")) files.imzml = f;
+      else if (n.endsWith(".ibd")) files.ibd = f;
+      else if (n.endsWith(".csv") || n.endsWith(".tsv") || n.endsWith(".txt")) files.mz_list = f;
+      else S.toast("'" + f.name + "' is not an .imzML, .ibd or CSV file.", "error");
+    });
+    var ul = $("chosen");
+    ul.innerHTML = "";
+    [["imzml", ".imzML"], ["ibd", ".ibd"], ["mz_list", "m/z list (optional)"]].forEach(function (p) {
+      var li = document.createElement("li");
+      var f = files[p[0]];
+      li.textContent = p[1] + ": " + (f ? f.name + " (" + (f.size / 1e6).toFixed(1) + " MB)" : "—");
+      li.className = f ? "ok" : "missing";
+      ul.appendChild(li);
+    });
+    if (files.imzml && !$("ds-name").value) $("ds-name").placeholder = files.imzml.name.replace(/\.imzml$/i, "");
+  }
+
+  function upload(ev) {
+    ev.preventDefault();
+    var err = $("upload-error");
+    err.hidden = true;
+    if (!files.imzml || !files.ibd) { show(err, "Choose both the .imzML and the .ibd file."); return; }
+    var form = $("upload-form");
+    var data = new FormData();
+    data.append("imzml", files.imzml);
+    data.append("ibd", files.ibd);
+    if (files.mz_list) data.append("mz_list", files.mz_list);
+    if (form.name.value) data.append("name", form.name.value);
+    data.append("ppm", form.ppm.value || "3");
+    data.append("top", form.top.value || "500");
+    data.append("tic", form.tic.checked ? "true" : "false");
+    var bar = $("upload-progress");
+    show(bar);
+    $("upload-btn").disabled = true;
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", base + "datasets/");
+    xhr.setRequestHeader("X-CSRFToken", S.csrf());
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = function (e) {
+      if (!e.lengthComputable) return;
+      var pct = Math.round(100 * e.loaded / e.total);
+      bar.querySelector("progress").value = pct;
+      bar.querySelector("span").textContent = "Uploading… " + pct + "%";
+    };
+    xhr.onload = function () {
+      $("upload-btn").disabled = false;
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
+      if (xhr.status >= 200 && xhr.status < 300) {
+        bar.querySelector("span").textContent = "Uploaded; processing has started.";
+        S.toast("Upload complete: '" + body.name + "' is being processed.", "success");
+        setTimeout(function () { window.location.reload(); }, 800);
+      } else {
+        bar.hidden = true;
+        var msg = body && (body.detail || Object.keys(body).map(function (k) { return k + ": " + body[k]; }).join(" "));
+        show(err, "Upload failed: " + (msg || "the server answered " + xhr.status + "."));
+      }
+    };
+    xhr.onerror = function () {
+      $("upload-btn").disabled = false; bar.hidden = true;
+      show(err, "Upload failed: the connection was lost. Try again.");
+    };
+    xhr.send(data);
+  }
+
+  // ---------------------------------------------------------- jobs
+  function renderJobs(jobs) {
+    var ul = $("jobs");
+    ul.innerHTML = "";
+    jobs.forEach(function (j) {
+      var li = document.createElement("li");
+      li.dataset.job = j.id;
+      li.innerHTML = "<span></span> <progress max='100'></progress> <b></b> <span class='hint'></span>";
+      li.children[0].textContent = j.kind_display;
+      li.children[1].value = j.percent;
+      li.children[2].textContent = j.percent + "%";
+      li.children[3].textContent = j.message || (j.status === "queued" ? "Waiting for a worker" : "");
+      ul.appendChild(li);
+      var row = document.querySelector("tr[data-dataset='" + j.target_id + "'] .ds-status");
+      if (row && (j.kind === "ingest" || j.kind === "import")) {
+        row.innerHTML = "<span class='status status-processing'>Processing</span> <progress max='100'></progress> " + j.percent + "%";
+        row.querySelector("progress").value = j.percent;
+      }
+    });
+    $("no-jobs").hidden = jobs.length > 0;
+    var train = jobs.filter(function (j) { return j.kind === "train"; })[0];
+    if ($("train-progress")) {
+      var box = $("train-progress");
+      if (train) {
+        show(box);
+        box.querySelector("progress").value = train.percent;
+        box.querySelector("span").textContent = train.percent + "% " + (train.message || "");
+        $("train-cancel").dataset.job = train.id;
+        $("train-btn").disabled = true;
+      } else {
+        box.hidden = true; $("train-btn").disabled = false;
+      }
+    }
+  }
+
+  function poll() {
+    S.api(base + "jobs/?active=1").then(function (jobs) {
+      renderJobs(jobs);
+      if (jobs.length) sawActive = true;
+      else if (sawActive) { sawActive = false; window.location.reload(); }  // a job ended: show the results
+    }).catch(function () { /* a missed poll is retried in 2 s */ }).then(function () {
+      setTimeout(poll, 2000);
+    });
+  }
+
+  // ---------------------------------------------------------- training and versions
+  function train(ev) {
+    ev.preventDefault();
+    var f = $("train-form");
+    var body = { arch: f.arch.value, folds: +f.folds.value || 5, ensemble: +f.ensemble.value || 1, context: f.context.checked };
+    if (f.epochs.value) body.epochs = +f.epochs.value;
+    $("train-error").hidden = true;
+    S.api(base + "train/", { method: "POST", body: body }).then(function (job) {
+      sawActive = true;
+      renderJobs([job]);
+      S.toast("Training started.", "success");
+    }).catch(function (e) { show($("train-error"), "Could not start training: " + e.message); });
+  }
+
+  function cancel() {
+    var id = $("train-cancel").dataset.job;
+    if (!id) return;
+    S.api("/api/jobs/" + id + "/cancel/", { method: "POST" }).then(function () {
+      S.toast("Asked the training to stop after the current step.", "info");
+    }).catch(function (e) { S.toast("Could not cancel: " + e.message, "error"); });
+  }
+
+  function activate(ev) {
+    var n = ev.target.dataset.number;
+    ev.target.disabled = true;
+    S.api(base + "models/" + n + "/activate/", { method: "POST" }).then(function () {
+      S.toast("Model v" + n + " is now active; the images are being scored again.", "success");
+      setTimeout(function () { window.location.reload(); }, 600);
+    }).catch(function (e) { ev.target.disabled = false; S.toast("Could not activate v" + n + ": " + e.message, "error"); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if ($("upload-form")) {
+      var dz = $("dropzone");
+      ["dragenter", "dragover"].forEach(function (t) { dz.addEventListener(t, function (e) { e.preventDefault(); dz.classList.add("over"); }); });
+      ["dragleave", "drop"].forEach(function (t) { dz.addEventListener(t, function (e) { e.preventDefault(); dz.classList.remove("over"); }); });
+      dz.addEventListener("drop", function (e) { take(e.dataTransfer.files); });
+      $("files").addEventListener("change", function (e) { take(e.target.files); });
+      $("upload-form").addEventListener("submit", upload);
+      take([]);
+    }
+    if ($("train-form")) {
+      $("train-form").addEventListener("submit", train);
+      $("train-cancel").addEventListener("click", cancel);
+    }
+    document.querySelectorAll("button.activate").forEach(function (b) { b.addEventListener("click", activate); });
+    poll();
+  });
+})();

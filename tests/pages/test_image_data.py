@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from classifier.models import ModelVersion
+from tests.gallery_data import make_ready_dataset, set_probabilities
+from webapp.datasets.api.image_data import block_mean, downsample_spectrum
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_block_averages_large_images_ignoring_nan():
+    a = np.arange(600 * 300, dtype=float).reshape(600, 300)
+    a[0, 0] = np.nan
+    small, f = block_mean(a)
+    assert f == 3 and small.shape == (200, 100) and max(small.shape) <= 256
+    assert small[0, 0] == pytest.approx(np.nanmean(a[:3, :3]))
+    assert small[5, 7] == pytest.approx(a[15:18, 21:24].mean())
+    nan_block = np.full((300, 300), np.nan)
+    assert np.isnan(block_mean(nan_block)[0]).all()
+
+
+def test_it_downsamples_spectra_keeping_every_maximum():
+    mz = np.linspace(100, 1000, 50_001)
+    intensity = np.zeros_like(mz)
+    peaks = [123, 20_000, 49_999]
+    intensity[peaks] = [5, 7, 9]
+    small_mz, small_int = downsample_spectrum(mz, intensity)
+    assert small_mz.size <= 5000
+    assert set(mz[peaks]) <= set(small_mz) and sorted(small_int)[-3:] == [5, 7, 9]
+
+
+def test_it_serves_image_values_tic_and_history(client, project, user, people):
+    ds = make_ready_dataset(project, n=5, shape=(300, 40), thumbnails=False)
+    image = ds.images.get(index=2)
+    v1 = ModelVersion.objects.create(project=project, number=1, arch="compact", task="binary", classes=project.classes)
+    set_probabilities(project, ds, np.full(5, 0.25), version=v1)
+    client.force_login(people["viewer"])
+    body = client.get(f"/api/images/{image.pk}/data/").json()
+    assert body["shape"] == [300, 40] and body["downsample"] == 2
+    assert len(body["values"]) == 150 and len(body["values"][0]) == 20
+    raw = np.load(ds.array_path)[2]
+    assert body["values"][0][0] == pytest.approx(np.nanmean(raw[:2, :2]), rel=1e-5)
+    assert len(body["tic"]) == 150
+    assert [h["name"] for h in body["history"]] == ["default", "v1"]
+    assert body["history"][1]["probabilities"]["off"] == 0.25
+    r = client.get(f"/api/datasets/{ds.pk}/spectrum/").json()
+    assert len(r["mz"]) == len(r["intensity"]) <= 5000
+
+
+def test_it_protects_image_data(client, project, dataset, people):
+    image = dataset.images.first()
+    assert client.get(f"/api/images/{image.pk}/data/").status_code in (401, 403)
+    client.force_login(people["outsider"])
+    assert client.get(f"/api/images/{image.pk}/data/").status_code == 404
+    assert client.get(f"/api/datasets/{dataset.pk}/spectrum/").status_code == 404

@@ -1,0 +1,214 @@
+"""Data shaping for the pages: rows for tables, settings for the page scripts, review pairs."""
+from __future__ import annotations
+
+from django.urls import reverse
+
+from classifier import review
+from classifier.models import ModelVersion
+from webapp.datasets.api import image_data
+from webapp.datasets.models import Dataset, IonImage, Label
+from webapp.jobs.models import Job
+from webapp.pages import figures
+from webapp.projects.access import role_allows
+from webapp.projects.models import Project, Role, Task
+
+ARCHS = [("compact", "Compact CNN (fast, small data)"), ("resnet50", "ResNet-50 (pretrained)"),
+         ("densenet121", "DenseNet-121 (pretrained)"), ("vgg16", "VGG-16 (pretrained)"),
+         ("inceptionresnetv2", "Inception-ResNet v2 (pretrained)")]
+# Tile colours per class, in class order; binary projects use the off/on colours.
+CLASS_COLOURS = ["#d9480f", "#2b8a3e", "#1971c2", "#ae3ec9", "#f08c00", "#0c8599", "#5c940d", "#c2255c", "#495057"]
+
+
+def can_label(project: Project) -> bool:
+    return role_allows(project.user_role, Role.ANNOTATOR)
+
+
+def headline(metrics: dict | None, *names: str) -> float | None:
+    """The first number found under one of `names`, at the top level or under 'overall'."""
+    metrics = metrics or {}
+    for scope in (metrics.get("overall"), metrics):
+        if isinstance(scope, dict):
+            for n in names:
+                v = scope.get(n)
+                if isinstance(v, int | float):
+                    return float(v)
+    return None
+
+
+def version_rows(project: Project) -> list[dict]:
+    return [{
+        "v": v,
+        "f1": headline(v.metrics, "f1", "f1_macro", "macro_f1"),
+        "roc_auc": headline(v.metrics, "roc_auc", "auc", "roc_auc_macro"),
+    } for v in project.model_versions.select_related("created_by")]
+
+
+def project_context(project: Project, user) -> dict:
+    datasets = list(project.datasets.all())
+    return {
+        "project": project,
+        "datasets": datasets,
+        "can_label": can_label(project),
+        "is_owner": project.user_role == Role.OWNER,
+        "versions": version_rows(project),
+        "active_version": project.model_versions.filter(is_active=True).first(),
+        "jobs": list(project.jobs.filter(status__in=Job.ACTIVE)[:20]),
+        "archs": ARCHS,
+        "memberships": project.memberships.select_related("user"),
+        "config": {"slug": project.slug, "canLabel": can_label(project)},
+    }
+
+
+def class_config(project: Project) -> list[dict]:
+    return [{"name": c, "label": label, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)], "key": i + 1}
+            for i, (c, label) in enumerate(project.class_labels)]
+
+
+def gallery_config(project: Project, user, dataset: Dataset | None) -> dict:
+    if dataset is not None:
+        images, counts = reverse("dataset-images", args=[dataset.pk]), reverse("dataset-image-counts", args=[dataset.pk])
+    else:
+        images = reverse("project-images", args=[project.slug])
+        counts = reverse("project-image-counts", args=[project.slug])
+    return {
+        "slug": project.slug, "dataset": dataset.pk if dataset else None,
+        "imagesUrl": images, "countsUrl": counts, "bulkUrl": reverse("project-bulk-labels", args=[project.slug]),
+        "classes": class_config(project), "multilabel": project.task == Task.MULTILABEL,
+        "binary": project.task == Task.BINARY, "canLabel": can_label(project), "me": user.username,
+    }
+
+
+def dataset_facts(ds: Dataset) -> list[tuple[str, str]]:
+    m = ds.metadata or {}
+    facts = [("Status", ds.get_status_display()), ("Kind", ds.get_kind_display()), ("Images", f"{ds.image_count:,}")]
+    if ds.height and ds.width:
+        facts.append(("Pixel grid", f"{ds.height} × {ds.width}"))
+    if m.get("spectra"):
+        facts.append(("Spectra", f"{m['spectra']:,}"))
+    mz = m.get("mz_range")
+    if isinstance(mz, list) and len(mz) == 2 and all(isinstance(x, int | float) for x in mz):
+        facts.append(("m/z range", f"{mz[0]:.4f} – {mz[1]:.4f}"))
+    for key, name in (("storage", "Storage"), ("spectrum_type", "Spectrum type"), ("ion_source", "Ions imaged"),
+                      ("ppm", "Tolerance (ppm)"), ("tic_normalised", "TIC normalised")):
+        if key in m:
+            facts.append((name, str(m[key])))
+    return facts
+
+
+def instrument_rows(ds: Dataset) -> list[tuple[str, str]]:
+    inst = (ds.metadata or {}).get("instrument")
+    if isinstance(inst, dict):
+        return [(str(k), str(v)) for k, v in inst.items() if v not in (None, "")]
+    return [("Instrument", str(inst))] if inst else []
+
+
+def dataset_figures(ds: Dataset) -> dict:
+    out = {}
+    tic = image_data.tic_values(ds)
+    if tic is not None:
+        small, f = image_data.block_mean(tic)
+        out["tic"] = figures.heatmap(image_data.grid_json(small), "Total ion count (TIC)", hover_name="TIC", step=f)
+    spec = image_data.spectrum(ds)
+    if spec is not None:
+        out["spectrum"] = figures.spectrum(spec[0].tolist(), spec[1].tolist())
+    return out
+
+
+def image_context(image: IonImage, user) -> dict:
+    from webapp.msi.scaling import hotspot_clip, scale
+
+    ds, project = image.dataset, image.dataset.project
+    labels = {c: label for c, label in project.class_labels}
+    figs: dict = {}
+    values = image_data.image_values(image)
+    if values is not None:
+        small, f = image_data.block_mean(values)
+        scaled = scale(hotspot_clip(small), "linear")
+        figs["image"] = figures.ion_image(image_data.grid_json(small), image_data.grid_json(scaled),
+                                          image.display_name, step=f)
+    tic = image_data.tic_values(ds)
+    if tic is not None:
+        small, f = image_data.block_mean(tic)
+        figs["tic"] = figures.heatmap(image_data.grid_json(small), "Total ion count (TIC)", hover_name="TIC", step=f)
+    spec = image_data.spectrum(ds)
+    if spec is not None:
+        figs["spectrum"] = figures.spectrum(spec[0].tolist(), spec[1].tolist(), marker_mz=image.mz)
+    history = review.probability_history(image)
+    if history:
+        figs["history"] = figures.probability_history(history, project.classes, labels)
+    mine = Label.objects.filter(image=image, user=user).first()
+    return {
+        "image": image, "dataset": ds, "project": project, "figures": figs,
+        "labels": image.labels.select_related("user").order_by("user__username"),
+        "probabilities": [(labels[c], p) for c, p in zip(project.classes, image.probabilities or [], strict=False)],
+        "neighbours": neighbours(image),
+        "predicted_label": " + ".join(labels.get(c, c) for c in image.predicted.split()),
+        "config": {
+            "image": image.pk, "dataset": ds.pk, "slug": project.slug, "classes": class_config(project),
+            "multilabel": project.task == Task.MULTILABEL, "canLabel": can_label(project),
+            "myLabel": mine.classes if mine and not mine.unsure else [], "myUnsure": bool(mine and mine.unsure),
+            "colorscales": figures.colorscales(),
+        },
+    }
+
+
+def neighbours(image: IonImage) -> dict:
+    """Previous and next image by index; the page script swaps in the gallery's own order."""
+    qs = IonImage.objects.filter(dataset_id=image.dataset_id)
+    prev = qs.filter(index__lt=image.index).order_by("-index").values_list("pk", flat=True).first()
+    nxt = qs.filter(index__gt=image.index).order_by("index").values_list("pk", flat=True).first()
+    return {"prev": prev, "next": nxt}
+
+
+# ---------------------------------------------------------------- review
+def default_pair(project: Project) -> tuple[str, str]:
+    """Active vs previous version; with one version, it vs the default score."""
+    versions = list(project.model_versions.order_by("-number").values_list("number", "is_active"))
+    if not versions:
+        return review.DEFAULT, ""
+    active = next((n for n, a in versions if a), versions[0][0])
+    older = [n for n, _ in versions if n < active]
+    return str(active), str(older[0]) if older else review.DEFAULT
+
+
+def review_context(project: Project, a: str | None, b: str | None) -> dict:
+    da, db = default_pair(project)
+    a, b = a or da, b if b is not None else db
+    reviews = []
+    for token in [a, b]:
+        if token == "":
+            continue
+        version = review.resolve_version(project, token)
+        if any(r["version"]["key"] == review.version_info(version)["key"] for r in reviews):
+            continue
+        reviews.append(review.review(project, version))
+    labels = [lab for _, lab in project.class_labels]
+    versions: list[ModelVersion] = list(project.model_versions.order_by("-number"))
+    figs = {"roc": figures.roc(reviews), "pr": figures.precision_recall(reviews)}
+    for i, r in enumerate(reviews):
+        cm = figures.confusion(r, labels)
+        if cm:
+            figs[f"confusion{i}"] = cm
+    ann = review.annotators(project)
+    return {
+        "project": project, "reviews": reviews, "a": a, "b": b, "figures": figs, "versions": versions,
+        "annotators": ann, "compare_rows": compare_rows(reviews),
+        "stored": [(v, v.metrics) for v in versions if v.metrics and str(v.number) in (a, b)],
+        "labelled_total": review.labelled_count(project),
+        "positive": project.class_label(project.first_class) if project.task == Task.BINARY else None,
+    }
+
+
+def compare_rows(reviews: list[dict]) -> list[dict]:
+    """One row per dataset with each version's summary side by side."""
+    names: dict[int, str] = {}
+    for r in reviews:
+        for d in r["datasets"]:
+            names[d["id"]] = d["name"]
+    rows = []
+    for ds_id, name in sorted(names.items(), key=lambda kv: kv[1].lower()):
+        cells = [next((d for d in r["datasets"] if d["id"] == ds_id), None) for r in reviews]
+        rows.append({"id": ds_id, "name": name, "cells": cells})
+    overall = {"id": None, "name": "All datasets",
+               "cells": [{k: r["overall"][k] for k in review.SUMMARY} for r in reviews]}
+    return [overall, *rows]
