@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from classifier.api import image_data as classifier_image_data
 from classifier.api import review as review_api
 from classifier.api import views as classifier
 from webapp.datasets.api import image_data
@@ -42,6 +43,6 @@ urlpatterns = [
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
     path("projects/<slug:slug>/review/", review_api.Review.as_view(), name="project-review"),
     path("projects/<slug:slug>/annotators/", review_api.Annotators.as_view(), name="project-annotators"),
-    path("images/<int:pk>/data/", image_data.ImageData.as_view(), name="image-data"),
+    path("images/<int:pk>/data/", classifier_image_data.ImageData.as_view(), name="image-data"),
     path("datasets/<int:pk>/spectrum/", image_data.DatasetSpectrum.as_view(), name="dataset-spectrum"),
 ]

@@ -1,5 +1,6 @@
-"""Raw numbers behind the image detail page: an image's values, the dataset's TIC, the
-probability history, and the dataset's mean spectrum (all small enough for a browser)."""
+"""Raw numbers behind the image detail page: an image's values, the dataset's TIC and the
+dataset's mean spectrum (all small enough for a browser). The probability history is added
+by classifier/api/image_data.py, which sits above this app."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.datasets.access import dataset_for, image_for
+from webapp.datasets.access import dataset_for
 from webapp.datasets.models import Dataset, IonImage
 
 MAX_SIDE = 256
@@ -83,9 +84,8 @@ def spectrum(dataset: Dataset) -> tuple[np.ndarray, np.ndarray] | None:
         return downsample_spectrum(f["mz"], f["intensity"])
 
 
-def image_data(image: IonImage) -> dict:
-    from classifier.review import probability_history  # lazy: the classifier app sits above datasets
-
+def image_payload(image: IonImage) -> dict:
+    """The image's values (block-averaged) and its dataset's TIC, ready for JSON."""
     values = image_values(image)
     small, factor = block_mean(values) if values is not None else (None, 1)
     tic = tic_values(image.dataset)
@@ -99,17 +99,7 @@ def image_data(image: IonImage) -> dict:
         "values": grid_json(small) if small is not None else None,
         "tic": grid_json(tic_small) if tic_small is not None else None,
         "tic_downsample": tic_factor,
-        "history": probability_history(image),
     }
-
-
-class ImageData(APIView):
-    """The image's values (NaN = null, block-averaged to at most 256 px), the dataset's TIC
-    and the image's probabilities from every model version."""
-
-    @extend_schema(responses={200: dict})
-    def get(self, request, pk: int):
-        return Response(image_data(image_for(request.user, pk)))
 
 
 class DatasetSpectrum(APIView):
