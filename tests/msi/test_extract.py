@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from pathlib import Path
 
@@ -64,6 +65,24 @@ def test_it_recovers_generated_ion_images(tmp_path: Path, mode: str, layout: str
     ex = extract(meta, mzs[order])
     np.testing.assert_allclose(ex.images, truth.images[order], rtol=1e-5)
     assert ex.warnings == []
+
+
+def test_it_gathers_scattered_layouts_from_the_memory_map(
+        processed: SyntheticTruth, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the package re-exports the function under the module's name, hence import_module
+    extract_module = importlib.import_module("webapp.msi.extract")
+
+    meta = read_metadata(processed.imzml_path)
+    mzs = ion_mzs(processed)
+    monkeypatch.setattr(extract_module, "_READ_SPAN_RATIO", 0)  # never use read()
+    monkeypatch.setattr(extract_module, "_CHUNK_VALUES", 5_000)  # many chunks
+    released: list[int] = []
+    real_release = extract_module._release
+    monkeypatch.setattr(extract_module, "_release",
+                        lambda *a: released.append(1) or real_release(*a))
+    ex = extract(meta, mzs)
+    np.testing.assert_allclose(ex.images, processed.images, rtol=1e-5)
+    assert len(released) > 5  # pages of each chunk were handed back
 
 
 def test_it_leaves_unacquired_pixels_nan(tmp_path: Path) -> None:

@@ -3,12 +3,17 @@
 Window convention (as METASPACE / imzy): the image value of ion m at a pixel is the sum of
 intensities whose m/z lies in [m(1 - ppm 1e-6), m(1 + ppm 1e-6)], both bounds inclusive.
 
-The .ibd is memory-mapped and visited once, in chunks of spectra, so peak memory is the
-output array plus a bounded working set (tens of MB) whatever the .ibd size.
+The .ibd is visited once, in chunks of ~500,000 values: each chunk's byte range is read
+into one reused buffer (or, for scattered layouts, gathered from a memory map whose pages
+are released after each chunk), so peak memory is the output array plus a bounded working
+set (~100 MB) whatever the .ibd size. Per chunk the work is a handful of vectorised numpy
+passes: a lookup table on fine m/z bins assigns most peaks to their window (an exact binary
+search only near window edges) and one bincount sums them per pixel and ion.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,9 +26,10 @@ from webapp.msi.reader import ImzMLMeta
 
 # Working-set budget per chunk (values gathered from the .ibd at once).
 _CHUNK_VALUES = 500_000
-# Cap on the (spectra x window-segments) accumulator of one chunk.
-_CHUNK_CELLS = 2_000_000
 _MAX_MEAN_BINS = 100_000
+# A chunk is read with one read() when its byte range is at most this many times the bytes
+# it needs; beyond that (scattered layouts) values are gathered from the memory map.
+_READ_SPAN_RATIO = 4
 # Linear bins over the data's m/z range (lookup table and mean-spectrum accumulator).
 _FINE_BINS = 1 << 18
 
@@ -238,7 +244,9 @@ def extract(
                                   ppm)
     finally:
         if isinstance(buf, mmap.mmap):
-            buf.close()
+            # a traceback may still hold a view; the GC then unmaps it later
+            with contextlib.suppress(BufferError):
+                buf.close()
         f.close()
     prog(1.0, force=True)
     warns = clean.warnings()
@@ -420,7 +428,7 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
         ends_m, ends_i = mo + ln * msz, io + ln * isz
         lo = int(min(mo.min(), io.min()))
         span = int(max(ends_m.max(), ends_i.max())) - lo
-        if span <= 4 * total * (msz + isz) + (1 << 20):
+        if _READ_SPAN_RATIO > 0 and span <= _READ_SPAN_RATIO * total * (msz + isz) + (1 << 20):
             # the chunk's arrays sit close together (the usual layout): one read() into a
             # reused buffer beats faulting in mapped pages one by one
             if len(scratch) < span:
