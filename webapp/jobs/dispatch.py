@@ -6,6 +6,7 @@ messages are harmless because `claim` lets only one worker run a job at a time.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from datetime import timedelta
 
@@ -19,7 +20,7 @@ from webapp.jobs.models import Job
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5
-STALE_AFTER = timedelta(seconds=45)
+STALE_AFTER = timedelta(seconds=int(os.environ.get("IONSIEVE_JOB_STALE_SECONDS", "45")))
 QUEUE_DOWN_MESSAGE = "Waiting: the job queue is unavailable right now; the job starts when it is back."
 
 
