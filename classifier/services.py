@@ -13,8 +13,8 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from classifier import arrays
 from classifier.models import ModelVersion, Prediction, TrainingRun
+from webapp.datasets import arrays
 from webapp.datasets.models import Dataset, IonImage
 from webapp.jobs.dispatch import dispatch
 from webapp.jobs.models import Job

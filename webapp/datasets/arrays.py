@@ -1,4 +1,4 @@
-"""Turning dataset rows into the arrays classifier.ml works on (no training here)."""
+"""A dataset's image array file, read back as per-image arrays (for training, scoring, snapshots)."""
 from __future__ import annotations
 
 import numpy as np

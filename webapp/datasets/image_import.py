@@ -1,0 +1,152 @@
+"""Importing labelled (or unlabelled) picture collections into a project, all or nothing.
+
+The layouts (METASPACE gold standard, flat folder + CSV, multi-channel microscopy) are read by
+webapp.imagesets, which also refuses unsafe archives; here the plan becomes datasets, images
+and the importing user's labels.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from django.db import transaction
+
+from webapp.datasets import labels as labels_service
+from webapp.datasets import storage
+from webapp.datasets.ingest import save_images
+from webapp.datasets.models import Dataset, IonImage
+from webapp.datasets.signals import dataset_ready
+from webapp.datasets.thumbnails import thumbnail_png
+from webapp.imagesets.archive import safe_extract
+from webapp.imagesets.errors import ImageSetError
+from webapp.imagesets.images import read_image
+from webapp.imagesets.layouts import ImportPlan, plan_import
+from webapp.projects.models import Project
+
+log = logging.getLogger(__name__)
+
+
+class ImportError_(Exception):
+    """Why nothing was imported, worded for a biologist (all problems in one message)."""
+
+
+def import_images(
+    project: Project,
+    source: Path,
+    user,
+    *,
+    layout: str | None = None,
+    labels_csv: Path | None = None,
+    channels: list[str] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    inline: bool = False,
+) -> list[Dataset]:
+    """Import a folder or a .zip; returns the new datasets. Raises ImportError_."""
+    report = progress or (lambda f, m: None)
+    work = None
+    try:
+        root = source
+        if source.is_file() and source.suffix.lower() == ".zip":
+            work = Path(tempfile.mkdtemp(prefix="ionsieve-import-"))
+            report(0.02, "Unpacking the archive")
+            root = safe_extract(source, work / "x")
+        elif not source.is_dir():
+            raise ImportError_(f"'{source.name}' is neither a folder nor a .zip archive")
+        chans = channels or project.channels or None
+        plan = plan_import(root, layout=layout, labels_csv=labels_csv, channels=chans, classes=project.classes)
+        _check_labels(project, plan)
+        report(0.1, "Reading the images")
+        stacks = [_read_dataset(d, i, len(plan.datasets), report) for i, d in enumerate(plan.datasets)]
+        report(0.8, "Saving")
+        datasets = _save(project, user, plan, stacks, chans)
+    except ImageSetError as exc:
+        raise ImportError_(str(exc)) from exc
+    except OSError as exc:
+        raise ImportError_(f"the server could not read or write the files ({exc.strerror or exc})") from exc
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+    for ds in datasets:  # scored like MSI datasets: active model, or the default score
+        dataset_ready.send(sender=Dataset, dataset=ds, inline=inline)
+    return datasets
+
+
+def _check_labels(project: Project, plan: ImportPlan) -> None:
+    problems = []
+    for d in plan.datasets:
+        for item in d.items:
+            if not item.labels:
+                continue
+            try:
+                labels_service.normalise(project, item.labels)
+            except labels_service.LabelError as exc:
+                problems.append(f"{d.name}/{item.name}: {exc}")
+    if problems:
+        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
+        raise ImportError_(f"{len(problems)} label problem(s), nothing imported: " + "; ".join(problems[:10]) + more)
+
+
+def _read_dataset(d, n: int, total: int, report) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    arrays = []
+    for i, item in enumerate(d.items):
+        chans = [read_image(p, name=p.name) for p in item.paths]
+        a = chans[0] if len(chans) == 1 else np.dstack([c if c.ndim == 2 else c.mean(axis=-1) for c in chans])
+        arrays.append(a.astype(np.float32))
+        if i % 50 == 0:
+            report(0.1 + 0.7 * (n + i / max(1, len(d.items))) / max(1, total), f"Reading {d.name}")
+    ndims = {a.ndim for a in arrays}
+    if len(ndims) > 1:
+        raise ImportError_(f"dataset {d.name} mixes single- and multi-channel images")
+    # Crops of one dataset may differ by a few pixels: pad with NaN (= no data) to the largest.
+    H = max(a.shape[0] for a in arrays)
+    W = max(a.shape[1] for a in arrays)
+    shape = (len(arrays), H, W) + (arrays[0].shape[2:] if arrays[0].ndim == 3 else ())
+    stack = np.full(shape, np.nan, dtype=np.float32)
+    for i, a in enumerate(arrays):
+        stack[i, : a.shape[0], : a.shape[1]] = a
+    return stack, [(a.shape[0], a.shape[1]) for a in arrays]
+
+
+def _save(project: Project, user, plan: ImportPlan, stacks, channels) -> list[Dataset]:
+    created: list[Dataset] = []
+    try:
+        with transaction.atomic():
+            for d, (stack, sizes) in zip(plan.datasets, stacks, strict=True):
+                ds = Dataset.objects.create(project=project, name=d.name[:200], kind=Dataset.Kind.IMAGES,
+                                            created_by=user, params={"layout": plan.layout})
+                created.append(ds)
+                write_arrays(ds, stack, channels, sizes)
+                rows = [{"name": item.name} for item in d.items]
+                nch = stack.shape[3] if stack.ndim == 4 else 1
+                save_images(ds, rows, height=stack.shape[1], width=stack.shape[2], channels=nch, sizes=sizes,
+                            metadata={"layout": plan.layout, "images": len(rows), "channels": channels or [],
+                                      "warnings": plan.warnings})
+                ds.status, ds.progress = Dataset.Status.READY, 1.0
+                ds.save(update_fields=["status", "progress"])
+                by_value: dict[str, list[IonImage]] = {}
+                images = {im.index: im for im in ds.images.all()}
+                for i, item in enumerate(d.items):
+                    if item.labels:
+                        value = labels_service.normalise(project, item.labels)
+                        by_value.setdefault(value, []).append(images[i])
+                for value, ims in by_value.items():
+                    labels_service.set_labels(project, ims, user, value)
+    except Exception:
+        for ds in created:
+            shutil.rmtree(ds.directory, ignore_errors=True)
+        raise
+    return created
+
+
+def write_arrays(ds: Dataset, stack: np.ndarray, channels: list[str] | None,
+                 sizes: list[tuple[int, int]]) -> None:
+    storage.save_npy(ds.array_path, stack)
+    build = ds.directory / "thumbs.build"
+    build.mkdir(parents=True, exist_ok=True)
+    for i, (h, w) in enumerate(sizes):
+        (build / f"{i}.png").write_bytes(thumbnail_png(stack[i, :h, :w], channels))
+    storage.replace_dir(ds.thumbs_dir, build)

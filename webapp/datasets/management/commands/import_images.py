@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from webapp.datasets.image_import import ImportError_, import_images
+from webapp.projects.models import Project
+
+
+class Command(BaseCommand):
+    help = ("Import a folder or .zip of images (METASPACE gold-standard folders, a flat folder with a labels "
+            "CSV, or multi-channel microscopy) into a project; prints the new dataset ids, one per line.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("path")
+        parser.add_argument("--project", required=True)
+        parser.add_argument("--layout", choices=["gs", "flat", "channels"], default=None,
+                            help="default: detected from the folder")
+        parser.add_argument("--labels", default=None, help="labels CSV (file,label or Id,Target)")
+        parser.add_argument("--channels", default=None, help="channel order, e.g. red,green,blue,yellow")
+        parser.add_argument("--user", default=None, help="whose labels these are (default: a project owner)")
+
+    def handle(self, *args, **o):
+        project = Project.objects.filter(slug=o["project"]).first()
+        if project is None:
+            raise CommandError(f"No project '{o['project']}'.")
+        path = Path(o["path"])
+        if not path.exists():
+            raise CommandError(f"No file or folder '{path}'.")
+        labels = Path(o["labels"]) if o["labels"] else None
+        if labels is not None and not labels.is_file():
+            raise CommandError(f"No labels file '{labels}'.")
+        members = project.memberships.select_related("user")
+        m = members.filter(user__username=o["user"]).first() if o["user"] else members.filter(role="owner").first()
+        if m is None:
+            raise CommandError(f"'{o['user']}' is not a member of {project.slug}.")
+        if m.role == "viewer":
+            raise CommandError(f"'{m.user.username}' is a viewer and cannot import.")
+        channels = [c.strip() for c in o["channels"].split(",") if c.strip()] if o["channels"] else None
+        try:
+            datasets = import_images(project, path, m.user, layout=o["layout"], labels_csv=labels, channels=channels,
+                                     inline=True,
+                                     progress=lambda f, msg: print(f"{int(f * 100):3d}% {msg}", file=sys.stderr))
+        except ImportError_ as exc:
+            text = str(exc)
+            raise CommandError(text[:1].upper() + text[1:]) from None
+        for ds in datasets:
+            print(f"{ds.name}: {ds.image_count} images", file=sys.stderr)
+            self.stdout.write(str(ds.pk))
