@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from classifier.api import image_data as classifier_image_data
 from classifier.api import review as review_api
 from classifier.api import views as classifier
+from webapp.collections.api import views as collections
 from webapp.datasets.api import image_data
 from webapp.datasets.api import views as datasets
 from webapp.jobs.api import views as jobs
@@ -39,6 +40,14 @@ urlpatterns = [
     path("projects/<slug:slug>/models/deactivate/", classifier.Deactivate.as_view(), name="model-deactivate"),
     path("projects/<slug:slug>/train/", classifier.Train.as_view(), name="project-train"),
     path("projects/<slug:slug>/predict/", classifier.Predict.as_view(), name="project-predict"),
+    path("collections/", collections.Collections.as_view(), name="collections"),
+    path("collections/<int:pk>/", collections.CollectionDetail.as_view(), name="collection-detail"),
+    path("collections/<int:pk>/versions/", collections.Snapshot.as_view(), name="collection-snapshot"),
+    path("collections/<int:pk>/share/", collections.Share.as_view(), name="collection-share"),
+    path("projects/<slug:slug>/training-collections/", collections.ProjectTrainingCollections.as_view(),
+         name="project-training-collections"),
+    path("projects/<slug:slug>/training-collections/<int:pk>/", collections.ProjectTrainingCollectionDetail.as_view(),
+         name="project-training-collection"),
     path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
     path("projects/<slug:slug>/review/", review_api.Review.as_view(), name="project-review"),
