@@ -23,6 +23,7 @@ urlpatterns = [
     path("", include(router.urls)),
     path("projects/<slug:project_slug>/", include(members.urls)),
     path("projects/<slug:slug>/datasets/", datasets.ProjectDatasets.as_view(), name="project-datasets"),
+    path("projects/<slug:slug>/imports/", datasets.ProjectImports.as_view(), name="project-imports"),
     path("projects/<slug:slug>/images/", datasets.ImageList.as_view(), name="project-images"),
     path("projects/<slug:slug>/images/counts/", datasets.ImageCounts.as_view(), name="project-image-counts"),
     path("projects/<slug:slug>/labels/", datasets.BulkLabels.as_view(), name="project-bulk-labels"),

@@ -6,6 +6,7 @@ and the importing user's labels.
 """
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import tempfile
@@ -150,3 +151,44 @@ def write_arrays(ds: Dataset, stack: np.ndarray, channels: list[str] | None,
     for i, (h, w) in enumerate(sizes):
         (build / f"{i}.png").write_bytes(thumbnail_png(stack[i, :h, :w], channels))
     storage.replace_dir(ds.thumbs_dir, build)
+
+
+# ---------------------------------------------------------------- uploads through the web
+def upload_dir(job_id: int) -> Path:
+    from django.conf import settings
+
+    return Path(settings.MEDIA_ROOT) / "imports" / str(job_id)
+
+
+def start_import(project: Project, user, archive, *, layout: str | None = None, labels_csv=None,
+                 channels: list[str] | None = None):
+    """Keep the uploaded .zip (and labels CSV) and queue their import as a Job."""
+    from webapp.jobs.dispatch import dispatch
+    from webapp.jobs.models import Job
+
+    job = Job.objects.create(project=project, kind=Job.Kind.IMPORT, created_by=user,
+                             message=f"Importing {archive.name}"[:300])
+    folder = upload_dir(job.pk)
+    storage.store_file(archive, folder / "upload.zip")
+    if labels_csv is not None:
+        storage.store_file(labels_csv, folder / "labels.csv")
+    (folder / "options.json").write_text(json.dumps({"layout": layout, "channels": channels}))
+    dispatch(job)
+    return job
+
+
+def run_import_job(job) -> str:
+    folder = upload_dir(job.pk)
+    if not (folder / "upload.zip").exists():
+        return "The upload was removed."
+    options = json.loads((folder / "options.json").read_text())
+    labels_csv = folder / "labels.csv"
+    try:
+        datasets = import_images(job.project, folder / "upload.zip", job.created_by, layout=options.get("layout"),
+                                 labels_csv=labels_csv if labels_csv.exists() else None,
+                                 channels=options.get("channels"), progress=job.report)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    job.target_id = datasets[0].pk if datasets else None
+    job.save(update_fields=["target_id"])
+    return f"{len(datasets)} dataset(s), {sum(d.image_count for d in datasets):,} images imported"

@@ -74,6 +74,9 @@ def create_imzml_dataset(
 
 def start_processing(dataset: Dataset, user=None) -> Job:
     """Queue the dataset's processing on the ingest queue; the job row is what pages poll."""
+    active = Job.objects.filter(kind=Job.Kind.INGEST, target_id=dataset.pk, status__in=Job.ACTIVE).first()
+    if active is not None:  # already queued or running: a second run would race it on the same files
+        return active
     job = Job.objects.create(project=dataset.project, kind=Job.Kind.INGEST, target_id=dataset.pk, created_by=user)
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.UPLOADED, progress=0, error="")
     dispatch(job)
@@ -82,6 +85,8 @@ def start_processing(dataset: Dataset, user=None) -> Job:
 
 def run_processing(dataset: Dataset, job: Job | None = None, inline: bool = False, report=None) -> None:
     """Process now, in this process. Raises IngestError after recording the failure."""
+    for stale in dataset.directory.glob(".*.part"):  # half-written files of a worker killed mid-run
+        stale.unlink(missing_ok=True)
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.PROCESSING, progress=0, error="")
 
     def progress(fraction: float, message: str) -> None:

@@ -19,3 +19,10 @@ def ingest_dataset(job_id: int) -> None:
         return f"{dataset.name} is ready"
 
     run_job(job_id, work, user_errors=(IngestError,))
+
+
+@shared_task(name="datasets.import_images", acks_late=True, reject_on_worker_lost=True)
+def import_images_task(job_id: int) -> None:
+    from webapp.datasets.image_import import ImportError_, run_import_job
+
+    run_job(job_id, run_import_job, user_errors=(ImportError_,))

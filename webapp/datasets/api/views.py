@@ -7,7 +7,7 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpResponseNotModified
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -232,3 +232,36 @@ def thumbnail(request, pk: int):
     max_age = 31536000 if request.GET.get("r") else 300
     response["Cache-Control"] = f"private, max-age={max_age}" + (", immutable" if max_age > 300 else "")
     return response
+
+
+class ImportSerializer(serializers.Serializer):
+    archive = serializers.FileField(help_text="a .zip of images (gold-standard folders, flat, or channels)")
+    layout = serializers.ChoiceField(choices=["gs", "flat", "channels"], required=False)
+    labels = serializers.FileField(required=False, help_text="labels CSV (file,label or Id,Target)")
+    channels = serializers.CharField(required=False, help_text="channel order, e.g. red,green,blue,yellow")
+
+
+class ProjectImports(APIView):
+    """Upload a .zip of images; the import runs as a job (all or nothing)."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=ImportSerializer, responses={202: dict})
+    def post(self, request, slug: str):
+        from webapp.datasets.image_import import start_import
+
+        project = project_for(request.user, slug, need=Role.ANNOTATOR)
+        ser = ImportSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        if not d["archive"].name.lower().endswith(".zip"):
+            raise ValidationError({"detail": f"'{d['archive'].name}' is not a .zip archive."})
+        try:
+            services.check_size(d["archive"].size)
+        except services.UploadError as exc:
+            raise ValidationError({"detail": _sentence(str(exc))}) from None
+        channels = [c.strip() for c in d.get("channels", "").split(",") if c.strip()] or None
+        with transaction.atomic():
+            job = start_import(project, request.user, d["archive"], layout=d.get("layout"),
+                               labels_csv=d.get("labels"), channels=channels)
+        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
