@@ -164,7 +164,9 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
         version = ModelVersion.objects.create(
             project=project, number=number, arch=params.arch, task=project.task, classes=project.classes,
             params=_public(p), label_counts=counts, label_total=len(images), label_hash=digest,
-            dataset_count=len(set(groups)), collections_used=used, metrics=result.metrics,
+            dataset_count=len(set(groups)), collections_used=used,
+            # The review page re-derives predicted classes from stored probabilities with these.
+            metrics={**result.metrics, "thresholds": [float(t) for t in result.bundle.thresholds]},
             notes=list(result.notes), file_name=file_name, created_by=run.created_by,
         )
         run.model_version = version

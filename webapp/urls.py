@@ -20,5 +20,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", pages_views.home, name="home"),
+    path("", include("webapp.collections.urls")),
     path("", include("webapp.pages.urls")),
 ]

@@ -55,6 +55,7 @@ def project_context(project: Project, user) -> dict:
         "jobs": list(project.jobs.filter(status__in=Job.ACTIVE)[:20]),
         "archs": ARCHS,
         "memberships": project.memberships.select_related("user"),
+        "training_collection_count": project.training_collections.count(),
         "config": {"slug": project.slug, "canLabel": can_label(project)},
     }
 
