@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse as safe_iterparse
 
 from webapp.msi.errors import MSIError
 
@@ -429,7 +431,7 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
     dtypes: dict[str, np.dtype] = {}
     slist = None
     try:
-        for event, elem in ET.iterparse(str(path), events=("start", "end")):
+        for event, elem in safe_iterparse(str(path), events=("start", "end"), forbid_dtd=True):
             tag = elem.tag.rpartition("}")[2]
             if event == "start":
                 if tag == "spectrumList":
@@ -487,6 +489,8 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                 slist.clear()  # drop finished spectra so memory stays flat
     except ET.ParseError as exc:
         raise MSIError(f"the .imzML file is not well-formed XML ({exc})") from None
+    except DefusedXmlException:
+        raise MSIError("the file contains XML entity declarations, which are refused for safety") from None
     return {k: [np.asarray(v, dtype=np.int64)] for k, v in cols.items()}, dtypes
 
 
@@ -519,6 +523,9 @@ def read_metadata(
         raise MSIError(f"the file {path.name} does not exist")
     with open(path, "rb") as f:
         header, list_at = _read_header(f)
+        # Entity declarations anywhere before the spectra (not only in the prolog) are refused.
+        if b"<!DOCTYPE" in header or b"<!ENTITY" in header:
+            raise MSIError("the file contains XML entity declarations, which are refused for safety")
         if b"<mzML" not in header and b"<indexedmzML" not in header:
             raise MSIError("this XML file is not imzML")
         if b"IMS:" not in header and b"imagingMS" not in header:

@@ -42,9 +42,9 @@ class CollectionSerializer(serializers.ModelSerializer):
 
 class SelectionSerializer(serializers.Serializer):
     project = serializers.SlugField(help_text="the project the images come from")
-    datasets = serializers.ListField(child=serializers.IntegerField(), required=False,
+    datasets = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
                                      help_text="only these datasets (default: all)")
-    images = serializers.ListField(child=serializers.IntegerField(), required=False,
+    images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
                                    help_text="only these images")
     filters = serializers.DictField(required=False, help_text="gallery filters, as in the images API")
 
@@ -177,8 +177,8 @@ class TrainingCollectionSerializer(serializers.ModelSerializer):
 
 
 class UseSerializer(serializers.Serializer):
-    collection = serializers.IntegerField()
-    version = serializers.IntegerField(required=False, help_text="pin a version (default: always the latest)")
+    collection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, help_text="pin a version (default: always the latest)")
 
 
 class ProjectTrainingCollections(generics.ListAPIView):

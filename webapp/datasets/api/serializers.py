@@ -71,5 +71,6 @@ class LabelSerializer(serializers.Serializer):
 
 
 class BulkLabelSerializer(LabelSerializer):
-    images = serializers.ListField(child=serializers.IntegerField(), min_length=1, max_length=5000)
+    images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
+                                   max_length=5000)
     remove = serializers.BooleanField(default=False)

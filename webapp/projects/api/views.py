@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from webapp.projects import services
 from webapp.projects.access import project_for
-from webapp.projects.api.serializers import MembershipSerializer, ProjectSerializer
+from webapp.projects.api.serializers import MembershipSerializer, ProjectSerializer, RoleSerializer
 from webapp.projects.models import Project, Role
 
 
@@ -57,6 +57,7 @@ class MembershipViewSet(viewsets.ModelViewSet):
     """Members of one project; owners change them, every member may list them."""
 
     serializer_class = MembershipSerializer
+    lookup_value_regex = r"\d+"
     http_method_names = ["get", "post", "patch", "delete"]
     queryset = Project.objects.none()
 
@@ -80,9 +81,10 @@ class MembershipViewSet(viewsets.ModelViewSet):
     def partial_update(self, request, *args, **kwargs):
         project = self.project(Role.OWNER)
         m = get_object_or_404(project.memberships, pk=kwargs["pk"])
-        role = request.data.get("role")
+        ser = RoleSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
         try:
-            m = services.set_member(project, m.user.username, role)
+            m = services.set_member(project, m.user.username, ser.validated_data["role"])
         except ValidationError as exc:
             raise as_api_error(exc) from None
         return Response(self.get_serializer(m).data)
