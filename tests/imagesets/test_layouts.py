@@ -203,3 +203,29 @@ def test_it_reads_a_png_from_bytes_in_a_plan(tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / "x.png").write_bytes(png_bytes(np.zeros((3, 3), dtype=np.uint8)))
     assert plan_import(tmp_path / "r").datasets[0].items[0].name == "x"
+
+
+def test_it_reads_a_csv_without_header(tmp_path):
+    write_png(tmp_path / "r" / "a.png")
+    write_png(tmp_path / "r" / "b.png")
+    (tmp_path / "r" / "labels.csv").write_text("a.png,on\nb.png,off\n")
+    plan = plan_import(tmp_path / "r")
+    assert [i.labels for i in plan.datasets[0].items] == [["on"], ["off"]]
+
+
+def test_it_does_not_mistake_underscored_names_for_channels(tmp_path):
+    for m in ("mouse1", "mouse2"):
+        for organ in ("liver", "brain"):
+            write_png(tmp_path / "r" / f"{m}_{organ}.png")
+    assert detect_layout(tmp_path / "r") == "flat"
+    plan = plan_import(tmp_path / "r", layout="channels")  # asked for explicitly: any suffix is a channel
+    assert plan.channels == ["brain", "liver"] and [i.name for i in plan.datasets[0].items] == ["mouse1", "mouse2"]
+
+
+def test_it_maps_class_names_case_insensitively_and_refuses_class_numbers_without_classes(tmp_path):
+    write_png(tmp_path / "r" / "a.png")
+    (tmp_path / "r" / "labels.csv").write_text("Id,Target\na,ON\n")
+    assert plan_import(tmp_path / "r", classes=["off", "on"]).datasets[0].items[0].labels == ["on"]
+    (tmp_path / "r" / "labels.csv").write_text("Id,Target\na,3\n")
+    assert any("as numbers" in p for p in problems_of(tmp_path / "r"))
+    assert any(": 3 (allowed: off, on)" in p for p in problems_of(tmp_path / "r", classes=["off", "on"]))

@@ -45,6 +45,7 @@ LABEL_COLUMNS = ("label", "labels", "target", "targets", "class", "classes", "ca
 FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "imagename", "name", "path", "id",
                 "image_id", "imageid", "sample", "cell", "cell_id")
 MAX_LISTED = 20  # per kind of problem; the rest is counted in one more sentence
+MAX_CSV_BYTES = 200_000_000  # a labels table, not a data dump: read whole, so bounded
 
 
 @dataclass
@@ -248,6 +249,9 @@ class _Row:
 
 
 def _parse_csv(path: Path, known_keys: set[str], warnings: list[str], problems: list[str]) -> list[_Row]:
+    if path.stat().st_size > MAX_CSV_BYTES:
+        problems.append(f"{path.name} is larger than {MAX_CSV_BYTES // 1_000_000} MB, too large for a labels table")
+        return []
     text = read_text(path, warnings).replace("\x00", "")
     sample = text[:4096]
     try:
