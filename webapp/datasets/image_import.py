@@ -26,6 +26,7 @@ from webapp.imagesets.archive import safe_extract
 from webapp.imagesets.errors import ImageSetError
 from webapp.imagesets.images import read_image
 from webapp.imagesets.layouts import ImportPlan, plan_import
+from webapp.imagesets.writer import safe_name
 from webapp.projects.models import Project
 
 log = logging.getLogger(__name__)
@@ -169,22 +170,25 @@ def start_import(project: Project, user, archive, *, layout: str | None = None, 
     job = Job.objects.create(project=project, kind=Job.Kind.IMPORT, created_by=user,
                              message=f"Importing {archive.name}"[:300])
     folder = upload_dir(job.pk)
-    storage.store_file(archive, folder / "upload.zip")
+    # The archive keeps its (sanitised) name: a collection at the zip's root is named after it.
+    zip_name = safe_name(Path(archive.name).stem) + ".zip"
+    storage.store_file(archive, folder / "archive" / zip_name)
     if labels_csv is not None:
         storage.store_file(labels_csv, folder / "labels.csv")
-    (folder / "options.json").write_text(json.dumps({"layout": layout, "channels": channels}))
+    (folder / "options.json").write_text(json.dumps({"layout": layout, "channels": channels, "zip": zip_name}))
     dispatch(job)
     return job
 
 
 def run_import_job(job) -> str:
     folder = upload_dir(job.pk)
-    if not (folder / "upload.zip").exists():
+    if not (folder / "options.json").exists():
         return "The upload was removed."
     options = json.loads((folder / "options.json").read_text())
+    archive = folder / "archive" / options["zip"]
     labels_csv = folder / "labels.csv"
     try:
-        datasets = import_images(job.project, folder / "upload.zip", job.created_by, layout=options.get("layout"),
+        datasets = import_images(job.project, archive, job.created_by, layout=options.get("layout"),
                                  labels_csv=labels_csv if labels_csv.exists() else None,
                                  channels=options.get("channels"), progress=job.report)
     finally:

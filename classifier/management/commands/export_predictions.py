@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier.exports import write_predictions
+from webapp.datasets.export import write_predictions
 from webapp.projects.models import Project
 
 

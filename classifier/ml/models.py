@@ -1,0 +1,115 @@
+"""Network builders: the compact METASPACE CNN and keras.applications backbones.
+
+Backbones are always built with weights=None (this server never downloads); a local weights
+file can be loaded instead. Augmentation is a Keras layer applied in the tf.data pipeline,
+not inside the saved model, so inference graphs stay lean and CPU training overlaps it.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+# Input range each backbone family was trained with (only matters with pretrained weights).
+_FAMILY = {"resnet50": "caffe", "vgg16": "caffe", "densenet121": "torch", "inceptionresnetv2": "tf"}
+
+
+def _backbone(arch: str):
+    apps = keras.applications
+    return {
+        "resnet50": apps.ResNet50,
+        "densenet121": apps.DenseNet121,
+        "vgg16": apps.VGG16,
+        "inceptionresnetv2": apps.InceptionResNetV2,
+    }[arch]
+
+
+def output_activation(task: str) -> str:
+    return "sigmoid" if task == "multilabel" else "softmax"
+
+
+def make_model(input_shape: tuple[int, int, int], num_classes: int, arch: str = "compact",
+               task: str = "binary", weights_path: str | None = None) -> keras.Model:
+    """An uncompiled model mapping (s, s, c) images in 0..1 to class probabilities."""
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    act = output_activation(task)
+    if arch == "compact":
+        # METASPACE write-up: 4 conv (BN before ReLU), max-pool after every second, 3 dense.
+        x = inputs
+        for filters, pool in ((16, 3), (32, 3)):
+            for _ in range(2):
+                x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+                x = keras.layers.BatchNormalization()(x)
+                x = keras.layers.Activation("relu")(x)
+            x = keras.layers.MaxPooling2D(pool)(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(256, activation="relu")(x)
+        x = keras.layers.Dense(256, activation="relu")(x)
+        outputs = keras.layers.Dense(num_classes, activation=act, name="probabilities")(x)
+        return keras.Model(inputs, outputs, name="compact")
+
+    channels = int(input_shape[-1])
+    x = inputs
+    if weights_path:
+        # Pretrained filters expect 3 channels in their own range: a learned 1x1 conv maps
+        # any channel count to 3, then the family's scaling is applied.
+        if channels != 3:
+            x = keras.layers.Conv2D(3, 1, name="to_rgb")(x)
+        family = _FAMILY[arch]
+        if family == "caffe":
+            x = keras.layers.Rescaling(255.0, offset=-120.0)(x)
+        elif family == "torch":
+            x = keras.layers.Rescaling(1 / 0.226, offset=-0.45 / 0.226)(x)
+        else:
+            x = keras.layers.Rescaling(2.0, offset=-1.0)(x)
+        base_shape = (*tuple(input_shape[:2]), 3)
+    else:
+        base_shape = tuple(input_shape)
+    base = _backbone(arch)(include_top=False, weights=None, input_shape=base_shape, pooling="avg")
+    if weights_path:
+        base.load_weights(weights_path)
+    x = base(x)
+    x = keras.layers.Dropout(0.3)(x)
+    outputs = keras.layers.Dense(num_classes, activation=act, name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=arch)
+
+
+def compile_model(model: keras.Model, task: str, learning_rate: float, momentum: float) -> keras.Model:
+    loss = "binary_crossentropy" if task == "multilabel" else "categorical_crossentropy"
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum), loss=loss)
+    return model
+
+
+@keras.saving.register_keras_serializable(package="ionsieve")
+class RandomDihedral(keras.layers.Layer):
+    """Random flip + random 90 degree rotation per image: the 8 symmetries of a square.
+
+    An ion image means the same thing in any of these orientations (the slide can be
+    mounted either way), so they are free extra training data.
+    """
+
+    def __init__(self, seed: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.seed = seed
+        self._gen = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+
+    def call(self, x, training: bool = True):
+        if not training:
+            return x
+        n = tf.shape(x)[0]
+        k = self._gen.uniform([n], 0, 4, dtype=tf.int32)
+        flip = self._gen.uniform([n], 0, 2, dtype=tf.int32)
+        rots = tf.stack([x, tf.image.rot90(x, 1), tf.image.rot90(x, 2), tf.image.rot90(x, 3)], axis=0)
+        x = tf.gather_nd(rots, tf.stack([k, tf.range(n)], axis=1))
+        return tf.where(tf.reshape(flip == 1, [-1, 1, 1, 1]), tf.image.flip_left_right(x), x)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "seed": self.seed}
+
+
+def dihedral_views(x):
+    """The 8 dihedral transforms of a square batch (for test-time augmentation)."""
+    views = []
+    for k in range(4):
+        r = tf.image.rot90(x, k)
+        views += [r, tf.image.flip_left_right(r)]
+    return views

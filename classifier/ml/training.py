@@ -1,0 +1,269 @@
+"""train / predict: grouped cross-validation, out-of-fold calibration, final model(s)."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from classifier.ml.bundle import ModelBundle
+from classifier.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
+from classifier.ml.cv import grouped_folds
+from classifier.ml.metrics import compute_metrics
+from classifier.ml.params import TASKS, TrainParams
+from classifier.ml.preprocess import channels_of, prepare
+
+Progress = Callable[[float, str], None]
+
+
+class TrainingCancelled(Exception):
+    """should_stop() said yes: the run stops at the end of the current epoch."""
+
+
+@dataclass
+class TrainResult:
+    bundle: ModelBundle
+    metrics: dict
+    notes: list[str] = field(default_factory=list)
+    oof_probabilities: np.ndarray | None = None
+
+
+def _targets(y: np.ndarray, task: str, k: int) -> np.ndarray:
+    if task == "multilabel":
+        return np.asarray(y, dtype=np.float32).reshape(len(y), k)
+    return np.eye(k, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+
+
+def _weights_and_index(y: np.ndarray, task: str, k: int, params: TrainParams,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(index of samples to use, per-sample weight): balanced class weights for single-label
+    tasks; for multilabel, positives of rare classes are repeated (weights cannot express
+    'this label is rare' when a sample has several labels)."""
+    n = len(y)
+    idx = np.arange(n)
+    if not params.class_weight:
+        return idx, np.ones(n, np.float32)
+    if task != "multilabel":
+        y = np.asarray(y, dtype=np.int64)
+        counts = np.bincount(y, minlength=k).astype(np.float64)
+        present = counts > 0
+        w = np.zeros(k)
+        w[present] = n / (present.sum() * counts[present])
+        return idx, w[y].astype(np.float32)
+    y = np.asarray(y) > 0.5
+    target = max(1, n // (2 * k))
+    extra = []
+    for c in range(k):
+        pos = np.flatnonzero(y[:, c])
+        if 0 < len(pos) < target:
+            need = min(target - len(pos), 9 * len(pos))  # at most 10x: do not memorise 2 images
+            extra.append(rng.choice(pos, size=need, replace=True))
+    if extra:
+        idx = np.concatenate([idx, *extra])
+    return idx, np.ones(len(idx), np.float32)
+
+
+def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainParams,
+               seed: int, on_epoch: Callable[[int, int, int], None] | None = None) -> list:
+    """params.ensemble trained models on (x, y). on_epoch(member, epoch, epochs) may raise."""
+    import keras
+    import tensorflow as tf
+
+    from classifier.ml.models import RandomDihedral, compile_model, make_model
+
+    rng = np.random.default_rng(seed)
+    idx, w = _weights_and_index(y, task, k, params, rng)
+    t = _targets(np.asarray(y)[idx], task, k)
+    xs = x[idx]
+    models = []
+    for member in range(params.ensemble):
+        s = seed * 1000 + member
+        keras.utils.set_random_seed(s)
+        model = compile_model(
+            make_model(x.shape[1:], k, params.arch, task, params.weights_path), task,
+            params.learning_rate, params.momentum,
+        )
+        ds = tf.data.Dataset.from_tensor_slices((xs, t, w)).shuffle(len(xs), seed=s, reshuffle_each_iteration=True)
+        ds = ds.batch(params.batch_size)
+        if params.augment:
+            aug = RandomDihedral(seed=s)
+            ds = ds.map(lambda a, b, c, aug=aug: (aug(a, training=True), b, c))
+        ds = ds.prefetch(2)
+
+        callbacks = []
+        if on_epoch is not None:
+            class _Report(keras.callbacks.Callback):
+                def on_epoch_end(self, epoch, logs=None, member=member):
+                    on_epoch(member, epoch + 1, params.epochs)
+
+            callbacks.append(_Report())
+        model.fit(ds, epochs=params.epochs, verbose=0, callbacks=callbacks)
+        models.append(model)
+    return models
+
+
+def _infer_fn(models: list, tta: bool):
+    import tensorflow as tf
+
+    from classifier.ml.models import dihedral_views
+
+    @tf.function(reduce_retracing=True)
+    def infer(x):
+        views = dihedral_views(x) if tta else [x]
+        outs = [m(v, training=False) for m in models for v in views]
+        return tf.add_n(outs) / float(len(outs))
+
+    return infer
+
+
+def raw_predict(models: list, x: np.ndarray, batch_size: int = 256, tta: bool = False, infer=None) -> np.ndarray:
+    """Averaged model outputs for a prepared batch, in fixed-size chunks (one trace)."""
+    infer = infer or _infer_fn(models, tta)
+    out = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size and len(x) > batch_size:
+            # Pad the last chunk so the graph keeps one static batch size.
+            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
+        out.append(infer(chunk).numpy()[:n])
+    k = models[0].output_shape[-1]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, k))
+
+
+def finish(task: str, raw: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """Model outputs -> the probabilities the app stores (binary: calibrated [p0, 1 - p0])."""
+    if task == "binary":
+        p0 = apply_calibration(raw[:, 0], calibration)
+        return np.stack([p0, 1 - p0], axis=1)
+    return raw
+
+
+def _check(images, y, groups, task, classes) -> None:
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}")
+    if not (len(images) == len(y) == len(groups)):
+        raise ValueError("images, y and groups must have the same length")
+    if task == "binary" and len(classes) != 2:
+        raise ValueError("a binary task needs exactly 2 classes")
+
+
+def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[str],
+          params: TrainParams | None = None, contexts: Sequence[np.ndarray] | None = None,
+          progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+    """Grouped K-fold CV (out-of-fold predictions -> calibration, thresholds, metrics), then
+    the final model(s) on all data."""
+    params = params or TrainParams()
+    classes = list(classes)
+    groups = np.asarray(groups).astype(str)
+    y = np.asarray(y)
+    _check(images, y, groups, task, classes)
+    k = len(classes)
+    notes: list[str] = []
+    channels = channels_of(images)
+    x = prepare(images, params.input_size, channels, contexts if params.context else None)
+    if params.context and contexts is None:
+        notes.append("context was asked for but no context images were given: the channel is blank")
+
+    n_groups = len(np.unique(groups))
+    folds = grouped_folds(groups, params.folds, y if task != "multilabel" else None, seed=params.seed)
+    if n_groups == 1:
+        notes.append("All labelled images come from one dataset: cross-validation split images within it "
+                     "(stratified), so the scores overestimate performance on new datasets.")
+    elif n_groups < params.folds:
+        notes.append(f"Only {n_groups} datasets: {len(folds)}-fold cross-validation (one dataset per fold).")
+    else:
+        notes.append(f"{len(folds)}-fold cross-validation grouped by dataset ({n_groups} datasets).")
+
+    per_run = params.epochs * params.ensemble
+    total = per_run * (len(folds) + 1)
+    done = [0]
+
+    def reporter(label: str):
+        def on_epoch(member: int, epoch: int, epochs: int) -> None:
+            done[0] += 1
+            if progress is not None:
+                m = f", model {member + 1}/{params.ensemble}" if params.ensemble > 1 else ""
+                progress(min(1.0, done[0] / total), f"{label}{m}, epoch {epoch}/{epochs}")
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled()
+        return on_epoch
+
+    def stop_check() -> None:
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled()
+
+    oof = np.zeros((len(x), k), np.float64)
+    for f, (tr, va) in enumerate(folds):
+        stop_check()
+        models = fit_models(x[tr], y[tr], task, k, params, params.seed + f + 1,
+                            reporter(f"Fold {f + 1}/{len(folds)}"))
+        oof[va] = raw_predict(models, x[va], tta=params.tta)
+        del models
+
+    calibration = None
+    if task == "binary":
+        is0 = (y.astype(int) == 0)
+        if params.calibrate:
+            calibration = fit_calibration(oof[:, 0], is0)
+        oof_final = finish(task, oof, calibration)
+        t = best_f1_threshold(oof_final[:, 0], is0)
+        thresholds = [t, 1 - t]
+        notes.append(f"Calibration: {calibration['method'] if calibration else 'none'}; "
+                     f"threshold on p({classes[0]}) = {t:.3f} (best F1 of {classes[0]} out of fold).")
+    elif task == "multilabel":
+        oof_final = oof
+        yb = y > 0.5
+        thresholds = [best_f1_threshold(oof[:, c], yb[:, c]) for c in range(k)]
+        notes.append("Per-class thresholds (best F1 out of fold): "
+                     + ", ".join(f"{c}={t:.2f}" for c, t in zip(classes, thresholds, strict=True)))
+    else:
+        oof_final = oof
+        thresholds = [0.5] * k
+
+    metrics = compute_metrics(y, oof_final, task, classes, groups=groups, thresholds=thresholds)
+    metrics["per_fold"] = [
+        compute_metrics(y[va], oof_final[va], task, classes, thresholds=thresholds)["overall"] for _, va in folds
+    ]
+    metrics["folds"] = len(folds)
+    metrics = _jsonable(metrics)
+
+    stop_check()
+    final = fit_models(x, y, task, k, params, params.seed, reporter("Final model"))
+    bundle = ModelBundle(
+        task=task, classes=classes, params=params, thresholds=[float(t) for t in thresholds], models=final,
+        input_shape=tuple(int(v) for v in x.shape[1:]), channels=channels, calibration=calibration,
+        metrics={"overall": {k2: metrics["overall"][k2] for k2 in ("accuracy", "f1_macro", "roc_auc", "n")}},
+    )
+    if progress is not None:
+        progress(1.0, "Training finished")
+    return TrainResult(bundle=bundle, metrics=metrics, notes=notes, oof_probabilities=oof_final)
+
+
+def _jsonable(o):
+    if isinstance(o, dict):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
+        return None
+    return o
+
+
+def predict(bundle: ModelBundle, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None,
+            batch_size: int = 256) -> np.ndarray:
+    """(n, C) probabilities (binary: calibrated) for raw variable-size arrays."""
+    k = len(bundle.classes)
+    if len(images) == 0:
+        return np.zeros((0, k))
+    size = int(bundle.input_shape[0])
+    x = prepare(images, size, bundle.channels, contexts if bundle.params.context else None)
+    if bundle.params.context and contexts is None:
+        x = np.concatenate([x, np.zeros(x.shape[:3] + (1,), np.float32)], axis=3)
+    if bundle._infer is None:  # traced once per bundle, reused across calls
+        bundle._infer = _infer_fn(bundle.models, bundle.params.tta)
+    raw = raw_predict(bundle.models, x, batch_size=batch_size, infer=bundle._infer)
+    return finish(bundle.task, raw, bundle.calibration)

@@ -1,0 +1,144 @@
+"""A project, a dataset or a selection as a .zip in the import layouts, so it re-imports as is.
+
+Inside: the images (16-bit PNG scaled to their own range; multi-channel as TIFF), the layout's
+labels, `scales.csv` (each PNG's value range), `predictions.csv`, and for binary on/off projects
+a METASPACE-style `GS.csv`. Optionally each dataset's array file.
+"""
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from webapp.datasets.arrays import arrays_for
+from webapp.datasets.models import IonImage
+from webapp.imagesets.writer import (
+    safe_name,
+    write_channels_layout,
+    write_flat_layout,
+    write_gs_layout,
+    write_scales_csv,
+)
+from webapp.projects.models import Project, Task
+
+LAYOUTS = ("gs", "flat", "channels")
+
+
+class ExportError(ValueError):
+    pass
+
+
+def default_layout(project: Project) -> str:
+    if project.channels:
+        return "channels"
+    return "flat" if project.task == Task.MULTILABEL else "gs"
+
+
+def check_layout(layout: str, task: str) -> None:
+    if layout not in LAYOUTS:
+        raise ExportError(f"Unknown layout '{layout}': choose gs, flat or channels.")
+    if layout == "gs" and task == Task.MULTILABEL:
+        raise ExportError("Folders per label cannot hold several labels per image: use the flat layout.")
+
+
+def export_zip(project: Project, images, out: Path, layout: str | None = None, with_arrays: bool = False) -> int:
+    """Write the project's `images` to the zip `out` (atomically); returns the number of images."""
+    layout = layout or default_layout(project)
+    check_layout(layout, project.task)
+    images = list(images.select_related("dataset", "prediction_version").order_by("dataset_id", "index"))
+    if not images:
+        raise ExportError("No images to export.")
+    groups: dict[int, list[IonImage]] = {}
+    for im in images:
+        groups.setdefault(im.dataset_id, []).append(im)
+    datasets = []
+    for ims in groups.values():
+        arrays, _ = arrays_for(ims[0].dataset, ims)
+        datasets.append((ims[0].dataset.name, [(im.name or im.display_name, a, im.consensus.split() if im.consensus else [])
+                                               for im, a in zip(ims, arrays, strict=True)]))
+
+    def extra(root: Path) -> None:
+        _write_predictions(project, images, root / "predictions.csv")
+        if project.task == Task.BINARY and set(project.classes) == {"on", "off"}:
+            _write_gs_csv(images, root / "GS.csv")
+        if with_arrays:
+            for ims in groups.values():
+                ds = ims[0].dataset
+                if ds.array_path.exists():
+                    shutil.copyfile(ds.array_path, root / f"{safe_name(ds.name)}.ion_images.npy")
+
+    write_layout_zip(out, datasets, layout, project.channels or [], project.classes, extra)
+    return len(images)
+
+
+def write_layout_zip(out: Path, datasets: list, layout: str, channels: list[str], classes: list[str],
+                     extra=None) -> None:
+    """`datasets`: [(dataset name, [(item name, array, labels), ...]), ...] -> a zip at `out`."""
+    work = Path(tempfile.mkdtemp(prefix="ionsieve-export-"))
+    try:
+        root = work / "export"
+        if layout == "gs":
+            rows = write_gs_layout(root, datasets)
+        elif layout == "flat":
+            rows = write_flat_layout(root, datasets)
+        else:
+            rows = write_channels_layout(root, datasets, channels, classes)
+        write_scales_csv(root / "scales.csv", rows)
+        if extra is not None:
+            extra(root)
+        tmp = out.with_name(out.name + ".part")
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    z.write(path, path.relative_to(root).as_posix())
+        tmp.replace(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_predictions(project: Project, images: list[IonImage], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        write_predictions(project, f, images)
+
+
+# ---------------------------------------------------------------- predictions CSV
+def prediction_header(project: Project) -> list[str]:
+    return ["dataset_id", "dataset", "index", "mz", "name"] + [f"prob_{c}" for c in project.classes] + [
+        "predicted", "label", "model_version"]
+
+
+def prediction_rows(project: Project, images: Iterable[IonImage]) -> Iterable[list]:
+    for im in images:
+        probs = im.probabilities or [None] * len(project.classes)
+        yield [
+            im.dataset_id, im.dataset.name, im.index, "" if im.mz is None else repr(im.mz), im.name,
+            *("" if p is None else f"{p:.6f}" for p in probs),
+            im.predicted, im.consensus or "",
+            im.prediction_version.number if im.prediction_version_id else "",
+        ]
+
+
+def write_predictions(project: Project, out, images=None) -> int:
+    if images is None:
+        images = (IonImage.objects.filter(dataset__project=project)
+                  .select_related("dataset", "prediction_version").order_by("dataset_id", "index"))
+    w = csv.writer(out)
+    w.writerow(prediction_header(project))
+    n = 0
+    for row in prediction_rows(project, images.iterator(chunk_size=2000) if hasattr(images, "iterator") else images):
+        w.writerow(row)
+        n += 1
+    return n
+
+
+def _write_gs_csv(images: list[IonImage], path: Path) -> None:
+    """METASPACE off-sample gold standard: one row per labelled ion."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["datasetId", "dsName", "sumFormula", "adduct", "type"])
+        for im in images:
+            if im.consensus in ("on", "off"):
+                w.writerow([im.dataset_id, im.dataset.name, im.formula or im.name, im.adduct, im.consensus])
