@@ -100,3 +100,22 @@ def test_it_refuses_mismatched_classes_and_empty_selections(api, user, project, 
     multi = ProjectFactory(owner=user, task="multiclass", classes="a,b,c")
     r = api.post(f"/api/projects/{multi.slug}/training-collections/", {"collection": cid}, format="json")
     assert r.status_code == 400 and "do not match" in r.json()["detail"]
+
+
+def test_it_downloads_project_and_collection_zips(api, user, project, labelled_dataset):
+    import io
+    import zipfile
+
+    api.force_authenticate(user)
+    r = api.get(f"/api/projects/{project.slug}/export/", {"labelled": "true"})
+    assert r.status_code == 200 and r["Content-Type"] == "application/zip"
+    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    assert sum(n.endswith(".png") for n in names) == 6 and "GS.csv" in names
+    cid = api.post("/api/collections/", {"project": project.slug, "name": "G"}, format="json").json()["id"]
+    r = api.get(f"/api/collections/{cid}/export/")
+    assert r.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(b"".join(r.streaming_content))).namelist()
+    assert "labelled_by.csv" in names and sum(n.endswith(".png") for n in names) == 6
+    api.force_authenticate(UserFactory())
+    assert api.get(f"/api/collections/{cid}/export/").status_code == 404
+    assert api.get(f"/api/projects/{project.slug}/export/").status_code == 404

@@ -216,3 +216,34 @@ class ProjectTrainingCollectionDetail(APIView):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
         project.training_collections.filter(Q(pk=pk)).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class CollectionExport(APIView):
+    """A version of the collection (`?version=N`, default latest) as a .zip."""
+
+    @extend_schema(parameters=[OpenApiParameter("version", int), OpenApiParameter("layout", str)],
+                   responses={(200, "application/zip"): bytes})
+    def get(self, request, pk: int):
+        import tempfile
+        from pathlib import Path
+
+        from django.http import FileResponse, Http404
+
+        from webapp.collections.export import export_version
+        from webapp.datasets.export import ExportError
+
+        collection = collection_for(request.user, pk)
+        number = request.query_params.get("version")
+        version = collection.versions.filter(number=number).first() if number and number.isdigit() else collection.latest
+        if version is None:
+            raise Http404("No such version.")
+        tmp = Path(tempfile.mkdtemp(prefix="ionsieve-dl-")) / "c.zip"
+        try:
+            export_version(version, tmp, request.query_params.get("layout") or None)
+        except ExportError as exc:
+            raise APIValidationError({"detail": str(exc)}) from None
+        response = FileResponse(open(tmp, "rb"), as_attachment=True,  # noqa: SIM115 - FileResponse closes it
+                                filename=f"collection-{collection.pk}-v{version.number}.zip",
+                                content_type="application/zip")
+        tmp.unlink()
+        return response

@@ -265,3 +265,31 @@ class ProjectImports(APIView):
             job = start_import(project, request.user, d["archive"], layout=d.get("layout"),
                                labels_csv=d.get("labels"), channels=channels)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+class ProjectExport(ImageList):
+    """The project's images (with the gallery filters, `?dataset=ID` for one) as a .zip."""
+
+    pagination_class = None
+
+    @extend_schema(parameters=[OpenApiParameter("layout", str, enum=["gs", "flat", "channels"]),
+                               OpenApiParameter("arrays", bool)],
+                   responses={(200, "application/zip"): bytes})
+    def get(self, request, *args, **kwargs):
+        import tempfile
+        from pathlib import Path
+
+        from webapp.datasets.export import ExportError, export_zip
+
+        qs = self.filter_queryset(self.get_queryset()).order_by()
+        layout = request.query_params.get("layout") or None
+        tmp = Path(tempfile.mkdtemp(prefix="ionsieve-dl-")) / "export.zip"
+        try:
+            export_zip(self.project, IonImage.objects.filter(pk__in=qs.values("pk")), tmp, layout,
+                       with_arrays=request.query_params.get("arrays") in ("1", "true"))
+        except ExportError as exc:
+            raise ValidationError({"detail": str(exc)}) from None
+        response = FileResponse(open(tmp, "rb"), as_attachment=True,  # noqa: SIM115 - FileResponse closes it
+                                filename=f"{self.project.slug}.zip", content_type="application/zip")
+        tmp.unlink()  # the open handle keeps the data readable until the response is sent
+        return response
