@@ -13,6 +13,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from webapp.jobs.models import Job
@@ -104,7 +105,9 @@ def recover(broker_restarted: bool = False) -> int:
                                  created_at__lt=now - timedelta(seconds=2)).values_list("pk", flat=True))
     if broker_restarted:
         ids |= set(Job.objects.filter(status=Job.Status.QUEUED).values_list("pk", flat=True))
-    ids |= set(Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).values_list("pk", flat=True))
+    # A stale job is re-sent at most once per STALE_AFTER (not at every tick of every watchdog).
+    ids |= set(Job.objects.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - STALE_AFTER),
+                                  status=Job.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).values_list("pk", flat=True))
     sent = sum(send(i) for i in sorted(ids))
     if sent:
         log.info("re-sent %d jobs", sent)
