@@ -98,7 +98,7 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
                     on_epoch(member, epoch + 1, params.epochs)
 
             callbacks.append(_Report())
-        model.fit(ds, epochs=params.epochs, verbose=0, callbacks=callbacks)
+        model.fit(ds, epochs=params.epochs, verbose=0, callbacks=callbacks, shuffle=False)
         models.append(model)
     return models
 

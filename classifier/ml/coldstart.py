@@ -1,0 +1,216 @@
+"""Scores before anyone has labelled anything: where is the sample, and which ions sit off it.
+
+estimate_sample_mask clusters pixel spectra (k-means, 2 clusters, on log-scaled per-pixel ion
+vectors reduced by PCA, plus the log TIC) and calls "sample" the cluster that is richer in
+ions and further from the acquisition edge: background holds matrix ions only, tissue holds
+most ions, and slides are framed around the tissue. An ion is then off-sample to the degree
+its intensity sits outside that area (mean off vs on, and anti-correlation with the mask).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from skimage.filters import gaussian
+
+from classifier.ml.preprocess import clip_scale
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PATH = Path(__file__).parent / "default_model" / "compact_offsample.zip"
+MAX_FEATURE_IONS = 150
+MAX_FIT_PIXELS = 4000
+FULL_COVERAGE = 0.95  # a mask covering more of the acquired pixels means "no background"
+PRESENT = 0.1  # an ion is "present" at a pixel above this fraction of its 99th percentile
+
+
+def _acquired(images: np.ndarray, tic: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    k = images.shape[0]
+    step = max(1, k // 64)
+    acq = np.isfinite(images[::step]).any(axis=0)
+    if tic is None or np.shape(tic) != images.shape[1:]:
+        tic = np.nansum(images[::step], axis=0)
+    tic = np.asarray(tic, dtype=np.float32)
+    acq &= np.isfinite(tic)
+    return acq, np.where(acq, tic, 0).astype(np.float32)
+
+
+def _normalised(images: np.ndarray, acq: np.ndarray) -> np.ndarray:
+    """(k, m) intensities at the m acquired pixels, hotspot-clipped and scaled to 0..1."""
+    x = np.asarray(images, dtype=np.float32)[:, acq]  # (k, m)
+    return clip_scale(x[:, :, None, None])[:, :, 0, 0]
+
+
+def _mask_from_x(x: np.ndarray, acq: np.ndarray, tic: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool, dict]:
+    from sklearn.cluster import KMeans
+
+    h, w = acq.shape
+    k, m = x.shape
+    info: dict = {}
+    if m < 20 or k == 0:
+        return acq.copy(), False, info
+    rng = np.random.default_rng(seed)
+    ions = np.linspace(0, k - 1, min(k, MAX_FEATURE_IONS)).astype(int)
+    feats = np.log1p(20 * x[ions].T)  # (m, k') log-scaled per-pixel ion vectors
+    lt = np.log1p(tic[acq] / max(float(np.percentile(tic[acq], 99)), 1e-9) * 20)
+    feats = np.concatenate([feats, (lt / max(lt.std(), 1e-9) * feats.std(axis=0).mean())[:, None]], axis=1)
+    fit = rng.choice(m, size=min(m, MAX_FIT_PIXELS), replace=False)
+    mu = feats[fit].mean(axis=0)
+    _, _, vt = np.linalg.svd(feats[fit] - mu, full_matrices=False)
+    proj = (feats - mu) @ vt[: min(8, vt.shape[0])].T
+    km = KMeans(n_clusters=2, n_init=4, random_state=seed).fit(proj[fit])
+    lab = km.predict(proj)
+    grid = np.zeros((h, w), np.float32)
+    grid[acq] = lab
+    # Majority smoothing: speckle pixels join their neighbours' cluster.
+    smooth = gaussian(grid, 1.0) / np.maximum(gaussian(acq.astype(np.float32), 1.0), 1e-6)
+    c1 = (smooth > 0.5) & acq
+    richness = (x > PRESENT).mean(axis=0)  # per pixel: share of ions present
+    edge = acq & ~_erode(acq)
+    depth = _depth(acq)
+    stats = []
+    for c in (~c1 & acq, c1):
+        sel = c[acq]
+        if sel.sum() == 0:
+            stats.append((0.0, 0.0, 0.0))
+            continue
+        stats.append((float(richness[sel].mean()), float(depth[c].mean()), float((c & edge).sum() / max(edge.sum(), 1))))
+    # Sample = richer in ions and deeper inside the acquisition (log ratios, both votes).
+    eps = 1e-6
+    vote = (np.log((stats[1][0] + eps) / (stats[0][0] + eps)) + np.log((stats[1][1] + eps) / (stats[0][1] + eps)))
+    mask = c1 if vote > 0 else (~c1 & acq)
+    sample_i = 1 if vote > 0 else 0
+    bg = acq & ~mask
+    coverage = float(mask.sum() / max(acq.sum(), 1))
+    rich_ratio = (stats[1 - sample_i][0] + eps) / (stats[sample_i][0] + eps)
+    # Fraction of ions clearly absent from the candidate background: high for real
+    # background (tissue ions missing), low when k-means merely split tissue regions.
+    on_mean = x[:, mask[acq]].mean(axis=1) if mask.any() else np.zeros(k)
+    off_mean = x[:, bg[acq]].mean(axis=1) if bg.any() else np.zeros(k)
+    absent = float(np.mean(off_mean < 0.25 * on_mean)) if bg.any() else 0.0
+    info = {"coverage": coverage, "richness_ratio": float(rich_ratio), "absent_share": absent,
+            "edge_share_bg": stats[1 - sample_i][2]}
+    has_bg = coverage <= FULL_COVERAGE and absent >= 0.3 and rich_ratio < 0.8
+    return mask, bool(has_bg), info
+
+
+def _depth(acq: np.ndarray) -> np.ndarray:
+    """Distance (in px, city-block, capped) of each pixel from the acquisition's edge."""
+    d = np.zeros(acq.shape, np.float32)
+    cur = acq
+    for i in range(1, 1 + max(acq.shape) // 2):
+        cur = _erode(cur)
+        if not cur.any():
+            break
+        d[cur] = i
+    return d
+
+
+def _erode(a: np.ndarray) -> np.ndarray:
+    """4-neighbour binary erosion; outside the grid counts as not acquired."""
+    p = np.pad(a, 1)
+    return a & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+
+
+def estimate_sample_mask(images: np.ndarray, tic: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """(sample mask bool (h, w), has_background). Unsupervised, per dataset."""
+    images = np.asarray(images)
+    acq, tic = _acquired(images, tic)
+    x = _normalised(images, acq)
+    mask, has_bg, _ = _mask_from_x(x, acq, tic)
+    return mask, has_bg
+
+
+def _scores_from_x(x: np.ndarray, acq: np.ndarray, mask: np.ndarray, has_bg: bool) -> np.ndarray:
+    k = x.shape[0]
+    if k == 0:
+        return np.zeros(0)
+    if not has_bg:
+        # No background to compare with: a weak tie-breaker only (intensity piled at the
+        # acquisition's edge is an artefact sign), kept near 0.5 on purpose.
+        depth = _depth(acq)[acq]
+        rim = depth <= max(1.0, float(np.percentile(depth, 10)))
+        tot = x.sum(axis=1) + 1e-9
+        share = x[:, rim].sum(axis=1) / tot / max(rim.mean(), 1e-9)
+        return np.clip(0.5 + 0.1 * np.tanh(np.log(np.maximum(share, 1e-3))), 0.0, 1.0)
+    m = mask[acq].astype(np.float32)
+    on = x[:, m > 0].mean(axis=1)
+    off = x[:, m == 0].mean(axis=1)
+    s1 = off / (on + off + 1e-9)
+    xc = x - x.mean(axis=1, keepdims=True)
+    mc = m - m.mean()
+    corr = (xc @ mc) / (np.sqrt((xc * xc).sum(axis=1) * (mc * mc).sum()) + 1e-9)
+    s2 = (1 - corr) / 2
+    return np.clip(0.5 * (s1 + s2), 0.0, 1.0)
+
+
+def context_scores(images: np.ndarray, tic: np.ndarray | None) -> tuple[np.ndarray, bool, np.ndarray]:
+    """(off-sample score per ion, has_background, sample mask)."""
+    images = np.asarray(images)
+    acq, tic = _acquired(images, tic)
+    x = _normalised(images, acq)
+    mask, has_bg, _ = _mask_from_x(x, acq, tic)
+    return _scores_from_x(x, acq, mask, has_bg), has_bg, mask
+
+
+def coldstart_scores(images: np.ndarray, tic: np.ndarray | None) -> np.ndarray:
+    """(k,) in 0..1, higher = more off-sample."""
+    return context_scores(images, tic)[0]
+
+
+_CACHE: dict[tuple, object] = {}
+
+
+def _default_bundle(path: str | os.PathLike | None):
+    from classifier.ml.bundle import load_bundle
+
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = load_bundle(path)
+    return _CACHE[key]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
+def blend(p_model: np.ndarray, p_ctx: np.ndarray, how: dict | None) -> np.ndarray:
+    """Combine the pretrained model's p(off) with the context score."""
+    how = how or {"method": "rank"}
+    if how.get("method") == "logistic":
+        z = how["a"] * _logit(p_model) + how["b"] * _logit(p_ctx) + how["c"]
+        return 1 / (1 + np.exp(-z))
+    # Rank average within the dataset, mapped back onto the model's probability scale so
+    # the 0.5 threshold keeps roughly its meaning.
+    n = len(p_model)
+    r = (np.argsort(np.argsort(p_model)) + np.argsort(np.argsort(p_ctx))) / (2.0 * max(n - 1, 1))
+    return np.quantile(p_model, np.clip(r, 0, 1)) if n > 1 else p_model
+
+
+def default_binary_scores(images: np.ndarray, tic: np.ndarray | None,
+                          model_path: str | os.PathLike | None = None) -> np.ndarray:
+    """(k, 2) [p_off, p_on] for a project nobody has trained a model for yet."""
+    from classifier.ml.training import predict
+
+    images = np.asarray(images, dtype=np.float32)
+    k = images.shape[0]
+    if k == 0:
+        return np.zeros((0, 2))
+    ctx, has_bg, _ = context_scores(images, tic)
+    bundle = _default_bundle(model_path)
+    if bundle is None:
+        p = ctx
+    else:
+        pm = predict(bundle, list(images))[:, 0]
+        p = blend(pm, ctx, bundle.extra.get("blend")) if has_bg else pm
+    p = np.clip(p, 0.0, 1.0)
+    return np.stack([p, 1 - p], axis=1)
