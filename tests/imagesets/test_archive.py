@@ -25,16 +25,34 @@ def refused(tmp_path: Path, zip_path: Path, **limits) -> ImageSetError:
 
 
 def test_it_extracts_a_gold_standard_tree_that_plans_as_its_datasets(tmp_path):
-    z = make_zip(tmp_path / "gs.zip", {"ds1/on/a.png": PNG, "ds1/off/b.png": PNG, "ds2/on/c.png": PNG,
-                                       "__MACOSX/ds1/._a.png": b"junk", "ds1/.DS_Store": b"junk"})
+    z = make_zip(
+        tmp_path / "gs.zip",
+        {
+            "ds1/on/a.png": PNG,
+            "ds1/off/b.png": PNG,
+            "ds2/on/c.png": PNG,
+            "__MACOSX/ds1/._a.png": b"junk",
+            "ds1/.DS_Store": b"junk",
+        },
+    )
     root = safe_extract(z, tmp_path / "x")
     assert root == tmp_path / "x" / "gs"
-    assert listing(root) == ["ds1", "ds1/off", "ds1/off/b.png", "ds1/on", "ds1/on/a.png", "ds2", "ds2/on",
-                             "ds2/on/c.png"]
+    assert listing(root) == [
+        "ds1",
+        "ds1/off",
+        "ds1/off/b.png",
+        "ds1/on",
+        "ds1/on/a.png",
+        "ds2",
+        "ds2/on",
+        "ds2/on/c.png",
+    ]
     plan = plan_import(root)
     assert plan.layout == "gs"
     assert [(d.name, [(i.name, i.labels) for i in d.items]) for d in plan.datasets] == [
-        ("ds1", [("a", ["on"]), ("b", ["off"])]), ("ds2", [("c", ["on"])])]
+        ("ds1", [("a", ["on"]), ("b", ["off"])]),
+        ("ds2", [("c", ["on"])]),
+    ]
 
 
 def test_it_plans_a_zipped_single_dataset_folder_by_its_name(tmp_path):
@@ -44,7 +62,9 @@ def test_it_plans_a_zipped_single_dataset_folder_by_its_name(tmp_path):
     z = make_zip(tmp_path / "labels.zip", {"on/a.png": PNG, "off/b.png": PNG})
     plan = plan_import(safe_extract(z, tmp_path / "y"), classes=["off", "on"])
     assert plan.datasets[0].name == "labels" and plan.classes_seen == ["off", "on"]
-    z = make_zip(tmp_path / "only_on.zip", {"on/a.png": PNG})  # a lone label folder is not a wrapper
+    z = make_zip(
+        tmp_path / "only_on.zip", {"on/a.png": PNG}
+    )  # a lone label folder is not a wrapper
     plan = plan_import(safe_extract(z, tmp_path / "z"), classes=["off", "on"])
     assert plan.layout == "gs" and plan.datasets[0].items[0].labels == ["on"]
 
@@ -59,9 +79,20 @@ def test_it_never_overwrites_or_cleans_an_existing_folder(tmp_path):
     assert listing(tmp_path / "x") == ["gs", "gs-2", "gs-2/on", "gs-2/on/a.png", "gs/keep.txt"]
 
 
-@pytest.mark.parametrize("name", ["../evil.png", "../../../../tmp/ionsieve-evil.png", "/tmp/ionsieve-abs.png",
-                                  "C:/evil.png", "C:evil.png", "on\\..\\..\\evil.png", "..\\evil.png",
-                                  "on/../../evil.png", "\\\\server\\share\\evil.png"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../evil.png",
+        "../../../../tmp/ionsieve-evil.png",
+        "/tmp/ionsieve-abs.png",
+        "C:/evil.png",
+        "C:evil.png",
+        "on\\..\\..\\evil.png",
+        "..\\evil.png",
+        "on/../../evil.png",
+        "\\\\server\\share\\evil.png",
+    ],
+)
 def test_it_refuses_entries_escaping_the_target(tmp_path, name):
     z = make_zip(tmp_path / "slip.zip", {"on/a.png": PNG, name: PNG})
     err = refused(tmp_path, z)
@@ -77,7 +108,9 @@ def test_it_refuses_control_characters_in_names(tmp_path):
 
 def test_it_reads_windows_backslash_folders_as_folders(tmp_path):
     assert entry_parts("on\\a.png") == ("on", "a.png")
-    root = safe_extract(make_zip(tmp_path / "w.zip", {"on\\a.png": PNG, "off\\b.png": PNG}), tmp_path / "x")
+    root = safe_extract(
+        make_zip(tmp_path / "w.zip", {"on\\a.png": PNG, "off\\b.png": PNG}), tmp_path / "x"
+    )
     assert listing(root) == ["off", "off/b.png", "on", "on/a.png"]
 
 
@@ -102,12 +135,12 @@ def test_it_refuses_a_zip_bomb_by_size_and_by_ratio(tmp_path):
 def test_it_counts_real_bytes_when_the_header_lies(tmp_path):
     z = make_zip(tmp_path / "liar.zip", {"on/a.png": PNG, "on/big.png": b"\x00" * (5 << 20)})
     data = bytearray(z.read_bytes())
-    # Patch the declared uncompressed size of big.png to 1,000 bytes, in the local and central headers.
+    # Declare big.png as 1,000 bytes uncompressed, in the local and the central headers.
     for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
         start = 0
         while (i := data.find(sig, start)) >= 0:
             name_at = i + (30 if sig == b"PK\x03\x04" else 46)
-            if data[name_at:name_at + 10] == b"on/big.png":
+            if data[name_at : name_at + 10] == b"on/big.png":
                 struct.pack_into("<I", data, i + offset, 1000)
             start = i + 4
     z.write_bytes(bytes(data))
@@ -124,7 +157,9 @@ def test_it_refuses_too_many_entries(tmp_path):
 
 def test_it_refuses_an_empty_archive(tmp_path):
     assert "empty" in str(refused(tmp_path, make_zip(tmp_path / "empty.zip", {})))
-    only_litter = make_zip(tmp_path / "litter.zip", {"__MACOSX/._a.png": b"x", ".DS_Store": b"x", "on/": b""})
+    only_litter = make_zip(
+        tmp_path / "litter.zip", {"__MACOSX/._a.png": b"x", ".DS_Store": b"x", "on/": b""}
+    )
     assert "empty" in str(refused(tmp_path, only_litter))
 
 

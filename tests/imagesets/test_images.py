@@ -12,7 +12,7 @@ from PIL import Image
 from tests.imagesets.helpers import METASPACE, png_bytes, png_header
 from webapp.imagesets.errors import ImageSetError
 from webapp.imagesets.images import image_shape, read_image
-from webapp.msi.scaling import _VIRIDIS
+from webapp.imagesets.viridis import VIRIDIS_LUT, VIRIDIS_LUT_8BIT
 
 
 def test_it_reads_16_bit_png_over_the_full_range(tmp_path):
@@ -56,12 +56,16 @@ def test_it_averages_non_viridis_rgb_to_grey():
     rgb[1, 1] = (255, 255, 255)
     rgb[0, 1] = (200, 10, 0)
     out = read_image(png_bytes(rgb))
-    assert out[0, 0] == pytest.approx(60) and out[1, 1] == pytest.approx(255) and out[0, 1] == pytest.approx(70)
+    assert (
+        out[0, 0] == pytest.approx(60)
+        and out[1, 1] == pytest.approx(255)
+        and out[0, 1] == pytest.approx(70)
+    )
 
 
 def test_it_inverts_a_viridis_ramp_to_within_one_step():
     steps = np.round(np.linspace(0, 1, 1000) * 255).astype(int)  # a render: 256 colours
-    rgb = _VIRIDIS[steps][None, :, :].repeat(3, axis=0)
+    rgb = VIRIDIS_LUT_8BIT[steps][None, :, :].repeat(3, axis=0)
     out = read_image(png_bytes(rgb))[1]
     assert np.all(np.diff(out) >= 0), "the scalar must grow along the colour map"
     # within one LUT step: 8-bit viridis repeats a few colours, which map to the first of them
@@ -75,7 +79,49 @@ def test_it_reads_the_real_viridis_renders_as_0_to_1():
         out = read_image(path)
         assert out.ndim == 2 and out.dtype == np.float32
         assert np.nanmin(out) >= 0.0 and np.nanmax(out) <= 1.0, path.name
-        assert np.nanmax(out) - np.nanmin(out) > 0.5, path.name  # a real ion image, not a flat colour
+        assert np.nanmax(out) - np.nanmin(out) > 0.5, (
+            path.name
+        )  # a real ion image, not a flat colour
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(np.float64)
+
+
+def test_it_inverts_the_real_viridis_renders_in_the_order_of_their_brightness():
+    # Viridis grows brighter along its length, so the recovered scalar must rank the colours of a
+    # real render as their luminance does (Spearman over the distinct colours).
+    assert np.all(np.diff(VIRIDIS_LUT @ [0.299, 0.587, 0.114]) > 0)
+    renders = sorted(METASPACE.glob("*/intsco_*.png"))
+    assert len(renders) == 6
+    for path in renders:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+        out = read_image(path)
+        flat = rgb.reshape(-1, 3).astype(np.int64)
+        _, first = np.unique(flat @ [65536, 256, 1], return_index=True)  # one pixel per colour
+        colours = flat[first]
+        scalar = out.reshape(-1)[first]
+        keep = np.isfinite(scalar)
+        luma = colours[keep] @ np.array([0.299, 0.587, 0.114])
+        rho = np.corrcoef(_ranks(scalar[keep]), _ranks(luma))[0, 1]
+        assert rho > 0.98, (path.name, rho)
+        # the darkest and brightest drawn colours sit at the ends of the colour map
+        assert scalar[keep][np.argmin(luma)] < 0.1 and scalar[keep][np.argmax(luma)] > 0.9
+
+
+def test_it_makes_annotations_on_a_viridis_render_nan():
+    ramp = VIRIDIS_LUT_8BIT[np.arange(256)][None].repeat(8, axis=0)  # (8, 256, 3)
+    ramp[2:4, 10:30] = 255  # a white scale bar
+    out = read_image(png_bytes(ramp))
+    assert np.isnan(out[2:4, 10:30]).all() and np.isnan(out).sum() == 40
+    np.testing.assert_allclose(out[0], np.arange(256) / 255, atol=1 / 255 + 1e-6)  # 8-bit repeats
+    real = METASPACE / "on" / "intsco_on-1.png"  # carries a white "5 mm" scale bar
+    with Image.open(real) as im:
+        white = np.asarray(im.convert("RGB")).min(axis=2) > 240
+    out = read_image(real)
+    assert white.sum() > 100 and np.isnan(out[white]).all()
+    assert np.isnan(out).mean() < 0.02 and np.nanmax(out) > 0.9
 
 
 def test_it_makes_transparent_pixels_nan():

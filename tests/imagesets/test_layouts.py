@@ -57,12 +57,18 @@ def test_it_plans_the_real_deeploc_channels_layout():
     (ds,) = plan.datasets
     assert ds.name == "deeploc_yeast" and len(ds.items) == 36
     first = ds.items[0]
-    assert first.name == "cell00" and [p.name for p in first.paths] == ["cell00_red.png", "cell00_green.png"]
+    assert first.name == "cell00" and [p.name for p in first.paths] == [
+        "cell00_red.png",
+        "cell00_green.png",
+    ]
     assert first.labels == ["vacuole_membrane"]
     assert all(len(i.labels) == 1 and i.labels[0] in DEEPLOC_CLASSES for i in ds.items)
     assert set(plan.classes_seen) <= set(DEEPLOC_CLASSES) and len(plan.classes_seen) == 9
     plan = plan_import(DEEPLOC, channels=["green", "red"], classes=DEEPLOC_CLASSES)
-    assert [p.name for p in plan.datasets[0].items[0].paths] == ["cell00_green.png", "cell00_red.png"]
+    assert [p.name for p in plan.datasets[0].items[0].paths] == [
+        "cell00_green.png",
+        "cell00_red.png",
+    ]
 
 
 def test_it_plans_deeploc_from_a_zip(tmp_path):
@@ -83,8 +89,12 @@ def test_it_plans_hpa_style_channels_with_class_indices(tmp_path):
     (tmp_path / "hpa" / "train.csv").write_text("Id,Target\na1,0 2\nb2,1\n")
     plan = plan_import(tmp_path / "hpa", classes=["nucleoplasm", "membrane", "nucleoli"])
     assert plan.channels == ["red", "green", "blue", "yellow"]
-    assert [p.name for p in plan.datasets[0].items[0].paths] == ["a1_red.png", "a1_green.png", "a1_blue.png",
-                                                                  "a1_yellow.png"]
+    assert [p.name for p in plan.datasets[0].items[0].paths] == [
+        "a1_red.png",
+        "a1_green.png",
+        "a1_blue.png",
+        "a1_yellow.png",
+    ]
     assert plan.datasets[0].name == "hpa"  # `train/` is packaging: named after the root
     assert [i.labels for i in plan.datasets[0].items] == [["nucleoplasm", "nucleoli"], ["membrane"]]
 
@@ -101,7 +111,11 @@ def test_it_plans_a_flat_folder_with_a_labels_csv_in_any_spelling(tmp_path):
     plan = plan_import(root)
     assert plan.layout == "flat" and [d.name for d in plan.datasets] == ["plate1"]
     assert [(i.name, i.labels) for i in plan.datasets[0].items] == [
-        ("a", ["on"]), ("b", ["off"]), ("c", ["on", "off"]), ("d", [])]
+        ("a", ["on"]),
+        ("b", ["off"]),
+        ("c", ["on", "off"]),
+        ("d", []),
+    ]
     assert any("1 image(s) have no row" in w for w in plan.warnings)
 
 
@@ -113,7 +127,9 @@ def test_it_makes_one_flat_dataset_per_subfolder(tmp_path):
     plan = plan_import(tmp_path / "r", classes=["off", "on"])
     assert plan.layout == "flat"
     assert [(d.name, [i.labels for i in d.items]) for d in plan.datasets] == [
-        ("s1", [["on"], []]), ("s2", [["off"], []])]
+        ("s1", [["on"], []]),
+        ("s2", [["off"], []]),
+    ]
     (tmp_path / "r" / "labels.csv").write_text("file,label\na.png,on\n")
     assert any("several datasets" in p for p in problems_of(tmp_path / "r", classes=["off", "on"]))
     (tmp_path / "r" / "labels.csv").unlink()  # folders that are not classes: unlabelled datasets
@@ -218,8 +234,13 @@ def test_it_does_not_mistake_underscored_names_for_channels(tmp_path):
         for organ in ("liver", "brain"):
             write_png(tmp_path / "r" / f"{m}_{organ}.png")
     assert detect_layout(tmp_path / "r") == "flat"
-    plan = plan_import(tmp_path / "r", layout="channels")  # asked for explicitly: any suffix is a channel
-    assert plan.channels == ["brain", "liver"] and [i.name for i in plan.datasets[0].items] == ["mouse1", "mouse2"]
+    plan = plan_import(
+        tmp_path / "r", layout="channels"
+    )  # asked for explicitly: any suffix is a channel
+    assert plan.channels == ["brain", "liver"] and [i.name for i in plan.datasets[0].items] == [
+        "mouse1",
+        "mouse2",
+    ]
 
 
 def test_it_maps_class_names_case_insensitively_and_refuses_class_numbers_without_classes(tmp_path):
@@ -228,4 +249,6 @@ def test_it_maps_class_names_case_insensitively_and_refuses_class_numbers_withou
     assert plan_import(tmp_path / "r", classes=["off", "on"]).datasets[0].items[0].labels == ["on"]
     (tmp_path / "r" / "labels.csv").write_text("Id,Target\na,3\n")
     assert any("as numbers" in p for p in problems_of(tmp_path / "r"))
-    assert any(": 3 (allowed: off, on)" in p for p in problems_of(tmp_path / "r", classes=["off", "on"]))
+    assert any(
+        ": 3 (allowed: off, on)" in p for p in problems_of(tmp_path / "r", classes=["off", "on"])
+    )

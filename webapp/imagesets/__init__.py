@@ -8,6 +8,7 @@ import service, the management command, scripts and tests.
 - ``images.read_image``: one PNG/TIFF file as a float32 array.
 - ``writer``: write datasets back in any of the three layouts (export).
 """
+
 from __future__ import annotations
 
 from webapp.imagesets.errors import ImageSetError

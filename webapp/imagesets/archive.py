@@ -4,6 +4,7 @@ Every entry is checked before a single byte is written (names, types, declared s
 then entries are streamed to disk in chunks while the real bytes are counted, because headers
 can lie. On any refusal nothing is left behind.
 """
+
 from __future__ import annotations
 
 import re
@@ -47,28 +48,36 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 
 
 def _is_special(info: zipfile.ZipInfo) -> bool:
-    """Device, FIFO or socket entries (Unix mode bits set to a type that is neither file, folder nor link)."""
+    """Device, FIFO or socket entries (Unix mode bits: neither file, folder nor link)."""
     mode = info.external_attr >> 16
     kind = stat.S_IFMT(mode)
     return bool(mode) and kind not in (0, stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
 
 
-def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_entries: int,
-           max_ratio: float) -> tuple[list[str], list[tuple[zipfile.ZipInfo, tuple[str, ...]]]]:
+def _check(
+    infos: list[zipfile.ZipInfo], max_total_bytes: int, max_entries: int, max_ratio: float
+) -> tuple[list[str], list[tuple[zipfile.ZipInfo, tuple[str, ...]]]]:
     problems: list[str] = []
     plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     if len(infos) > max_entries:
-        return [f"the archive holds {len(infos):,} entries, more than the {max_entries:,} allowed"], []
+        return [
+            f"the archive holds {len(infos):,} entries, more than the {max_entries:,} allowed"
+        ], []
     seen: dict[str, str] = {}
     total = 0
     for info in infos:
         shown = info.filename.replace("\\", "/")
         parts = entry_parts(info.filename)
         if _CONTROL.search(info.filename):
-            problems.append(f"'{_CONTROL.sub('?', shown)[:200]}' has control characters in its name")
+            problems.append(
+                f"'{_CONTROL.sub('?', shown)[:200]}' has control characters in its name"
+            )
             continue
         if parts is None:
-            problems.append(f"'{shown[:200]}' would be written outside the archive's folder (refused for safety)")
+            problems.append(
+                f"'{shown[:200]}' would be written outside the archive's folder "
+                "(refused for safety)"
+            )
             continue
         if not parts or _ignored(parts):
             continue
@@ -85,8 +94,10 @@ def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_entries: int,
             problems.append(f"'{shown}' is password-protected (encrypted archives cannot be read)")
             continue
         if info.compress_type not in SUPPORTED_METHODS:
-            problems.append(f"'{shown}' uses an unsupported compression method ({info.compress_type}); "
-                            "re-create the zip with ordinary compression")
+            problems.append(
+                f"'{shown}' uses an unsupported compression method ({info.compress_type}); "
+                "re-create the zip with ordinary compression"
+            )
             continue
         key = "/".join(parts).casefold()  # case-insensitive file systems would merge these
         if key in seen:
@@ -94,20 +105,28 @@ def _check(infos: list[zipfile.ZipInfo], max_total_bytes: int, max_entries: int,
             continue
         seen[key] = shown
         total += info.file_size
-        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * max(1, info.compress_size):
-            problems.append(f"'{shown}' expands {info.file_size / max(1, info.compress_size):,.0f} times "
-                            f"when unpacked (more than {max_ratio:g} times looks like a zip bomb)")
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * max(
+            1, info.compress_size
+        ):
+            problems.append(
+                f"'{shown}' expands {info.file_size / max(1, info.compress_size):,.0f} times "
+                f"when unpacked (more than {max_ratio:g} times looks like a zip bomb)"
+            )
             continue
         plan.append((info, parts))
     if total > max_total_bytes:
-        problems.append(f"the archive unpacks to {total / 1e9:,.2f} GB, more than the "
-                        f"{max_total_bytes / 1e9:,.2f} GB allowed")
+        problems.append(
+            f"the archive unpacks to {total / 1e9:,.2f} GB, more than the "
+            f"{max_total_bytes / 1e9:,.2f} GB allowed"
+        )
     if not problems and not any(not i.is_dir() for i, _ in plan):
         problems.append("the archive is empty (no files in it)")
     return problems, plan
 
 
-def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, max_ratio: float) -> int:
+def _stream(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, max_ratio: float
+) -> int:
     """Copy one entry to `target` in chunks; returns the bytes written. Stops as soon as the real
     size passes the declared size, the archive budget or the ratio limit."""
     written = 0
@@ -119,18 +138,27 @@ def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: in
                 break
             written += len(chunk)
             if written > info.file_size:
-                raise ImageSetError(f"'{shown}' holds more data than its header declares (refused for safety)")
+                raise ImageSetError(
+                    f"'{shown}' holds more data than its header declares (refused for safety)"
+                )
             if written > budget:
                 raise ImageSetError("the archive unpacks to more than the size allowed")
             if written > RATIO_FLOOR_BYTES and written > max_ratio * max(1, info.compress_size):
-                raise ImageSetError(f"'{shown}' expands more than {max_ratio:g} times when unpacked "
-                                    "(looks like a zip bomb)")
+                raise ImageSetError(
+                    f"'{shown}' expands more than {max_ratio:g} times when unpacked "
+                    "(looks like a zip bomb)"
+                )
             dst.write(chunk)
     return written
 
 
-def safe_extract(zip_path: str | Path, dest_dir: str | Path, max_total_bytes: int = 2_000_000_000,
-                 max_entries: int = 200_000, max_ratio: float = 200) -> Path:
+def safe_extract(
+    zip_path: str | Path,
+    dest_dir: str | Path,
+    max_total_bytes: int = 2_000_000_000,
+    max_entries: int = 200_000,
+    max_ratio: float = 200,
+) -> Path:
     """Unpack `zip_path` under `dest_dir` and return the folder to hand to `plan_import`.
 
     Returns `dest_dir/<zip stem>` (a fresh folder; `<stem>-2` etc. when taken), always, even when
@@ -153,7 +181,14 @@ def safe_extract(zip_path: str | Path, dest_dir: str | Path, max_total_bytes: in
         root = dest_dir / f"{stem}-{n}"
     try:
         zf = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        OSError,
+    ) as exc:
         if isinstance(exc, FileNotFoundError):
             raise ImageSetError(f"{zip_path.name} was not found")
         raise ImageSetError(f"{zip_path.name} is not a zip archive (or it is damaged)")
@@ -169,7 +204,9 @@ def safe_extract(zip_path: str | Path, dest_dir: str | Path, max_total_bytes: in
                 target = root.joinpath(*parts)
                 # Defence in depth: the resolved target must stay inside the root.
                 if not target.resolve().is_relative_to(base):
-                    raise ImageSetError(f"'{info.filename}' would be written outside the archive's folder")
+                    raise ImageSetError(
+                        f"'{info.filename}' would be written outside the archive's folder"
+                    )
                 if info.is_dir() or info.filename.replace("\\", "/").endswith("/"):
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -181,7 +218,9 @@ def safe_extract(zip_path: str | Path, dest_dir: str | Path, max_total_bytes: in
         except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
             _clean(root, dest_dir, created_dest)
             # CRC mismatches land here: a header that under-declares its data, or a damaged file.
-            raise ImageSetError(f"{zip_path.name} is damaged and cannot be unpacked ({str(exc)[:120]})")
+            raise ImageSetError(
+                f"{zip_path.name} is damaged and cannot be unpacked ({str(exc)[:120]})"
+            )
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             _clean(root, dest_dir, created_dest)
             raise ImageSetError(f"{zip_path.name} holds a file and a folder of the same name")

@@ -1,4 +1,6 @@
-"""The one error of this package: every problem found, worded for the biologist who uploaded the files."""
+"""The one error of this package: every problem found, worded for the biologist who uploaded
+the files."""
+
 from __future__ import annotations
 
 # Long lists are cut in the one-line summary; `.problems` keeps them all.
@@ -13,7 +15,9 @@ class ImageSetError(Exception):
     """
 
     def __init__(self, problems: str | list[str]) -> None:
-        self.problems: list[str] = [problems] if isinstance(problems, str) else [str(p) for p in problems]
+        self.problems: list[str] = (
+            [problems] if isinstance(problems, str) else [str(p) for p in problems]
+        )
         if not self.problems:
             self.problems = ["the images could not be read"]
         super().__init__(self.summary())

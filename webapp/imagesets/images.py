@@ -3,8 +3,10 @@
 Values keep the file's own units, since the classifier scales every image to its own range:
 integer greyscale as stored (0..255, 0..65535), float TIFFs as stored, viridis-coloured renders
 as their position on the colour map (0..1), other colour pictures as the mean of R, G and B
-(0..255). Pixels that are fully transparent (alpha 0) carry no data and become NaN.
+(0..255). Pixels that are fully transparent (alpha 0) carry no data and become NaN, and so do
+annotations drawn in other colours on a viridis render (scale bars, text).
 """
+
 from __future__ import annotations
 
 import io
@@ -17,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from webapp.imagesets.errors import ImageSetError
-from webapp.msi.scaling import _VIRIDIS
+from webapp.imagesets.viridis import VIRIDIS_LUT
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 40_000_000
@@ -26,6 +28,10 @@ MAX_TIFF_PAGES = 256
 # Renders saved from viridis sit within a couple of RGB units of the LUT (anti-aliasing, rounding);
 # natural colour pictures are tens of units away on average.
 VIRIDIS_MAX_MEAN_DISTANCE = 8.0
+# Inside a viridis render, a colour this far (RGB units) from every entry is not data but an
+# annotation drawn on top (white scale bar, its text): NaN, not the nearest colour (white would
+# read as yellow, the maximum, and a scale bar in some images only would be a shortcut to learn).
+VIRIDIS_MAX_PIXEL_DISTANCE = 30.0
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
@@ -57,8 +63,10 @@ def _kind(head: bytes) -> str | None:
 
 
 def _too_big(name: str, h: int, w: int, max_pixels: int) -> str:
-    return (f"{name} is {w:,} x {h:,} pixels, more than the {max_pixels / 1e6:g} megapixels "
-            "an image may have here")
+    return (
+        f"{name} is {w:,} x {h:,} pixels, more than the {max_pixels / 1e6:g} megapixels "
+        "an image may have here"
+    )
 
 
 def _png_size(fh: BinaryIO, name: str) -> tuple[int, int, int]:
@@ -81,23 +89,31 @@ def _tiff_shape(tf, name: str, max_pixels: int) -> tuple[int, int, int]:
     if not pages:
         raise ImageSetError(f"{name} is a TIFF file without any image in it")
     if len(pages) > MAX_TIFF_PAGES:
-        raise ImageSetError(f"{name} has {len(pages):,} pages; at most {MAX_TIFF_PAGES} pages (channels) are read")
+        raise ImageSetError(
+            f"{name} has {len(pages):,} pages; at most {MAX_TIFF_PAGES} pages (channels) are read"
+        )
     h, w = int(pages[0].imagelength), int(pages[0].imagewidth)
     channels = 0
     for p in pages:
         if (int(p.imagelength), int(p.imagewidth)) != (h, w):
-            raise ImageSetError(f"{name} has pages of different sizes, so they cannot be its channels")
+            raise ImageSetError(
+                f"{name} has pages of different sizes, so they cannot be its channels"
+            )
         channels += int(p.samplesperpixel) * max(1, int(getattr(p, "imagedepth", 1) or 1))
     if h * w > max_pixels:
         raise ImageSetError(_too_big(name, h, w, max_pixels))
     # A few channels of a maximal image are fine; a thousand-channel cube of one is not.
     if h * w * channels > 4 * max_pixels:
-        raise ImageSetError(f"{name} holds {h * w * channels:,} values in {channels} channels, "
-                            f"more than {4 * max_pixels:,} allowed")
+        raise ImageSetError(
+            f"{name} holds {h * w * channels:,} values in {channels} channels, "
+            f"more than {4 * max_pixels:,} allowed"
+        )
     return h, w, channels
 
 
-def image_shape(source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
+def image_shape(
+    source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[int, int, int]:
     """(height, width, channels) from the header only; raises ImageSetError for non-images,
     damaged headers and images over `max_pixels`. PNG channels count colour planes (RGBA = 4)."""
     name = _name(source, name)
@@ -118,7 +134,9 @@ def image_shape(source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PI
     except ImageSetError:
         raise
     except Exception as exc:  # a damaged header must not escape as an internal error
-        raise ImageSetError(f"{name} could not be read as an image (the file may be damaged: {_why(exc)})")
+        raise ImageSetError(
+            f"{name} could not be read as an image (the file may be damaged: {_why(exc)})"
+        )
     raise ImageSetError(not_an_image(name))
 
 
@@ -140,7 +158,9 @@ def read_image(source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PIX
     except ImageSetError:
         raise
     except Exception as exc:
-        raise ImageSetError(f"{name} could not be read as an image (the file may be damaged: {_why(exc)})")
+        raise ImageSetError(
+            f"{name} could not be read as an image (the file may be damaged: {_why(exc)})"
+        )
 
 
 # ---------------------------------------------------------------- PNG (and anything Pillow opens)
@@ -173,15 +193,15 @@ def _from_pillow(im: Image.Image) -> np.ndarray:
 # ---------------------------------------------------------------- colour renders
 def _nearest_viridis(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Index of the nearest viridis entry and the distance to it, for (n, 3) colours."""
-    lut = _VIRIDIS.astype(np.float32)
+    lut = (VIRIDIS_LUT * 255).astype(np.float32)
     idx = np.empty(len(colours), dtype=np.int64)
     dist = np.empty(len(colours), dtype=np.float32)
     for start in range(0, len(colours), 8192):  # chunks keep the (n, 256) table small
-        c = colours[start:start + 8192].astype(np.float32)
+        c = colours[start : start + 8192].astype(np.float32)
         d2 = ((c[:, None, :] - lut[None, :, :]) ** 2).sum(axis=-1)
         best = d2.argmin(axis=1)
-        idx[start:start + 8192] = best
-        dist[start:start + 8192] = np.sqrt(d2[np.arange(len(c)), best])
+        idx[start : start + 8192] = best
+        dist[start : start + 8192] = np.sqrt(d2[np.arange(len(c)), best])
     return idx, dist
 
 
@@ -189,8 +209,8 @@ def colour_to_scalar(rgb: np.ndarray, opaque: np.ndarray | None = None) -> np.nd
     """A colour render (h, w, 3) uint8 back to one value per pixel.
 
     Close to viridis on average: each pixel's position on the colour map, 0..1 (an intensity
-    render, so the scalar is what was drawn). Otherwise: the mean of R, G and B.
-    Pixels outside `opaque` are NaN.
+    render, so the scalar is what was drawn); colours far from every viridis entry (annotations)
+    are NaN. Otherwise: the mean of R, G and B. Pixels outside `opaque` are NaN.
     """
     rgb = np.asarray(rgb)
     if opaque is None:
@@ -206,7 +226,9 @@ def colour_to_scalar(rgb: np.ndarray, opaque: np.ndarray | None = None) -> np.nd
         colours = np.stack([(uniq >> 16) & 255, (uniq >> 8) & 255, uniq & 255], axis=1)
         idx, dist = _nearest_viridis(colours)
         if float(dist[inverse].mean()) <= VIRIDIS_MAX_MEAN_DISTANCE:
-            out[opaque] = idx[inverse].astype(np.float32) / 255.0
+            values = idx.astype(np.float32) / 255.0
+            values[dist > VIRIDIS_MAX_PIXEL_DISTANCE] = np.nan  # annotations, not data
+            out[opaque] = values[inverse]
             return out
     out[opaque] = pixels.astype(np.float32).mean(axis=1)
     return out
@@ -214,7 +236,7 @@ def colour_to_scalar(rgb: np.ndarray, opaque: np.ndarray | None = None) -> np.nd
 
 # ---------------------------------------------------------------- TIFF
 def _page_array(page) -> np.ndarray:
-    """One TIFF page as (h, w, k): the Y and X axes first, whatever else (samples, depth) as channels."""
+    """One TIFF page as (h, w, k): Y and X first, whatever else (samples, depth) as channels."""
     a = np.asarray(page.asarray())
     axes = str(getattr(page, "axes", "") or "")
     if len(axes) == a.ndim and "Y" in axes and "X" in axes:

@@ -12,6 +12,7 @@ Three layouts:
 `plan_import` collects every problem before raising one ImageSetError, so that a biologist can
 fix a whole upload at once. Only file headers are read; pixels are decoded later by read_image.
 """
+
 from __future__ import annotations
 
 import csv
@@ -31,19 +32,81 @@ HPA_ORDER = ("red", "green", "blue", "yellow")
 # Suffixes that name a channel (stain, fluorophore, colour), so that `mouse1_liver.png` in a flat
 # folder is not mistaken for a channel file. An explicit `channels` list or layout overrides this.
 KNOWN_CHANNELS = {
-    "red", "green", "blue", "yellow", "cyan", "magenta", "farred", "grey", "gray",
-    "dapi", "hoechst", "gfp", "egfp", "rfp", "yfp", "cfp", "bfp", "mcherry", "tdtomato", "phalloidin",
-    "bf", "brightfield", "phase", "dic", "protein", "marker", "nuclear", "er", "tubulin", "actin",
+    "red",
+    "green",
+    "blue",
+    "yellow",
+    "cyan",
+    "magenta",
+    "farred",
+    "grey",
+    "gray",
+    "dapi",
+    "hoechst",
+    "gfp",
+    "egfp",
+    "rfp",
+    "yfp",
+    "cfp",
+    "bfp",
+    "mcherry",
+    "tdtomato",
+    "phalloidin",
+    "bf",
+    "brightfield",
+    "phase",
+    "dic",
+    "protein",
+    "marker",
+    "nuclear",
+    "er",
+    "tubulin",
+    "actin",
 }
 _NUMBERED_CHANNEL = re.compile(r"^(ch|c|w|channel)\d{1,2}$", re.IGNORECASE)
 _CHANNEL_FILE = re.compile(r"^(?P<id>.+)_(?P<ch>[A-Za-z][A-Za-z0-9-]*)$")
 # Folders that merely hold the images of the root's dataset (Kaggle-style `train/`, `images/`).
-GENERIC_FOLDERS = {"images", "image", "imgs", "img", "data", "pictures", "png", "pngs", "tif", "tiff", "train",
-                   "files"}
+GENERIC_FOLDERS = {
+    "images",
+    "image",
+    "imgs",
+    "img",
+    "data",
+    "pictures",
+    "png",
+    "pngs",
+    "tif",
+    "tiff",
+    "train",
+    "files",
+}
 UNLABELLED_FOLDERS = {"unlabelled", "unlabeled"}
-LABEL_COLUMNS = ("label", "labels", "target", "targets", "class", "classes", "category", "annotation")
-FILE_COLUMNS = ("file", "filename", "file_name", "image", "image_name", "imagename", "name", "path", "id",
-                "image_id", "imageid", "sample", "cell", "cell_id")
+LABEL_COLUMNS = (
+    "label",
+    "labels",
+    "target",
+    "targets",
+    "class",
+    "classes",
+    "category",
+    "annotation",
+)
+FILE_COLUMNS = (
+    "file",
+    "filename",
+    "file_name",
+    "image",
+    "image_name",
+    "imagename",
+    "name",
+    "path",
+    "id",
+    "image_id",
+    "imageid",
+    "sample",
+    "cell",
+    "cell_id",
+)
 MAX_LISTED = 20  # per kind of problem; the rest is counted in one more sentence
 MAX_CSV_BYTES = 200_000_000  # a labels table, not a data dump: read whole, so bounded
 
@@ -82,8 +145,12 @@ def natural_key(text: str) -> list:
 def _ignored(name: str) -> bool:
     """Files that accompany collections and are silently skipped (not reported as non-images)."""
     low = name.lower()
-    return (name.startswith(".") or low.endswith(".csv") or low in ("thumbs.db", "desktop.ini")
-            or low.startswith(("readme", "license", "licence", "copying", "notice", "citation")))
+    return (
+        name.startswith(".")
+        or low.endswith(".csv")
+        or low in ("thumbs.db", "desktop.ini")
+        or low.startswith(("readme", "license", "licence", "copying", "notice", "citation"))
+    )
 
 
 def _listed(items: list[str], limit: int = MAX_LISTED) -> str:
@@ -140,7 +207,7 @@ def _channel_split(stem: str) -> tuple[str, str] | None:
 
 
 def _find_csv(folder: Path, csvs: list[Path], root: Path) -> Path | None:
-    """labels.csv, else train.csv, else the only CSV file in `folder` (relative paths from the scan)."""
+    """labels.csv, else train.csv, else the only CSV in `folder` (relative paths from the scan)."""
     here = [root / c for c in csvs if (root / c).parent == folder]
     for wanted in ("labels.csv", "train.csv"):
         for c in here:
@@ -188,7 +255,9 @@ def _looks_like_channels(images: list[Path], channels: list[str] | None) -> bool
     return len(suffixes) >= 2 and multi >= 0.5 * len(groups)
 
 
-def _detect(scan: _Scan, has_csv: bool, classes: list[str] | None, channels: list[str] | None) -> str:
+def _detect(
+    scan: _Scan, has_csv: bool, classes: list[str] | None, channels: list[str] | None
+) -> str:
     images = scan.images
     if _looks_like_channels(images, channels):
         return "channels"
@@ -201,7 +270,11 @@ def _detect(scan: _Scan, has_csv: bool, classes: list[str] | None, channels: lis
     if any(len(c.parts) == 2 and c.parts[0] in folders for c in scan.csvs):
         return "flat"  # a folder with its own labels CSV is a dataset, not a label
     if classes:
-        known = [f for f in folders if _match_class(f, classes) is not None or f.lower() in UNLABELLED_FOLDERS]
+        known = [
+            f
+            for f in folders
+            if _match_class(f, classes) is not None or f.lower() in UNLABELLED_FOLDERS
+        ]
         if has_csv:
             return "gs" if len(known) == len(folders) else "flat"
         return "gs" if known else "flat"
@@ -212,15 +285,15 @@ def _detect(scan: _Scan, has_csv: bool, classes: list[str] | None, channels: lis
 
 
 def detect_layout(root: Path) -> str:
-    """"gs", "flat" or "channels", guessed from the folder structure and file names."""
+    """ "gs", "flat" or "channels", guessed from the folder structure and file names."""
     scan = _unwrap(_scan(Path(root)), None)
     return _detect(scan, _find_csv(scan.root, scan.csvs, scan.root) is not None, None, None)
 
 
 # ---------------------------------------------------------------- labels CSV
 def read_text(path: Path, warnings: list[str]) -> str:
-    """A CSV's text whatever Excel saved it as: UTF-8 (with or without BOM), UTF-16, else Windows-1252/Latin-1
-    with a warning (never a crash)."""
+    """A CSV's text whatever Excel saved it as: UTF-8 (with or without BOM), UTF-16, else
+    Windows-1252/Latin-1 with a warning (never a crash)."""
     data = path.read_bytes()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
@@ -236,7 +309,9 @@ def read_text(path: Path, warnings: list[str]) -> str:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        warnings.append(f"{path.name} is not UTF-8; it was read as {label}, so check accented names")
+        warnings.append(
+            f"{path.name} is not UTF-8; it was read as {label}, so check accented names"
+        )
         return text
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
@@ -248,9 +323,14 @@ class _Row:
     tokens: list[str]
 
 
-def _parse_csv(path: Path, known_keys: set[str], warnings: list[str], problems: list[str]) -> list[_Row]:
+def _parse_csv(
+    path: Path, known_keys: set[str], warnings: list[str], problems: list[str]
+) -> list[_Row]:
     if path.stat().st_size > MAX_CSV_BYTES:
-        problems.append(f"{path.name} is larger than {MAX_CSV_BYTES // 1_000_000} MB, too large for a labels table")
+        problems.append(
+            f"{path.name} is larger than {MAX_CSV_BYTES // 1_000_000} MB, "
+            "too large for a labels table"
+        )
         return []
     text = read_text(path, warnings).replace("\x00", "")
     sample = text[:4096]
@@ -258,7 +338,11 @@ def _parse_csv(path: Path, known_keys: set[str], warnings: list[str], problems: 
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [(i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text), dialect)) if any(c.strip() for c in r)]
+    rows = [
+        (i + 1, r)
+        for i, r in enumerate(csv.reader(io.StringIO(text), dialect))
+        if any(c.strip() for c in r)
+    ]
     if not rows:
         warnings.append(f"{path.name} is empty; no labels were read from it")
         return []
@@ -269,14 +353,18 @@ def _parse_csv(path: Path, known_keys: set[str], warnings: list[str], problems: 
         data = rows[1:]
     else:
         if max(len(r) for _, r in rows) < 2:
-            problems.append(f"{path.name} needs two columns, file and label (for example: file,label)")
+            problems.append(
+                f"{path.name} needs two columns, file and label (for example: file,label)"
+            )
             return []
         file_col, label_col = 0, 1
         if _key_variants(rows[0][1][0].strip()) & known_keys:
             data = rows  # no header line: the first row already names an image
         else:
             data = rows[1:]
-            warnings.append(f"{path.name}: the columns {', '.join(rows[0][1][:2])} were read as file and label")
+            warnings.append(
+                f"{path.name}: the columns {', '.join(rows[0][1][:2])} were read as file and label"
+            )
     split = re.compile(r"[\s|]+" if dialect.delimiter != "|" else r"\s+")
     out = []
     for line, r in data:
@@ -300,7 +388,9 @@ def _key_variants(key: str) -> set[str]:
     return out
 
 
-def _resolve_tokens(tokens: list[str], classes: list[str] | None) -> tuple[list[str], list[str], list[str]]:
+def _resolve_tokens(
+    tokens: list[str], classes: list[str] | None
+) -> tuple[list[str], list[str], list[str]]:
     """(class names, unknown names, numbers that need a class list)."""
     names: list[str] = []
     unknown: list[str] = []
@@ -318,8 +408,14 @@ def _resolve_tokens(tokens: list[str], classes: list[str] | None) -> tuple[list[
     return list(dict.fromkeys(names)), unknown, numbers
 
 
-def _apply_csv(csv_path: Path, root: Path, targets: list[tuple[DatasetPlan, ImageItem]],
-               classes: list[str] | None, warnings: list[str], problems: list[str]) -> None:
+def _apply_csv(
+    csv_path: Path,
+    root: Path,
+    targets: list[tuple[DatasetPlan, ImageItem]],
+    classes: list[str] | None,
+    warnings: list[str],
+    problems: list[str],
+) -> None:
     index: dict[str, list[tuple[DatasetPlan, ImageItem]]] = defaultdict(list)
     for d, item in targets:
         keys = {item.name, f"{d.name}/{item.name}"}
@@ -359,24 +455,36 @@ def _apply_csv(csv_path: Path, root: Path, targets: list[tuple[DatasetPlan, Imag
             item.labels = list(dict.fromkeys(item.labels + names))  # repeated rows add labels
             labelled.add(id(item))
     if missing:
-        problems.append(f"{csv_path.name} names {len(missing)} file(s) that are not in the folder: {_listed(missing)}")
+        problems.append(
+            f"{csv_path.name} names {len(missing)} file(s) that are not in the folder: "
+            f"{_listed(missing)}"
+        )
     if ambiguous:
-        problems.append(f"{csv_path.name} names file(s) found in several datasets, write them as dataset/file: "
-                        f"{_listed(ambiguous)}")
+        problems.append(
+            f"{csv_path.name} names file(s) found in several datasets, write them as dataset/file: "
+            f"{_listed(ambiguous)}"
+        )
     if unknown:
-        problems.append(f"{csv_path.name} uses class name(s) that are not this project's classes: "
-                        f"{_listed(list(unknown))} (allowed: {', '.join(classes or [])})")
+        problems.append(
+            f"{csv_path.name} uses class name(s) that are not this project's classes: "
+            f"{_listed(list(unknown))} (allowed: {', '.join(classes or [])})"
+        )
     if numbers:
-        problems.append(f"{csv_path.name} gives classes as numbers ({_listed(list(numbers), 5)}) but no class list "
-                        "is known to turn them into names")
+        problems.append(
+            f"{csv_path.name} gives classes as numbers ({_listed(list(numbers), 5)}) "
+            "but no class list is known to turn them into names"
+        )
     unlabelled = sum(1 for _, item in targets if id(item) not in labelled)
     if rows and unlabelled:
-        warnings.append(f"{unlabelled} image(s) have no row in {csv_path.name} and are imported without a label")
+        warnings.append(
+            f"{unlabelled} image(s) have no row in {csv_path.name} and are imported without a label"
+        )
 
 
 # ---------------------------------------------------------------- the plan
 def _dataset_names(dirs: list[Path], root: Path) -> dict[Path, str]:
-    """One dataset per folder, named after it; the root (or a lone generic `images/` folder) after the root."""
+    """One dataset per folder, named after it; the root (or a lone generic `images/` folder)
+    after the root."""
     names: dict[Path, str] = {}
     if len(dirs) == 1 and (dirs[0] == Path(".") or dirs[0].name.lower() in GENERIC_FOLDERS):
         return {dirs[0]: root.name or "images"}
@@ -389,7 +497,9 @@ def _dataset_names(dirs: list[Path], root: Path) -> dict[Path, str]:
     return names
 
 
-def _header_problems(scan: _Scan, max_pixels: int, problems: list[str]) -> dict[Path, tuple[int, int, int]]:
+def _header_problems(
+    scan: _Scan, max_pixels: int, problems: list[str]
+) -> dict[Path, tuple[int, int, int]]:
     shapes: dict[Path, tuple[int, int, int]] = {}
     not_images: list[str] = []
     for rel in scan.images:
@@ -403,7 +513,9 @@ def _header_problems(scan: _Scan, max_pixels: int, problems: list[str]) -> dict[
     not_images += [p.as_posix() for p in scan.others]
     problems.extend(not_an_image(n) for n in not_images[:MAX_LISTED])
     if len(not_images) > MAX_LISTED:
-        problems.append(f"{len(not_images) - MAX_LISTED} more files are not images (PNG or TIFF expected)")
+        problems.append(
+            f"{len(not_images) - MAX_LISTED} more files are not images (PNG or TIFF expected)"
+        )
     return shapes
 
 
@@ -418,7 +530,9 @@ def _duplicates(d: DatasetPlan, problems: list[str], what: str = "name") -> None
         else:
             seen[key] = item
     if dups:
-        problems.append(f"dataset {d.name} has several images with the same {what}: {_listed(dups)}")
+        problems.append(
+            f"dataset {d.name} has several images with the same {what}: {_listed(dups)}"
+        )
 
 
 def _plan_gs(scan: _Scan, classes: list[str] | None, problems: list[str]) -> list[DatasetPlan]:
@@ -427,8 +541,11 @@ def _plan_gs(scan: _Scan, classes: list[str] | None, problems: list[str]) -> lis
     misplaced = [p.as_posix() for p in scan.images if len(p.parts) != want]
     if misplaced:
         where = "<dataset>/<label>/<image>" if deep else "<label>/<image>"
-        problems.append(f"{len(misplaced)} image(s) are not where the gold-standard layout expects them ({where}): "
-                        f"{_listed(misplaced)}")
+        problems.append(
+            f"{len(misplaced)} image(s) are not where the gold-standard layout expects them "
+            f"({where}): "
+            f"{_listed(misplaced)}"
+        )
     groups: dict[str, list[tuple[str, Path]]] = defaultdict(list)
     for p in scan.images:
         if len(p.parts) != want:
@@ -452,13 +569,20 @@ def _plan_gs(scan: _Scan, classes: list[str] | None, problems: list[str]) -> lis
         _duplicates(d, problems)
         datasets.append(d)
     if unknown:
-        problems.append(f"label folder(s) {_listed(list(unknown))} are not among this project's classes "
-                        f"(allowed: {', '.join(classes or [])})")
+        problems.append(
+            f"label folder(s) {_listed(list(unknown))} are not among this project's classes "
+            f"(allowed: {', '.join(classes or [])})"
+        )
     return datasets
 
 
-def _plan_flat(scan: _Scan, labels_csv: Path | None, classes: list[str] | None, warnings: list[str],
-               problems: list[str]) -> list[DatasetPlan]:
+def _plan_flat(
+    scan: _Scan,
+    labels_csv: Path | None,
+    classes: list[str] | None,
+    warnings: list[str],
+    problems: list[str],
+) -> list[DatasetPlan]:
     by_dir: dict[Path, list[Path]] = defaultdict(list)
     for p in scan.images:
         by_dir[p.parent].append(p)
@@ -466,8 +590,13 @@ def _plan_flat(scan: _Scan, labels_csv: Path | None, classes: list[str] | None, 
     datasets: list[DatasetPlan] = []
     folder_of: dict[int, Path] = {}
     for folder, name in names.items():
-        d = DatasetPlan(name, [ImageItem(p.stem, [scan.root / p], [])
-                               for p in sorted(by_dir[folder], key=lambda q: natural_key(q.name))])
+        d = DatasetPlan(
+            name,
+            [
+                ImageItem(p.stem, [scan.root / p], [])
+                for p in sorted(by_dir[folder], key=lambda q: natural_key(q.name))
+            ],
+        )
         _duplicates(d, problems)
         datasets.append(d)
         folder_of[id(d)] = folder
@@ -475,8 +604,15 @@ def _plan_flat(scan: _Scan, labels_csv: Path | None, classes: list[str] | None, 
     return datasets
 
 
-def _labels(scan: _Scan, datasets: list[DatasetPlan], folder_of: dict[int, Path], labels_csv: Path | None,
-            classes: list[str] | None, warnings: list[str], problems: list[str]) -> None:
+def _labels(
+    scan: _Scan,
+    datasets: list[DatasetPlan],
+    folder_of: dict[int, Path],
+    labels_csv: Path | None,
+    classes: list[str] | None,
+    warnings: list[str],
+    problems: list[str],
+) -> None:
     """Labels from the given CSV, else one found in the root, else one per dataset folder."""
     every = [(d, item) for d in datasets for item in d.items]
     csv_path = labels_csv or _find_csv(scan.root, scan.csvs, scan.root)
@@ -485,8 +621,10 @@ def _labels(scan: _Scan, datasets: list[DatasetPlan], folder_of: dict[int, Path]
         return
     root_csvs = [c for c in scan.csvs if len(c.parts) == 1]
     if len(root_csvs) > 1:
-        warnings.append(f"several CSV files ({', '.join(c.name for c in root_csvs)}) and none called labels.csv: "
-                        "no labels were read")
+        warnings.append(
+            f"several CSV files ({', '.join(c.name for c in root_csvs)}) "
+            "and none called labels.csv: no labels were read"
+        )
     for d in datasets:
         folder = scan.root / folder_of[id(d)]
         if folder == scan.root:
@@ -503,9 +641,15 @@ def detected_channel_order(found: set[str]) -> list[str]:
     return first + sorted((c for k, c in low.items() if k not in HPA_ORDER), key=str.lower)
 
 
-def _plan_channels(scan: _Scan, labels_csv: Path | None, channels: list[str] | None, classes: list[str] | None,
-                   shapes: dict[Path, tuple[int, int, int]], warnings: list[str],
-                   problems: list[str]) -> tuple[list[DatasetPlan], list[str]]:
+def _plan_channels(
+    scan: _Scan,
+    labels_csv: Path | None,
+    channels: list[str] | None,
+    classes: list[str] | None,
+    shapes: dict[Path, tuple[int, int, int]],
+    warnings: list[str],
+    problems: list[str],
+) -> tuple[list[DatasetPlan], list[str]]:
     groups: dict[tuple[Path, str], dict[str, Path]] = defaultdict(dict)
     unmatched: list[str] = []
     for p in scan.images:
@@ -516,7 +660,9 @@ def _plan_channels(scan: _Scan, labels_csv: Path | None, channels: list[str] | N
         ident, ch = split
         chans = groups[(p.parent, ident)]
         if ch.lower() in chans:
-            problems.append(f"{ident} has two files for channel {ch}: {chans[ch.lower()].name} and {p.name}")
+            problems.append(
+                f"{ident} has two files for channel {ch}: {chans[ch.lower()].name} and {p.name}"
+            )
             continue
         chans[ch.lower()] = p
     found = {ch for g in groups.values() for ch in g}
@@ -524,12 +670,16 @@ def _plan_channels(scan: _Scan, labels_csv: Path | None, channels: list[str] | N
     wanted = [c.lower() for c in order]
     extra = sorted(found - set(wanted))
     if unmatched:
-        problems.append(f"{len(unmatched)} file(s) do not end in _<channel> (one of {', '.join(order)}): "
-                        f"{_listed(unmatched)}")
+        problems.append(
+            f"{len(unmatched)} file(s) do not end in _<channel> (one of {', '.join(order)}): "
+            f"{_listed(unmatched)}"
+        )
     if extra and channels:
         n = sum(1 for g in groups.values() for c in g if c in extra)
-        warnings.append(f"{n} file(s) of channel(s) {', '.join(extra)} were skipped (channels asked for: "
-                        f"{', '.join(order)})")
+        warnings.append(
+            f"{n} file(s) of channel(s) {', '.join(extra)} were skipped (channels asked for: "
+            f"{', '.join(order)})"
+        )
     if len(wanted) != len(set(wanted)):
         problems.append(f"the channel list {', '.join(order)} names a channel twice")
     lacking: list[str] = []
@@ -548,7 +698,10 @@ def _plan_channels(scan: _Scan, labels_csv: Path | None, channels: list[str] | N
     if lacking:
         problems.append(f"{len(lacking)} image(s) lack a channel: {_listed(lacking)}")
     if sizes_differ:
-        problems.append(f"{len(sizes_differ)} image(s) have channels of different sizes: {_listed(sizes_differ)}")
+        problems.append(
+            f"{len(sizes_differ)} image(s) have channels of different sizes: "
+            f"{_listed(sizes_differ)}"
+        )
     names = _dataset_names(sorted(by_dir, key=lambda d: natural_key(d.as_posix())), scan.root)
     datasets = []
     folder_of: dict[int, Path] = {}
@@ -561,9 +714,15 @@ def _plan_channels(scan: _Scan, labels_csv: Path | None, channels: list[str] | N
     return datasets, order
 
 
-def plan_import(root: Path, layout: str | None = None, labels_csv: Path | None = None,
-                channels: list[str] | None = None, classes: list[str] | None = None, *,
-                max_pixels: int = DEFAULT_MAX_PIXELS) -> ImportPlan:
+def plan_import(
+    root: Path,
+    layout: str | None = None,
+    labels_csv: Path | None = None,
+    channels: list[str] | None = None,
+    classes: list[str] | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> ImportPlan:
     """What importing `root` would create: datasets, items (files per channel) and labels.
 
     `layout` None detects it; `labels_csv` None looks for labels.csv, train.csv or the only CSV
@@ -595,7 +754,9 @@ def plan_import(root: Path, layout: str | None = None, labels_csv: Path | None =
     elif layout == "flat":
         datasets = _plan_flat(scan, labels_csv, classes, warnings, problems)
     else:
-        datasets, order = _plan_channels(scan, labels_csv, channels, classes, shapes, warnings, problems)
+        datasets, order = _plan_channels(
+            scan, labels_csv, channels, classes, shapes, warnings, problems
+        )
     datasets = [d for d in datasets if d.items]
     if scan.images and not datasets and not problems:
         problems.append("no complete images were found")
@@ -603,4 +764,6 @@ def plan_import(root: Path, layout: str | None = None, labels_csv: Path | None =
         raise ImageSetError(list(dict.fromkeys(problems)))
     seen = {label for d in datasets for item in d.items for label in item.labels}
     classes_seen = [c for c in classes if c in seen] if classes else sorted(seen, key=natural_key)
-    return ImportPlan(layout, datasets, classes_seen, warnings, order if layout == "channels" else [])
+    return ImportPlan(
+        layout, datasets, classes_seen, warnings, order if layout == "channels" else []
+    )
