@@ -31,3 +31,46 @@ def test_it_runs_an_ingestion_through_redis_and_a_worker(worker, tmp_path):
     ds = Dataset.objects.get(pk=ds.pk)
     assert ds.status == "ready" and 1 <= ds.image_count <= 8
     assert ds.array_path.exists()
+
+
+def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
+    pytest.importorskip("classifier.ml")
+    from classifier import services as classifier_services
+    from classifier.models import ModelVersion
+    from webapp.datasets import labels
+
+    user = UserFactory()
+    project = ProjectFactory(owner=user)
+    datasets = []
+    for i in range(3):
+        truth = synthetic(tmp_path, f"d{i}", seed=60 + i, n_on=6, n_off=6)
+        ds = services.create_imzml_dataset(project, user, name=f"d{i}", imzml=Path(truth.imzml_path),
+                                           ibd=Path(truth.ibd_path), mz_list=_mz_list(tmp_path / f"l{i}.csv", truth))
+        services.run_processing(ds)  # ingestion in-process; training and scoring go through the worker
+        images = list(ds.images.order_by("index"))
+        for im, (_mz, lab) in zip(images, truth.ions, strict=True):
+            labels.set_labels(project, [im], user, lab)
+        datasets.append(ds)
+    worker.start(queues="train,predict")
+    with transaction.atomic():
+        run = classifier_services.start_training(project, user, {"folds": 3, "epochs": 2})
+    wait_for(lambda: Job.objects.get(pk=run.job_id).status in ("done", "failed"), timeout=300, what="training",
+             worker=worker)
+    job = Job.objects.get(pk=run.job_id)
+    assert job.status == "done", (job.error, worker.log())
+    version = ModelVersion.objects.get(project=project)
+    assert version.is_active and version.label_total == 36 and version.metrics["overall"]["n"] == 36
+    assert version.path.exists()
+    # Training scored every dataset with the new model.
+    assert all(ds.images.filter(prediction_version=version).count() == 12 for ds in datasets)
+    with transaction.atomic():
+        pjob = classifier_services.start_scoring(project, user)
+    wait_for(lambda: Job.objects.get(pk=pjob.pk).status in ("done", "failed"), timeout=120, what="prediction",
+             worker=worker)
+    assert Job.objects.get(pk=pjob.pk).status == "done"
+    assert Job.objects.get(pk=pjob.pk).message == "36 images scored"
+
+
+def _mz_list(path, truth):
+    path.write_text("mz,name\n" + "".join(f"{mz!r},ion{n}\n" for n, (mz, _) in enumerate(truth.ions)))
+    return path

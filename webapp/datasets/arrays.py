@@ -1,6 +1,8 @@
 """A dataset's image array file, read back as per-image arrays (for training, scoring, snapshots)."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from webapp.datasets.models import Dataset, IonImage
@@ -17,7 +19,9 @@ def dataset_context(dataset: Dataset, stack: np.ndarray | None = None) -> np.nda
     if dataset.tic_path.exists():
         return np.load(dataset.tic_path)
     stack = load_stack(dataset) if stack is None else stack
-    mean = np.nanmean(np.asarray(stack[: min(len(stack), 2000)], dtype=np.float32), axis=0)
+    with warnings.catch_warnings():  # padding pixels are NaN in every image: their mean is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.asarray(stack[: min(len(stack), 2000)], dtype=np.float32), axis=0)
     return mean if mean.ndim == 2 else mean.mean(axis=-1)
 
 
