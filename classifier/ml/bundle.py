@@ -56,6 +56,7 @@ def save_bundle(bundle: ModelBundle, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is not a secret
     try:
         with tempfile.TemporaryDirectory() as d, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(META_NAME, json.dumps(bundle.meta(), indent=1, default=_json_default))

@@ -92,26 +92,28 @@ def _mask_from_x(x: np.ndarray, acq: np.ndarray, tic: np.ndarray, seed: int = 0)
     absent = float(np.mean(off_mean < 0.25 * on_mean)) if bg.any() else 0.0
     info = {"coverage": coverage, "richness_ratio": float(rich_ratio), "absent_share": absent,
             "edge_share_bg": stats[1 - sample_i][2]}
-    has_bg = coverage <= FULL_COVERAGE and absent >= 0.3 and rich_ratio < 0.8
+    # On generated data: real backgrounds lack 40-80 % of the ions, tissue-vs-tissue splits
+    # lack 0-2 %; richness ratios overlap more (0.3-0.85 vs ~1.0), hence the loose bound.
+    has_bg = coverage <= FULL_COVERAGE and absent >= 0.2 and rich_ratio < 0.95
     return mask, bool(has_bg), info
 
 
+def _erode(a: np.ndarray) -> np.ndarray:
+    """One 4-neighbour binary erosion; pixels outside the grid count as not acquired."""
+    p = np.pad(a, 1)
+    return p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+
+
 def _depth(acq: np.ndarray) -> np.ndarray:
-    """Distance (in px, city-block, capped) of each pixel from the acquisition's edge."""
+    """Distance (in px, city-block) of each pixel from the acquisition's edge."""
     d = np.zeros(acq.shape, np.float32)
-    cur = acq
+    cur = acq.copy()
     for i in range(1, 1 + max(acq.shape) // 2):
         cur = _erode(cur)
         if not cur.any():
             break
         d[cur] = i
     return d
-
-
-def _erode(a: np.ndarray) -> np.ndarray:
-    """4-neighbour binary erosion; outside the grid counts as not acquired."""
-    p = np.pad(a, 1)
-    return a & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
 
 
 def estimate_sample_mask(images: np.ndarray, tic: np.ndarray | None) -> tuple[np.ndarray, bool]:

@@ -44,38 +44,63 @@ def channels_of(images: Sequence[np.ndarray]) -> int:
     return max(counts, key=counts.get) if counts else 1
 
 
-def clip_scale(batch: np.ndarray) -> np.ndarray:
-    """(g, h, w, c) -> same shape in 0..1, per image and channel (in place where possible)."""
+MAX_PERCENTILE_SAMPLE = 4096
+
+
+def clip_scale(batch: np.ndarray, copy: bool = True) -> np.ndarray:
+    """(g, h, w, c) -> same shape in 0..1, per image and channel (in place with copy=False)."""
     g, h, w, c = batch.shape
-    a = np.nan_to_num(batch, nan=0.0, posinf=0.0, neginf=0.0)
-    np.maximum(a, 0, out=a)
-    flat = np.ascontiguousarray(a.transpose(0, 3, 1, 2)).reshape(g * c, h * w)
-    n = flat.shape[1]
+    a = np.array(batch, dtype=np.float32, copy=copy or None)  # everything below works in place
+    # NaN (not acquired), +-inf and negatives -> 0 in one pass: comparisons are False for NaN.
+    np.copyto(a, 0.0, where=~((a > 0) & (a < np.inf)))
+    flat = a.reshape(g, h * w) if c == 1 else np.ascontiguousarray(a.transpose(0, 3, 1, 2)).reshape(g * c, h * w)
+    # The 99th percentile is estimated on an evenly strided sample of at most 4096 pixels:
+    # exact enough for a clip level, and 10x cheaper than a partition of 40,000 pixels.
+    step = max(1, flat.shape[1] // MAX_PERCENTILE_SAMPLE)
+    sample = flat[:, ::step]
+    n = sample.shape[1]
     q = HOTSPOT_PERCENTILE / 100.0
     # Zeros sort first, so the percentile of the m non-zero pixels sits at rank
-    # (n - m) + q (m - 1) of the whole row, always within the top (1 - q) of it: one O(n)
+    # (n - m) + q (m - 1) of the whole row, always within its top (1 - q): one O(n)
     # partition plus a sort of that small top slice replaces a full per-image sort.
     k0 = int(np.floor(q * (n - 1)))
-    top = np.sort(np.partition(flat, k0, axis=1)[:, k0:], axis=1)
-    m = np.count_nonzero(flat, axis=1)
+    top = np.sort(np.partition(sample, k0, axis=1)[:, k0:], axis=1)
+    m = np.count_nonzero(sample, axis=1)
     pos = (n - m) + q * np.maximum(m - 1, 0) - k0
     lo = np.clip(np.floor(pos).astype(np.int64), 0, top.shape[1] - 1)
     hi = np.minimum(lo + 1, top.shape[1] - 1)
     frac = (pos - np.floor(pos)).astype(np.float32)
     rows = np.arange(g * c)
     p = top[rows, lo] * (1 - frac) + top[rows, hi] * frac
-    # An image whose only signal is one pixel would be clipped to nothing: fall back to its max.
-    p = np.where(p > 0, p, top[:, -1])
+    # An image whose only signal is a few pixels would be clipped to nothing: use its max.
+    p = np.where(p > 0, p, flat.max(axis=1)).astype(np.float32)
     scale = np.where(p > 0, 1.0 / np.maximum(p, 1e-30), 0.0).astype(np.float32)
-    flat = np.minimum(flat, p[:, None].astype(np.float32)) * scale[:, None]
+    np.minimum(flat, p[:, None], out=flat)
+    flat *= scale[:, None]
+    if c == 1:
+        return flat.reshape(g, h, w, 1)
     return flat.reshape(g, c, h, w).transpose(0, 2, 3, 1)
 
 
 def square_resize(batch: np.ndarray, size: int) -> np.ndarray:
-    """Pad (g, h, w, c) to a centred square with zeros, then resize to (g, size, size, c)."""
+    """(g, h, w, c) -> (g, size, size, c): aspect kept (centred, zero-padded to a square).
+
+    Downscaling is a block mean by the integer factor (an exact box filter; the <f px left
+    over at the edges are dropped) then a bilinear step of less than 2x: antialiased like
+    tf.image.resize(antialias=True), which is ~20x slower on CPU. Pooling before padding
+    keeps the big arrays uncopied.
+    """
     import tensorflow as tf
 
     g, h, w, c = batch.shape
+    f = max(1, max(h, w) // size)
+    if f > 1:
+        hc, wc = max(f, h - h % f), max(f, w - w % f)
+        x = batch[:, :hc, :wc]
+        if x.shape[1] < f or x.shape[2] < f:  # a thin strip: pad it up to one block
+            x = np.pad(x, ((0, 0), (0, max(0, f - x.shape[1])), (0, max(0, f - x.shape[2])), (0, 0)))
+        batch = tf.nn.avg_pool2d(x, f, f, "VALID").numpy()
+        g, h, w, c = batch.shape
     s = max(h, w)
     if h != w:
         out = np.zeros((g, s, s, c), np.float32)
@@ -84,8 +109,7 @@ def square_resize(batch: np.ndarray, size: int) -> np.ndarray:
         batch = out
     if s == size:
         return np.ascontiguousarray(batch, dtype=np.float32)
-    # antialias=True: downscaling 200 px -> 56 px averages instead of aliasing speckle noise.
-    r = tf.image.resize(batch, (size, size), method="bilinear", antialias=s > size)
+    r = tf.image.resize(batch, (size, size), method="bilinear")
     return np.clip(r.numpy(), 0.0, 1.0)
 
 
@@ -99,7 +123,7 @@ def _prepare_arrays(arrays: Sequence[np.ndarray], size: int, channels: int) -> n
         # Chunked so a 20,000-image dataset does not need 20,000 full-size copies at once.
         for start in range(0, len(idx), 512):
             part = idx[start:start + 512]
-            out[part] = square_resize(clip_scale(np.stack([converted[i] for i in part])), size)
+            out[part] = square_resize(clip_scale(np.stack([converted[i] for i in part]), copy=False), size)
     return out
 
 

@@ -178,6 +178,12 @@ def make_dataset(rng: np.random.Generator, h: int | None = None, w: int | None =
         else:
             p = _off_pattern(style, h, w, t, soft, acq, rng)
         p = p / max(float(p.max()), 1e-9)
+        # Real ions are rarely clean: some tissue ions leak a little into the background,
+        # some matrix ions are also (weaker) on the tissue.
+        if cls == "on" and has_bg and rng.random() < 0.3:
+            p = p + rng.uniform(0.03, 0.2) * (1 - soft) * acq
+        elif cls == "off" and style in ("matrix", "matrix_clusters") and rng.random() < 0.3:
+            p = p + rng.uniform(0.1, 0.4) * soft
         scale = 10 ** rng.uniform(1.5, 4.5)  # counts at the brightest pixel
         noise = rng.uniform(0.0, 0.25) if style != "weak" else rng.uniform(0.2, 0.5)
         img = p * scale

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import keras
+import pytest
+
+from classifier import ml
+
+SMALL = {"resnet50": 32, "densenet121": 32, "vgg16": 32, "inceptionresnetv2": 75}
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_it_builds_the_compact_model(channels):
+    m = ml.make_model((56, 56, channels), 2)
+    assert m.output_shape == (None, 2)
+    # The METASPACE layout: 4 conv, 3 dense.
+    assert sum(isinstance(layer, keras.layers.Conv2D) for layer in m.layers) == 4
+    assert sum(isinstance(layer, keras.layers.Dense) for layer in m.layers) == 3
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_it_builds_every_backbone_with_any_channel_count(arch):
+    for channels, task, k in ((1, "binary", 2), (2, "multiclass", 3), (4, "multilabel", 5)):
+        m = ml.make_model((SMALL[arch], SMALL[arch], channels), k, arch=arch, task=task)
+        assert m.input_shape == (None, SMALL[arch], SMALL[arch], channels)
+        assert m.output_shape == (None, k)
+        keras.backend.clear_session()
+
+
+def test_it_clamps_input_sizes_to_what_the_backbone_accepts():
+    assert ml.TrainParams(arch="inceptionresnetv2", input_size=32).input_size == 75
+    assert ml.TrainParams(arch="resnet50").input_size == 32
+    assert ml.TrainParams().input_size == 56 and ml.TrainParams().epochs == 15
