@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from webapp.collections import services
 from webapp.collections.access import collection_for
@@ -17,6 +17,7 @@ from webapp.projects.models import Role
 
 
 @login_required
+@require_GET
 def collection_list(request):
     visible = Collection.objects.visible_to(request.user).select_related("owner").prefetch_related("versions")
     return render(request, "collections/list.html", {
@@ -27,6 +28,7 @@ def collection_list(request):
 
 
 @login_required
+@require_GET
 def collection_detail(request, pk: int):
     collection = collection_for(request.user, pk)
     is_owner = collection.owner_id == request.user.pk
@@ -39,8 +41,10 @@ def collection_detail(request, pk: int):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def new_collection(request, slug: str):
-    project = project_for(request.user, slug)
+    # Freezing a snapshot creates data on the server: annotators and owners only.
+    project = project_for(request.user, slug, need=Role.ANNOTATOR)
     form = CollectionForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         images = IonImage.objects.filter(dataset__project=project, dataset__status="ready")
@@ -101,6 +105,7 @@ def snapshot(request, pk: int):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def training_collections(request, slug: str):
     project = project_for(request.user, slug)
     visible = Collection.objects.visible_to(request.user).filter(task=project.task)

@@ -80,12 +80,15 @@ def write_layout_zip(out: Path, datasets: list, layout: str, channels: list[str]
     work = Path(tempfile.mkdtemp(prefix="ionsieve-export-"))
     try:
         root = work / "export"
-        if layout == "gs":
-            rows = write_gs_layout(root, datasets)
-        elif layout == "flat":
-            rows = write_flat_layout(root, datasets)
-        else:
-            rows = write_channels_layout(root, datasets, channels, classes)
+        try:
+            if layout == "gs":
+                rows = write_gs_layout(root, datasets)
+            elif layout == "flat":
+                rows = write_flat_layout(root, datasets)
+            else:
+                rows = write_channels_layout(root, datasets, channels or _channel_names(datasets), classes)
+        except ValueError as exc:  # the writers explain what does not fit the layout
+            raise ExportError(str(exc)) from None
         write_scales_csv(root / "scales.csv", rows)
         if extra is not None:
             extra(root)
@@ -97,6 +100,14 @@ def write_layout_zip(out: Path, datasets: list, layout: str, channels: list[str]
         tmp.replace(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _channel_names(datasets: list) -> list[str]:
+    """ch1, ch2, ... when the project names no channels; single-channel images cannot use this layout."""
+    first = datasets[0][1][0][1]
+    if first.ndim != 3:
+        raise ExportError("The channels layout is for multi-channel images: use gs or flat.")
+    return [f"ch{i + 1}" for i in range(first.shape[2])]
 
 
 def _write_predictions(project: Project, images: list[IonImage], path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest
 from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
 
 from classifier.review import ReviewError
 from webapp.datasets.access import dataset_for, image_for
@@ -69,6 +70,7 @@ def review(request, slug: str):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def import_images(request, slug: str):
     """Upload a .zip of images; the import runs as a job shown on the project page."""
     from django.contrib import messages
