@@ -250,12 +250,32 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
         ctx = arrays.dataset_context(dataset, stack)
         if stack.ndim != 3:
             return 0
-        probs = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), ctx)
-        thresholds = np.array([0.5, 0.5])
+        raw = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), ctx)
+        _store_default(images, raw)  # raw scores, so later calibrations refit from them
+        probs, thresholds = calibrate_default(project, raw)
+        store_predictions(project, images, probs, thresholds, None, record=False)
+        return len(images)
     else:
         return 0  # multi-class projects have no score until a model is trained
     store_predictions(project, images, probs, thresholds, version)
     return len(images)
+
+
+def calibrate_default(project: Project, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The default score ranks well but is not calibrated: once the project has a few labels of
+    each class, fit Platt/isotonic on them (per project) and pick the threshold with the best F1."""
+    from classifier.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
+
+    rows = list(Prediction.objects.filter(model_version__isnull=True, image__dataset__project=project)
+                .exclude(image__consensus__isnull=True).values_list("probabilities", "image__consensus"))
+    p0 = np.array([r[0][0] for r in rows], dtype=np.float64)
+    is0 = np.array([r[1] == project.classes[0] for r in rows])
+    cal = fit_calibration(p0, is0) if len(rows) else None
+    if cal is None:
+        return raw, np.array([0.5, 0.5])
+    t = best_f1_threshold(apply_calibration(p0, cal), is0)
+    p = apply_calibration(raw[:, 0], cal)
+    return np.stack([p, 1 - p], axis=1), np.array([t, 1 - t])
 
 
 def describe(project: Project, p: np.ndarray, thresholds: np.ndarray) -> tuple[str, float]:
@@ -275,7 +295,8 @@ def describe(project: Project, p: np.ndarray, thresholds: np.ndarray) -> tuple[s
 
 
 def store_predictions(project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray,
-                      version: ModelVersion | None) -> None:
+                      version: ModelVersion | None, record: bool = True) -> None:
+    """Show `probs` in the galleries and, with `record`, keep them as this version's Prediction rows."""
     probs = np.asarray(probs, dtype=np.float64)
     for im, p in zip(images, probs, strict=True):
         im.probabilities = [round(float(x), 6) for x in p]
@@ -286,9 +307,9 @@ def store_predictions(project: Project, images: list[IonImage], probs: np.ndarra
         IonImage.objects.bulk_update(
             images, ["probabilities", "probability", "predicted", "uncertainty", "prediction_version"], batch_size=1000
         )
-        if version is None:
-            _store_default(images)
-        else:
+        if record and version is None:
+            _store_default(images, probs)
+        elif record:
             Prediction.objects.bulk_create(
                 [Prediction(image=im, model_version=version, probabilities=im.probabilities) for im in images],
                 update_conflicts=True,
@@ -298,12 +319,13 @@ def store_predictions(project: Project, images: list[IonImage], probs: np.ndarra
             )
 
 
-def _store_default(images: list[IonImage]) -> None:
+def _store_default(images: list[IonImage], raw: np.ndarray) -> None:
     # Partial unique indexes cannot be named in ON CONFLICT portably: replace instead.
-    Prediction.objects.filter(image__in=images, model_version__isnull=True).delete()
-    Prediction.objects.bulk_create(
-        [Prediction(image=im, model_version=None, probabilities=im.probabilities) for im in images], batch_size=1000
-    )
+    with transaction.atomic():
+        Prediction.objects.filter(image__in=images, model_version__isnull=True).delete()
+        Prediction.objects.bulk_create(
+            [Prediction(image=im, model_version=None, probabilities=[round(float(x), 6) for x in p])
+             for im, p in zip(images, raw, strict=True)], batch_size=1000)
 
 
 def start_scoring(project: Project, user=None, dataset: Dataset | None = None) -> Job:
