@@ -92,7 +92,11 @@ class Heartbeat:
 
         try:
             while not self.stop_event.wait(HEARTBEAT_SECONDS):
-                Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+                try:
+                    Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+                except Exception:  # noqa: BLE001 - a database hiccup must not stop the beats for good
+                    log.warning("heartbeat of job %s failed; retrying", self.job_id, exc_info=True)
+                    connection.close()
         finally:
             connection.close()
 
