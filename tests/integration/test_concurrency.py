@@ -79,7 +79,7 @@ def check(rows: list[tuple[int, int, str]], images: list[tuple[int, str | None, 
 
 def test_it_keeps_every_last_label_of_two_concurrent_users_on_sqlite(tmp_path):
     db = tmp_path / "site.sqlite3"
-    env = site_env(f"sqlite:///{db}", tmp_path / "media")
+    env = site_env(f"sqlite:///{db}", tmp_path / "media", DB_CONN_MAX_AGE="60")
     migrate(env)
     site = seed_subprocess(env, images=IMAGES, annotators=2)
     with Gunicorn(env, workers=2, threads=2, log_path=tmp_path / "gunicorn.log") as server:
@@ -105,7 +105,7 @@ def test_it_keeps_every_last_label_of_two_concurrent_users_on_postgresql(transac
     site = seed(images=IMAGES, annotators=2, prefix="pg")
     db = connection.settings_dict
     url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = site_env(url, Path(settings.MEDIA_ROOT), broker_url=settings.CELERY_BROKER_URL)
+    env = site_env(url, Path(settings.MEDIA_ROOT), broker_url=settings.CELERY_BROKER_URL, DB_CONN_MAX_AGE="60")
     with Gunicorn(env, workers=2, threads=2, log_path=tmp_path / "gunicorn.log") as server:
         last, failures = label_concurrently(server.url, site["tokens"], site["images"], site["classes"])
         assert not failures, failures[:5]

@@ -106,13 +106,14 @@ def test_it_finishes_an_ingestion_exactly_once_after_the_worker_is_killed(worker
 
 def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker, tmp_path, short_stale):
     pytest.importorskip("classifier.ml")
+    n_datasets, n_images = 8, 250
     from classifier.models import Prediction
     from classifier.services import start_scoring
 
     user = UserFactory()
     project = ProjectFactory(owner=user)
-    datasets = [make_ready_dataset(project, n=400, shape=(64, 64), name=f"d{i}", seed=i, thumbnails=False)
-                for i in range(12)]
+    datasets = [make_ready_dataset(project, n=n_images, shape=(48, 48), name=f"d{i}", seed=i, thumbnails=False)
+                for i in range(n_datasets)]
     Prediction.objects.filter(image__dataset__project=project).delete()
     IonImage.objects.filter(dataset__project=project).update(probability=None, probabilities=None)
     with transaction.atomic():
@@ -126,11 +127,11 @@ def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker
         assert job.status == "done", (job.error, again.log())
         assert job.attempts == 2
         images = IonImage.objects.filter(dataset__in=datasets)
-        assert images.count() == 12 * 400
+        assert images.count() == n_datasets * n_images
         assert not images.filter(probability__isnull=True).exists()
         # One default prediction per image: nothing duplicated by the second attempt.
-        assert Prediction.objects.filter(image__dataset__in=datasets).count() == 12 * 400
-        assert Prediction.objects.filter(image__dataset__in=datasets, model_version__isnull=True).count() == 12 * 400
+        assert Prediction.objects.filter(image__dataset__in=datasets).count() == n_datasets * n_images
+        assert Prediction.objects.filter(image__dataset__in=datasets, model_version__isnull=True).count() == n_datasets * n_images
     finally:
         again.stop()
 

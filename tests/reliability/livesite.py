@@ -76,7 +76,17 @@ def seed(images: int, annotators: int, datasets: int = 1, thumbnails: bool = Fal
         ds = make_ready_dataset(project, n=images, shape=(16, 20), name=f"dataset {d}", seed=d, user=owner,
                                 thumbnails=thumbnails)
         ds_ids.append(ds.pk)
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
     from webapp.datasets.models import IonImage
+
+    def session_for(u) -> str:
+        s = SessionStore()
+        s[SESSION_KEY], s[HASH_SESSION_KEY] = str(u.pk), u.get_session_auth_hash()
+        s[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        s.create()
+        return s.session_key
 
     image_ids = list(IonImage.objects.filter(dataset_id__in=ds_ids).order_by("pk").values_list("pk", flat=True))
     return {
@@ -87,6 +97,7 @@ def seed(images: int, annotators: int, datasets: int = 1, thumbnails: bool = Fal
         "owner": Token.objects.create(user=owner).key,
         "tokens": [Token.objects.create(user=u).key for u in people],
         "users": [u.pk for u in people],
+        "sessions": [session_for(u) for u in people],
     }
 
 
@@ -108,7 +119,8 @@ class Gunicorn:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
              "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "60", "--graceful-timeout", "5", "--keep-alive", "30", "--log-level", "warning"],
+             "--timeout", "60", "--graceful-timeout", "5", "--keep-alive", "30", "--log-level", "warning",
+             "--preload"],
             cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
         import requests

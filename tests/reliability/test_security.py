@@ -116,9 +116,6 @@ def test_it_uses_secure_cookies_and_https_in_production(tmp_path):
     assert r.stdout.strip().splitlines()[-1].split() == ["True", "True", "True", "True", "True", "False", "None", "DENY"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with DEBUG=0 and no SECRET_KEY the settings fall back to the "
-                   "public development key, and check --deploy does not notice (it does not start with "
-                   "'django-insecure-'); webapp/settings.py should refuse to start instead")
 def test_it_refuses_production_without_a_secret_key(tmp_path):
     env = {k: v for k, v in PROD.items() if k != "SECRET_KEY"}
     r = run_settings({**env, "IONSIEVE_VAR_DIR": str(tmp_path)}, "check", "--deploy", "--fail-level", "WARNING")
