@@ -4,12 +4,13 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from rest_framework.authtoken.models import Token
 
 from webapp.accounts.forms import SignupForm
 
 
+@require_http_methods(["GET", "POST"])
 def signup(request):
     if request.user.is_authenticated:
         return redirect("home")
@@ -23,6 +24,7 @@ def signup(request):
 
 
 @login_required
+@require_safe
 def profile(request):
     token = Token.objects.filter(user=request.user).first()
     return render(request, "accounts/profile.html", {"token": token})

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from webapp.datasets import storage
 from webapp.datasets.models import Dataset, IonImage
@@ -179,3 +179,7 @@ def save_images(dataset: Dataset, rows: list[dict], *, height: int, width: int, 
     dataset.metadata = metadata
     dataset.revision += 1
     dataset.save(update_fields=["height", "width", "channels", "image_count", "metadata", "revision", "updated_at"])
+    if len(to_create) >= 1000 and connection.vendor == "postgresql":
+        # Fresh statistics: before autovacuum runs, the planner would think the table is tiny.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {IonImage._meta.db_table}")

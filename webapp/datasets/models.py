@@ -127,11 +127,13 @@ class IonImage(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dataset", "index"], name="one_image_per_index")
         ]
+        # Each gallery ordering ends with `index` as a tie-breaker, so the index covers it too.
         indexes = [
-            models.Index(fields=["dataset", "probability"]),
-            models.Index(fields=["dataset", "uncertainty"]),
-            models.Index(fields=["dataset", "mz"]),
-            models.Index(fields=["dataset", "consensus"]),
+            models.Index(fields=["dataset", "probability", "index"], name="image_by_probability"),
+            models.Index(fields=["dataset", "uncertainty", "index"], name="image_by_uncertainty"),
+            models.Index(fields=["dataset", "mz", "index"], name="image_by_mz"),
+            models.Index(fields=["dataset", "name", "index"], name="image_by_name"),
+            models.Index(fields=["dataset", "consensus"], name="image_by_label"),
         ]
 
     def __str__(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseBadRequest
 from django.shortcuts import render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_safe
 
 from classifier.review import ReviewError
 from webapp.datasets.access import dataset_for, image_for
@@ -14,6 +14,7 @@ from webapp.projects.models import Project
 
 
 @login_required
+@require_safe
 def home(request):
     projects = (
         Project.objects.for_user(request.user)
@@ -25,12 +26,14 @@ def home(request):
 
 
 @login_required
+@require_safe
 def project_detail(request, slug: str):
     project = project_for(request.user, slug)
     return render(request, "pages/project.html", services.project_context(project, request.user))
 
 
 @login_required
+@require_safe
 def dataset_detail(request, pk: int):
     ds = dataset_for(request.user, pk)
     ctx = {"dataset": ds, "project": ds.project, "facts": services.dataset_facts(ds),
@@ -40,6 +43,7 @@ def dataset_detail(request, pk: int):
 
 
 @login_required
+@require_safe
 def dataset_gallery(request, pk: int):
     ds = dataset_for(request.user, pk)
     return render(request, "pages/gallery.html", {
@@ -47,6 +51,7 @@ def dataset_gallery(request, pk: int):
 
 
 @login_required
+@require_safe
 def project_gallery(request, slug: str):
     project = project_for(request.user, slug)
     return render(request, "pages/gallery.html", {
@@ -54,12 +59,14 @@ def project_gallery(request, slug: str):
 
 
 @login_required
+@require_safe
 def image_detail(request, pk: int):
     image = image_for(request.user, pk)
     return render(request, "pages/image.html", services.image_context(image, request.user))
 
 
 @login_required
+@require_safe
 def review(request, slug: str):
     project = project_for(request.user, slug)
     try:

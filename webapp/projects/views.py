@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.projects import services
 from webapp.projects.access import project_for
@@ -14,6 +14,7 @@ from webapp.projects.models import Role
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def new_project(request):
     form = ProjectForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
@@ -28,6 +29,7 @@ def new_project(request):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def members(request, slug: str):
     project = project_for(request.user, slug)
     is_owner = project.user_role == Role.OWNER
@@ -76,6 +78,7 @@ def change_member(request, slug: str, membership_id: int):
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def delete_project(request, slug: str):
     project = project_for(request.user, slug, need=Role.OWNER)
     if request.method == "POST":

@@ -119,8 +119,13 @@ class ImageList(generics.ListAPIView):
     def get_queryset(self):
         project, qs = self.project_and_queryset()
         self.project = project
-        qs = gallery.with_my_label(qs.select_related("dataset", "prediction_version"), self.request.user)
-        return gallery.ordered(qs, self.request.query_params.get("ordering"))
+        return gallery.ordered(gallery.for_listing(qs), self.request.query_params.get("ordering"))
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        if page is not None:
+            gallery.attach_my_labels(page, self.request.user)
+        return page
 
     def get_serializer_context(self):
         ctx = super().get_serializer_context()
@@ -248,9 +253,9 @@ class ProjectImports(APIView):
 
     @extend_schema(request=ImportSerializer, responses={202: dict})
     def post(self, request, slug: str):
-        from webapp.datasets.image_import import start_import
-
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
+        from webapp.datasets.image_import import start_import  # heavy (Pillow, tifffile): after the check
+
         ser = ImportSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
