@@ -73,8 +73,12 @@ def make_model(input_shape: tuple[int, int, int], num_classes: int, arch: str = 
     return keras.Model(inputs, outputs, name=arch)
 
 
-def compile_model(model: keras.Model, task: str, learning_rate: float, momentum: float) -> keras.Model:
-    loss = "binary_crossentropy" if task == "multilabel" else "categorical_crossentropy"
+def compile_model(model: keras.Model, task: str, learning_rate: float, momentum: float,
+                  label_smoothing: float = 0.0) -> keras.Model:
+    if task == "multilabel":
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     # jit_compile=False: XLA costs ~20 s per fit on CPU and barely speeds up these small nets.
     opt = keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
     model.compile(optimizer=opt, loss=loss, jit_compile=False)

@@ -30,6 +30,7 @@ class TrainParams:
     seed: int = 0
     weights_path: str | None = None  # local backbone weights file; nothing is ever downloaded
     calibrate: bool = True  # binary: isotonic / Platt on out-of-fold probabilities
+    label_smoothing: float = 0.0  # single-label tasks: keeps the net off 0/1 over-confidence
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

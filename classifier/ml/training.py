@@ -82,7 +82,7 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
         keras.utils.set_random_seed(s)
         model = compile_model(
             make_model(x.shape[1:], k, params.arch, task, params.weights_path), task,
-            params.learning_rate, params.momentum,
+            params.learning_rate, params.momentum, params.label_smoothing,
         )
         ds = tf.data.Dataset.from_tensor_slices((xs, t, w)).shuffle(len(xs), seed=s, reshuffle_each_iteration=True)
         ds = ds.batch(params.batch_size)
