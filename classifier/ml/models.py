@@ -119,3 +119,71 @@ def dihedral_views(x):
         r = tf.image.rot90(x, k)
         views += [r, tf.image.flip_left_right(r)]
     return views
+
+
+def inference_graph(model: keras.Model):
+    """x -> probabilities for inference only (call inside a tf.function).
+
+    For the compact model the batch norms are folded into the convolution kernels and biases
+    (frozen constants): the graph becomes conv + bias + relu, which TensorFlow's oneDNN
+    kernels fuse; on 2 CPU cores that runs ~2x faster than model(x) even under XLA, and
+    needs no XLA compilation. Outputs match model(x, training=False) to ~1e-7. Any other
+    model (or an unexpected layer) is called as is.
+    """
+    steps = _folded_steps(model)
+    if steps is None:
+        return lambda x: model(x, training=False)
+
+    def run(x):
+        for kind, a in steps:
+            if kind == "conv":
+                x = tf.nn.bias_add(tf.nn.conv2d(x, a[0], a[2], a[3]), a[1])
+            elif kind == "act":
+                x = a(x)
+            elif kind == "pool":
+                x = tf.nn.max_pool2d(x, a[0], a[1], a[2])
+            elif kind == "flatten":
+                x = tf.reshape(x, [tf.shape(x)[0], -1])
+            else:  # dense
+                x = a[2](tf.matmul(x, a[0]) + a[1])
+        return x
+
+    return run
+
+
+def _folded_steps(model: keras.Model) -> list | None:
+    import numpy as np
+
+    if model.name != "compact":
+        return None
+    steps: list = []
+    conv = None
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if isinstance(layer, keras.layers.Conv2D):
+            if conv is not None or layer.use_bias or layer.dilation_rate != (1, 1) or layer.groups != 1:
+                return None
+            conv = layer
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            if conv is None or layer.axis not in (-1, [-1], 3, [3]):
+                return None
+            s = layer.gamma.numpy() / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
+            kernel = (conv.kernel.numpy() * s).astype(np.float32)
+            bias = (layer.beta.numpy() - layer.moving_mean.numpy() * s).astype(np.float32)
+            steps.append(("conv", (tf.constant(kernel), tf.constant(bias), list(conv.strides), conv.padding.upper())))
+            conv = None
+        elif conv is not None:
+            return None  # a conv not followed by its batch norm
+        elif isinstance(layer, keras.layers.Activation):
+            steps.append(("act", layer.activation))
+        elif isinstance(layer, keras.layers.MaxPooling2D):
+            steps.append(("pool", (list(layer.pool_size), list(layer.strides), layer.padding.upper())))
+        elif isinstance(layer, keras.layers.Flatten):
+            steps.append(("flatten", None))
+        elif isinstance(layer, keras.layers.Dense):
+            b = layer.bias.numpy() if layer.use_bias else np.zeros(layer.units, np.float32)
+            steps.append(("dense", (tf.constant(layer.kernel.numpy()), tf.constant(b), layer.activation)))
+        else:
+            return None
+    return steps if conv is None else None

@@ -103,32 +103,38 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
     return models
 
 
+PREDICT_BATCH = 1024  # images preprocessed per chunk (while the model runs the previous one)
+MODEL_BATCH = 256  # images per model call: larger batches spill the activations out of cache
+
+
 def _infer_fn(models: list, tta: bool):
     import tensorflow as tf
 
-    from classifier.ml.models import dihedral_views
+    from classifier.ml.models import dihedral_views, inference_graph
 
-    # XLA-compiled inference: ~2x the plain graph on CPU for the compact model.
-    @tf.function(jit_compile=True)
+    # One graph for any batch size (traced once, no XLA compilation), calling the models
+    # directly (no model.predict per call); compact models run with folded batch norms.
+    graphs = [inference_graph(m) for m in models]
+
+    @tf.function(input_signature=[tf.TensorSpec((None, *models[0].input_shape[1:]), tf.float32)])
     def infer(x):
         views = dihedral_views(x) if tta else [x]
-        outs = [m(v, training=False) for m in models for v in views]
+        outs = [g(v) for g in graphs for v in views]
         return tf.add_n(outs) / float(len(outs))
 
     return infer
 
 
-def raw_predict(models: list, x: np.ndarray, batch_size: int = 256, tta: bool = False, infer=None) -> np.ndarray:
-    """Averaged model outputs for a prepared batch, in fixed-size chunks (one trace)."""
+def _run_chunk(infer, chunk: np.ndarray) -> np.ndarray:
+    chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+    return np.concatenate([infer(chunk[s:s + MODEL_BATCH]).numpy() for s in range(0, len(chunk), MODEL_BATCH)])
+
+
+def raw_predict(models: list, x: np.ndarray, batch_size: int = PREDICT_BATCH, tta: bool = False,
+                infer=None) -> np.ndarray:
+    """Averaged model outputs for a prepared batch."""
     infer = infer or _infer_fn(models, tta)
-    out = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start:start + batch_size]
-        n = len(chunk)
-        if n < batch_size and len(x) > batch_size:
-            # Pad the last chunk so the graph keeps one static batch size.
-            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
-        out.append(infer(chunk).numpy()[:n])
+    out = [_run_chunk(infer, x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
     k = models[0].output_shape[-1]
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, k))
 
@@ -255,16 +261,46 @@ def _jsonable(o):
 
 
 def predict(bundle: ModelBundle, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None,
-            batch_size: int = 256) -> np.ndarray:
-    """(n, C) probabilities (binary: calibrated) for raw variable-size arrays."""
+            batch_size: int = PREDICT_BATCH) -> np.ndarray:
+    """(n, C) probabilities (binary: calibrated) for raw variable-size arrays.
+
+    Images go through in chunks of batch_size: a worker thread preprocesses chunk i + 1 while
+    the model runs on chunk i (numpy and TensorFlow release the GIL), and only one chunk of
+    prepared input is held at a time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     k = len(bundle.classes)
-    if len(images) == 0:
+    n = len(images)
+    if n == 0:
         return np.zeros((0, k))
     size = int(bundle.input_shape[0])
-    x = prepare(images, size, bundle.channels, contexts if bundle.params.context else None)
-    if bundle.params.context and contexts is None:
-        x = np.concatenate([x, np.zeros(x.shape[:3] + (1,), np.float32)], axis=3)
+    use_ctx = bool(bundle.params.context)
+    if use_ctx and contexts is not None and len(contexts) != n:
+        raise ValueError("contexts must have one entry per image")
+
+    def prep(start: int) -> np.ndarray:
+        part = images[start:start + batch_size]
+        ctx = contexts[start:start + batch_size] if use_ctx and contexts is not None else None
+        x = prepare(part, size, bundle.channels, ctx)
+        if use_ctx and contexts is None:
+            x = np.concatenate([x, np.zeros(x.shape[:3] + (1,), np.float32)], axis=3)
+        return x
+
     if bundle._infer is None:  # traced once per bundle, reused across calls
         bundle._infer = _infer_fn(bundle.models, bundle.params.tta)
-    raw = raw_predict(bundle.models, x, batch_size=batch_size, infer=bundle._infer)
+    infer = bundle._infer
+    starts = list(range(0, n, batch_size))
+    out = []
+    if len(starts) == 1:
+        out.append(_run_chunk(infer, prep(0)))
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ml-prep") as pool:
+            nxt = pool.submit(prep, starts[0])
+            for i in range(len(starts)):
+                x = nxt.result()
+                if i + 1 < len(starts):
+                    nxt = pool.submit(prep, starts[i + 1])
+                out.append(_run_chunk(infer, x))
+    raw = np.concatenate(out).astype(np.float64)
     return finish(bundle.task, raw, bundle.calibration)

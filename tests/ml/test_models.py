@@ -30,3 +30,26 @@ def test_it_clamps_input_sizes_to_what_the_backbone_accepts():
     assert ml.TrainParams(arch="inceptionresnetv2", input_size=32).input_size == 75
     assert ml.TrainParams(arch="resnet50").input_size == 32
     assert ml.TrainParams().input_size == 56 and ml.TrainParams().epochs == 15
+
+
+def test_the_inference_graph_folds_batch_norm_without_changing_outputs():
+    import numpy as np
+    import tensorflow as tf
+
+    from classifier.ml.models import _folded_steps, inference_graph
+
+    m = ml.make_model((24, 24, 2), 3)
+    rng = np.random.default_rng(0)
+    for layer in m.layers:  # trained-looking statistics, so folding has something to do
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, c).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.2, 3, c).astype("float32"))
+            layer.gamma.assign(rng.uniform(0.5, 2, c).astype("float32"))
+            layer.beta.assign(rng.normal(0, 0.3, c).astype("float32"))
+    assert _folded_steps(m) is not None
+    x = rng.random((5, 24, 24, 2)).astype("float32")
+    got = tf.function(inference_graph(m))(x).numpy()
+    np.testing.assert_allclose(got, m(x, training=False).numpy(), rtol=1e-4, atol=1e-5)
+    backbone = ml.make_model((32, 32, 1), 2, arch="vgg16")
+    assert _folded_steps(backbone) is None  # anything else is called as is
