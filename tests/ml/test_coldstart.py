@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from classifier import ml
 from classifier.ml import synthetic
-from classifier.ml.coldstart import DEFAULT_MODEL_PATH
+from classifier.ml.coldstart import DEFAULT_MODEL_PATH, context_scores
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +73,14 @@ def test_it_falls_back_to_the_context_score_without_a_model(datasets, tmp_path):
         broken.write_bytes(broken.read_bytes()[:1000])
         p = ml.default_binary_scores(ds.images, ds.tic, model_path=broken)
         np.testing.assert_allclose(p[:, 0], ml.coldstart_scores(ds.images, ds.tic))
+
+
+def test_it_finds_the_sample_on_a_pooled_grid_for_large_images():
+    # 180 px > MASK_GRID: clustering and scores run on 2x2 block means, the mask comes back
+    # at full resolution.
+    rng = np.random.default_rng(12)
+    ds = synthetic.make_dataset(rng, 180, 150, n_ions=40, mode="blobs")
+    s, has_bg, mask = context_scores(ds.images, ds.tic)
+    assert has_bg and mask.shape == (180, 150)
+    assert (mask & ds.tissue).sum() / (mask | ds.tissue).sum() > 0.8
+    assert roc_auc_score(ds.labels == 0, s) >= 0.9
