@@ -64,6 +64,9 @@ def _weights_and_index(y: np.ndarray, task: str, k: int, params: TrainParams,
     return idx, np.ones(len(idx), np.float32)
 
 
+EAGER_MAX_STEPS = 24
+
+
 def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainParams,
                seed: int, on_epoch: Callable[[int, int, int], None] | None = None) -> list:
     """params.ensemble trained models on (x, y). on_epoch(member, epoch, epochs) may raise."""
@@ -84,6 +87,9 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
             make_model(x.shape[1:], k, params.arch, task, params.weights_path), task,
             params.learning_rate, params.momentum, params.label_smoothing,
         )
+        # Tracing the train step costs ~1-2 s per model (twice: full and last partial batch);
+        # for a tiny run (a handful of steps) running eagerly is faster and trains the same.
+        model.run_eagerly = params.epochs * math.ceil(len(xs) / params.batch_size) <= EAGER_MAX_STEPS
         ds = tf.data.Dataset.from_tensor_slices((xs, t, w)).shuffle(len(xs), seed=s, reshuffle_each_iteration=True)
         ds = ds.batch(params.batch_size)
         if params.augment:
