@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.shared_data import SHARED_DATA
 from webapp.msi.synthetic import write_synthetic_imzml
 
-REAL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imzml"
+REAL = SHARED_DATA / "imzml"
 REAL_FILES = {
     "continuous": REAL / "pyimzml_examples" / "Example_Continuous.imzML",
     "processed": REAL / "pyimzml_examples" / "Example_Processed.imzML",

@@ -3,7 +3,6 @@ from __future__ import annotations
 import csv
 import shutil
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,11 +11,12 @@ from django.core.management.base import CommandError
 from PIL import Image
 
 from tests.factories import ProjectFactory
+from tests.shared_data import SHARED_DATA
 from webapp.datasets.models import Dataset, Label
 
 pytestmark = pytest.mark.django_db
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED = SHARED_DATA
 GS = SHARED / "ionimages" / "metaspace_examples"
 YEAST = SHARED / "microscopy" / "deeploc_yeast"
 YEAST_CLASSES = "ER,bud,bud_neck,cell_periphery,cytosol,mitochondria,nuclear_periphery,nucleus,punctate,vacuole,vacuole_membrane"

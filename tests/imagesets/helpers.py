@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tests.shared_data import SHARED_DATA
+
 REPO = Path(__file__).resolve().parents[2]
 # Real data (licenses in /work/shared/data/README.md): METASPACE examples (Apache-2.0),
 # DeepLoc yeast (BSD-3-Clause).
-DATA = REPO.parent / "shared" / "data"
+DATA = SHARED_DATA
 METASPACE = DATA / "ionimages" / "metaspace_examples"
 DEEPLOC = DATA / "microscopy" / "deeploc_yeast"
 DEEPLOC_CLASSES = [

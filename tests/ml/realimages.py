@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-EXAMPLES = Path("/work/shared/data/ionimages/metaspace_examples")
+from tests.shared_data import SHARED_DATA
+
+EXAMPLES = SHARED_DATA / "ionimages" / "metaspace_examples"
 
 
 def _viridis() -> np.ndarray:

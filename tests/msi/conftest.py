@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.shared_data import SHARED_DATA
 from webapp.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 
 # Real files live beside the project (see shared/data/README.md for sources and licences).
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "imzml"
+DATA = SHARED_DATA / "imzml"
 REAL_FILES = sorted(DATA.glob("*/*.imzML"))
 
 
