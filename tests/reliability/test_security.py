@@ -92,7 +92,8 @@ def test_it_puts_a_csrf_token_in_every_form(db):
 # ---------------------------------------------------------------- production settings
 def run_settings(env: dict, *args: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DEBUG",
-                                                              "SECRET_KEY", "ALLOWED_HOSTS")}
+                                                              "SECRET_KEY", "ALLOWED_HOSTS",
+                                                              "DJANGO_ALLOW_ASYNC_UNSAFE")}
     full.update(env)
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full, capture_output=True, text=True,
                           timeout=120)
