@@ -138,6 +138,8 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
         folds=int(p.get("folds", 5)),
         ensemble=int(p.get("ensemble", 1)),
         context=bool(p.get("context")),
+        # Binary projects fine-tune the shipped off-sample model (when the shapes match).
+        init="default" if project.task == Task.BINARY else None,
         **({"epochs": int(p["epochs"])} if p.get("epochs") else {}),
     )
     contexts = ctxs if params.context else None

@@ -31,6 +31,9 @@ class TrainParams:
     weights_path: str | None = None  # local backbone weights file; nothing is ever downloaded
     calibrate: bool = True  # binary: isotonic / Platt on out-of-fold probabilities
     label_smoothing: float = 0.0  # single-label tasks: keeps the net off 0/1 over-confidence
+    # "default": start binary compact models from the shipped off-sample model (fine-tuning),
+    # so a few hundred labels improve on it instead of starting from random weights.
+    init: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

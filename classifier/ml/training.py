@@ -83,9 +83,11 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
     for member in range(params.ensemble):
         s = seed * 1000 + member
         keras.utils.set_random_seed(s)
+        net = make_model(x.shape[1:], k, params.arch, task, params.weights_path)
+        warm = params.init == "default" and warm_start(net)
         model = compile_model(
-            make_model(x.shape[1:], k, params.arch, task, params.weights_path), task,
-            params.learning_rate, params.momentum, params.label_smoothing,
+            net, task, params.learning_rate * (WARM_LR_FACTOR if warm else 1.0), params.momentum,
+            params.label_smoothing,
         )
         # Tracing the train step costs ~1-2 s per model (twice: full and last partial batch);
         # for a tiny run (a handful of steps) running eagerly is faster and trains the same.
@@ -107,6 +109,23 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
         model.fit(ds, epochs=params.epochs, verbose=0, callbacks=callbacks, shuffle=False)
         models.append(model)
     return models
+
+
+WARM_LR_FACTOR = 0.3  # fine-tuning: smaller steps keep what the pretrained weights know
+
+
+def warm_start(net) -> bool:
+    """Copy the shipped default model's weights into `net` when the architectures match."""
+    from classifier.ml.coldstart import _default_bundle
+
+    bundle = _default_bundle(None)
+    if bundle is None or not bundle.models:
+        return False
+    source = bundle.models[0]
+    if [w.shape for w in source.get_weights()] != [w.shape for w in net.get_weights()]:
+        return False
+    net.set_weights(source.get_weights())
+    return True
 
 
 PREDICT_BATCH = 1024  # images preprocessed per chunk (while the model runs the previous one)
