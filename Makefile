@@ -49,6 +49,9 @@ test-browser:
 lint:
 	$(VENV)/bin/ruff check .
 
-bench: install
+# Benchmarks print figures and ratios (bench/README.md); bench_load.py also needs PostgreSQL + Redis.
+bench: dev-install
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_classifier.py
+	$(PY) bench/bench_accuracy.py
+	./scripts/services.sh && $(PY) bench/bench_load.py
