@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -336,7 +335,3 @@ def start_scoring(project: Project, user=None, dataset: Dataset | None = None) -
     )
     dispatch(job)
     return job
-
-
-def model_file_ok(version: ModelVersion) -> bool:
-    return os.path.exists(version.path)

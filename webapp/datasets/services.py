@@ -5,7 +5,6 @@ import logging
 import shutil
 
 from django.conf import settings
-from django.utils import timezone
 
 from webapp.datasets import storage
 from webapp.datasets.ingest import IngestError, ingest
@@ -113,7 +112,3 @@ def delete_dataset(dataset: Dataset) -> None:
     directory = dataset.directory
     dataset.delete()
     shutil.rmtree(directory, ignore_errors=True)
-
-
-def fail_stale(dataset: Dataset, reason: str) -> None:
-    Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=reason, updated_at=timezone.now())
