@@ -99,6 +99,17 @@ GALLERY_PARAMS = [
 ]
 
 
+def schema_context(project: Project) -> dict:
+    """What ImageSerializer needs to know of the project's label schema."""
+    return {"classes": project.classes, "multilabel": project.task == Task.MULTILABEL}
+
+
+def with_my_label(im: IonImage, user) -> IonImage:
+    """The image re-read with the caller's own label, for one-image answers."""
+    return gallery.with_my_label(IonImage.objects.filter(pk=im.pk), user).select_related(
+        "dataset", "prediction_version").get()
+
+
 class ImageList(generics.ListAPIView):
     """Images of a dataset (or of a whole project), sorted and filtered in the database."""
 
@@ -130,10 +141,7 @@ class ImageList(generics.ListAPIView):
     def get_serializer_context(self):
         ctx = super().get_serializer_context()
         project = getattr(self, "project", None)
-        if project is not None:
-            ctx["classes"] = project.classes
-            ctx["multilabel"] = project.task == Task.MULTILABEL
-        return ctx
+        return {**ctx, **schema_context(project)} if project is not None else ctx
 
     @extend_schema(parameters=GALLERY_PARAMS)
     def get(self, request, *args, **kwargs):
@@ -157,16 +165,12 @@ class ImageDetail(generics.RetrieveAPIView):
     def get_object(self):
         im = image_for(self.request.user, self.kwargs["pk"])
         self.project = im.dataset.project
-        return gallery.with_my_label(IonImage.objects.filter(pk=im.pk), self.request.user).select_related(
-            "dataset", "prediction_version").get()
+        return with_my_label(im, self.request.user)
 
     def get_serializer_context(self):
         ctx = super().get_serializer_context()
         project = getattr(self, "project", None)
-        if project is not None:
-            ctx["classes"] = project.classes
-            ctx["multilabel"] = project.task == Task.MULTILABEL
-        return ctx
+        return {**ctx, **schema_context(project)} if project is not None else ctx
 
 
 class ImageLabel(APIView):
@@ -192,11 +196,8 @@ class ImageLabel(APIView):
 
 
 def _image_json(request, im: IonImage) -> dict:
-    project = im.dataset.project
-    fresh = gallery.with_my_label(IonImage.objects.filter(pk=im.pk), request.user).select_related(
-        "dataset", "prediction_version").get()
-    return ImageSerializer(fresh, context={"request": request, "classes": project.classes,
-                                           "multilabel": project.task == Task.MULTILABEL}).data
+    return ImageSerializer(with_my_label(im, request.user),
+                           context={"request": request, **schema_context(im.dataset.project)}).data
 
 
 class BulkLabels(APIView):
