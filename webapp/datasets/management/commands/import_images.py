@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.datasets.image_import import ImportError_, import_images
+from webapp.datasets.management.commands._acting import acting_member
 from webapp.projects.models import Project
 
 
@@ -32,12 +33,9 @@ class Command(BaseCommand):
         labels = Path(o["labels"]) if o["labels"] else None
         if labels is not None and not labels.is_file():
             raise CommandError(f"No labels file '{labels}'.")
-        members = project.memberships.select_related("user")
-        m = members.filter(user__username=o["user"]).first() if o["user"] else members.filter(role="owner").first()
+        m = acting_member(project, o["user"], refuse_viewer="import")
         if m is None:
-            raise CommandError(f"'{o['user']}' is not a member of {project.slug}.")
-        if m.role == "viewer":
-            raise CommandError(f"'{m.user.username}' is a viewer and cannot import.")
+            raise CommandError(f"{project.slug} has no owner to import as: give --user.")
         channels = [c.strip() for c in o["channels"].split(",") if c.strip()] if o["channels"] else None
         try:
             datasets = import_images(project, path, m.user, layout=o["layout"], labels_csv=labels, channels=channels,

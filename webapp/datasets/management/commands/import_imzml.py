@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from webapp.datasets import services
 from webapp.datasets.ingest import IngestError
+from webapp.datasets.management.commands._acting import acting_member
 from webapp.projects.models import Project
 
 
@@ -39,15 +40,8 @@ class Command(BaseCommand):
             services.check_size(path.stat().st_size + ibd.stat().st_size)
         except services.UploadError as exc:
             raise CommandError(_sentence(str(exc))) from None
-        user = None
-        if o["user"]:
-            user = project.memberships.filter(user__username=o["user"]).first()
-            if user is None:
-                raise CommandError(f"'{o['user']}' is not a member of {project.slug}.")
-            user = user.user
-        else:
-            owner = project.memberships.filter(role="owner").select_related("user").first()
-            user = owner.user if owner else None
+        member = acting_member(project, o["user"])
+        user = member.user if member else None
         try:
             dataset = services.create_imzml_dataset(
                 project, user, name=o["name"] or path.stem, imzml=path, ibd=ibd, mz_list=mz_list,

@@ -5,6 +5,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from webapp.datasets.label_import import LabelImportError, import_labels
+from webapp.datasets.management.commands._acting import acting_member
 from webapp.datasets.models import Dataset
 
 
@@ -23,12 +24,9 @@ class Command(BaseCommand):
         path = Path(o["csv"])
         if not path.is_file():
             raise CommandError(f"No file '{path}'.")
-        members = dataset.project.memberships.select_related("user")
-        m = members.filter(user__username=o["user"]).first() if o["user"] else members.filter(role="owner").first()
+        m = acting_member(dataset.project, o["user"], refuse_viewer="label")
         if m is None:
-            raise CommandError(f"'{o['user']}' is not a member of {dataset.project.slug}.")
-        if m.role == "viewer":
-            raise CommandError(f"'{m.user.username}' is a viewer and cannot label.")
+            raise CommandError(f"{dataset.project.slug} has no owner to label as: give --user.")
         try:
             n = import_labels(dataset, path, m.user)
         except LabelImportError as exc:
