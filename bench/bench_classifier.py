@@ -1,4 +1,4 @@
-"""Classifier benchmark: prediction / training throughput, context channel, real images.
+"""Classifier benchmark: prediction / training throughput, context channel, default scorer.
 
     .venv/bin/python bench/bench_classifier.py [--quick]
 
@@ -9,8 +9,8 @@
    train on 20,000 labelled images (5-fold CV + final model, 15 epochs each).
 3. context: compact with vs without the TIC channel on generated data, held-out grouped
    ROC AUC / F1 (train on some datasets, test on others).
-4. default scorer: time of default_binary_scores on 500 ions x 200x200 px, and the shipped
-   model's ROC AUC on the 8 labelled METASPACE example PNGs.
+4. default scorer: time of default_binary_scores on 500 ions x 200x200 px and its ROC AUC on
+   that generated dataset. Figures on real images are bench/bench_real.py's.
 """
 from __future__ import annotations
 
@@ -152,19 +152,6 @@ def bench_default(quick: bool) -> dict:
     dt_cold = time.perf_counter() - t
     res = {"ions": len(ds.labels), "seconds": dt, "cold_seconds": dt_cold,
            "auc": roc_auc_score(ds.labels == 0, p[:, 0]), "cold_auc": roc_auc_score(ds.labels == 0, cold)}
-    sys.path.insert(0, str(ROOT / "tests" / "ml"))
-    try:
-        from tests.ml.realimages import load_examples
-
-        imgs, labels, names = load_examples()
-    except Exception as e:  # noqa: BLE001 - the shared folder may be absent
-        print("real images unavailable:", e)
-        return res
-    bundle = ml.load_bundle(DEFAULT_MODEL_PATH)
-    if imgs and bundle is not None:
-        p = ml.predict(bundle, imgs)[:, 0]
-        res["real"] = [(n, round(float(v), 3)) for n, v in zip(names, p, strict=True)]
-        res["real_auc"] = roc_auc_score(labels == 0, p)
     return res
 
 
@@ -206,10 +193,7 @@ def main() -> None:
     print(f"\n4. default scorer on {d['ions']} ions x 200x200 px: {d['seconds']:.2f} s "
           f"(context score alone {d['cold_seconds']:.2f} s); generated AUC {d['auc']:.3f} "
           f"(context alone {d['cold_auc']:.3f})")
-    if "real_auc" in d:
-        print(f"   shipped model on the 8 real METASPACE PNGs: ROC AUC {d['real_auc']:.3f}")
-        for n, v in d["real"]:
-            print(f"     p(off) {v:.3f}  {n}")
+    print("   (figures on real images: bench/bench_real.py)")
 
 
 if __name__ == "__main__":

@@ -126,13 +126,29 @@ def work_plain(imzml: str, ibd: str) -> dict:
     return {"total_s": t1 - t0, "bytes": total, "ibd_numpy_pass_s": t2 - t1}
 
 
-def _run_worker(*args: str) -> dict | None:
+def _run_worker(*args: str) -> dict:
+    """One contestant in a fresh process; a failed contestant stops the benchmark (exit 1):
+    a table with a missing row would read as a figure nobody measured."""
     proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True,
                           text=True, cwd=ROOT)
     if proc.returncode != 0:
-        print(f"  worker {args[0]} failed:\n{proc.stderr[-2000:]}")
-        return None
+        sys.exit(f"bench_ingest: the {args[0]} worker failed (exit {proc.returncode}):\n"
+                 f"{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+PEERS = {"imzy": "imzy", "pyimzml": "pyimzml.ImzMLParser"}
+
+
+def check_peers() -> None:
+    """Every comparison peer must be installed (requirements-dev.txt pins them): fail before
+    spending minutes on the dataset rather than print a table without the peer's row."""
+    import importlib.util
+
+    missing = [name for name, module in PEERS.items() if importlib.util.find_spec(module.split(".")[0]) is None]
+    if missing:
+        sys.exit(f"bench_ingest: comparison peer(s) not installed: {', '.join(missing)}. "
+                 "Install the dev requirements: .venv/bin/pip install -r requirements-dev.txt")
 
 
 # ---- driver ----------------------------------------------------------------------------
@@ -158,6 +174,7 @@ def main() -> None:
         print(json.dumps(out))
         return
 
+    check_peers()
     from webapp.msi.synthetic import write_synthetic_imzml
 
     side = math.ceil(math.sqrt(args.pixels))
@@ -174,8 +191,6 @@ def main() -> None:
     print(f"  written in {gen_s:.1f} s: .imzML {xml_mb:.0f} MiB, .ibd {ibd_mb:.0f} MiB")
 
     # ions that exist: the 40 generated ones plus noise peaks of a few spectra
-    from pyimzml.ImzMLParser import ImzMLParser  # noqa: F401 - fail early if missing
-
     from webapp.msi import read_metadata
 
     meta = read_metadata(truth.imzml_path)
@@ -196,75 +211,57 @@ def main() -> None:
     print("plain read ...", flush=True)
     plain = _run_worker("plain", truth.imzml_path, truth.ibd_path)
     print("ours (3 runs, median kept: the machine may be shared) ...", flush=True)
-    runs = [r for r in (_run_worker("ours", truth.imzml_path, str(mzs_path)) for _ in range(3))
-            if r]
-    ours = sorted(runs, key=lambda r: r["total_s"])[len(runs) // 2] if runs else None
+    runs = [_run_worker("ours", truth.imzml_path, str(mzs_path)) for _ in range(3)]
+    ours = sorted(runs, key=lambda r: r["total_s"])[len(runs) // 2]
     print("imzy ...", flush=True)
     icache = Path(truth.imzml_path).with_suffix(".icache")
     if icache.exists():
         import shutil
 
         shutil.rmtree(icache, ignore_errors=True)
-    try:
-        import imzy  # noqa: F401
-
-        imzy_res = _run_worker("imzy", truth.imzml_path, str(mzs_path))
-    except ImportError:
-        print("  imzy is not installed (pip install imzy); skipping it")
-        imzy_res = None
+    imzy_res = _run_worker("imzy", truth.imzml_path, str(mzs_path))
     print("pyimzml ...", flush=True)
     pyi = _run_worker("pyimzml", truth.imzml_path, str(mzs_path), str(args.sample))
 
     # ---- report
-    out_mb = ours["output_mb"] if ours else float("nan")
-    rows = [("ours: read_metadata + extract", ours and ours["total_s"],
-             ours and ours["peak_rss_mb"], ours and ours["cpu_s"])]
-    if ours:
-        rows.append(("  of which read_metadata", ours["meta_s"], None, None))
-        rows.append(("  of which extract", ours["extract_s"], None, None))
-    if imzy_res:
-        rows.append(("imzy: get_reader + get_ion_images", imzy_res["total_s"],
-                     imzy_res["peak_rss_mb"], imzy_res["cpu_s"]))
-        rows.append(("  of which get_reader (index)", imzy_res["open_s"], None, None))
-    if pyi:
-        rows.append((f"pyimzml getionimage x {args.ions} (extrap. from {pyi['sample']})",
-                     pyi["parse_s"] + pyi["per_ion_s"] * args.ions, None, None))
-        rows.append(("pyimzml ImzMLParser parse alone", pyi["parse_s"], None, None))
-    if plain:
-        rows.append(("plain sequential read .imzML + .ibd", plain["total_s"], None, None))
-        rows.append(("  .ibd read + one numpy pass over its words", plain["ibd_numpy_pass_s"],
-                     None, None))
+    out_mb = ours["output_mb"]
+    rows = [
+        ("ours: read_metadata + extract", ours["total_s"], ours["peak_rss_mb"], ours["cpu_s"]),
+        ("  of which read_metadata", ours["meta_s"], None, None),
+        ("  of which extract", ours["extract_s"], None, None),
+        ("imzy: get_reader + get_ion_images", imzy_res["total_s"], imzy_res["peak_rss_mb"],
+         imzy_res["cpu_s"]),
+        ("  of which get_reader (index)", imzy_res["open_s"], None, None),
+        (f"pyimzml getionimage x {args.ions} (extrap. from {pyi['sample']})",
+         pyi["parse_s"] + pyi["per_ion_s"] * args.ions, None, None),
+        ("pyimzml ImzMLParser parse alone", pyi["parse_s"], None, None),
+        ("plain sequential read .imzML + .ibd", plain["total_s"], None, None),
+        ("  .ibd read + one numpy pass over its words", plain["ibd_numpy_pass_s"], None, None),
+    ]
     print()
     print(f"dataset: {meta.n_spectra:,} spectra ({side}x{side}), "
           f"{int(meta.mz_lengths.sum()):,} peaks, .imzML {xml_mb:.0f} MiB + .ibd "
           f"{ibd_mb:.0f} MiB; {args.ions} ions at ±{PPM:g} ppm; output {out_mb:.0f} MiB")
     print(f"{'step':<52}{'wall s':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
     for name, sec, rss, cpu in rows:
-        sec_s = f"{sec:8.2f}" if sec is not None else f"{'n/a':>8}"
         cpu_s = f"{cpu:8.2f}" if cpu is not None else f"{'':>8}"
         rss_s = f"{rss:14.0f}" if rss is not None else ""
-        print(f"{name:<52}{sec_s}{cpu_s}{rss_s}")
+        print(f"{name:<52}{sec:8.2f}{cpu_s}{rss_s}")
     print(f"(load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     print()
-    if ours:
-        if imzy_res:
-            print(f"imzy / ours            = {imzy_res['total_s'] / ours['total_s']:.1f}x "
-                  "(target >= 3x)")
-            a = np.load(tmp / "ours_images.npy")
-            b = np.load(tmp / "imzy_images.npy")
-            same = np.mean([np.allclose(np.nan_to_num(a[i]), np.nan_to_num(b[i]),
-                                        rtol=1e-4, atol=1e-3) for i in range(a.shape[0])])
-            print(f"images equal to imzy's = {same:.1%} of {a.shape[0]} ions")
-        if plain:
-            print(f"ours / plain read      = {ours['total_s'] / plain['total_s']:.1f}x "
-                  "(target <= 3x)")
-        if pyi:
-            t_gi = pyi["parse_s"] + pyi["per_ion_s"] * args.ions
-            print(f"getionimage / ours     = {t_gi / ours['total_s']:.0f}x")
-        over = ours["peak_rss_mb"] - out_mb
-        print(f"peak RSS = output {out_mb:.0f} MiB + {over:.0f} MiB "
-              f"(interpreter + numpy baseline {ours['baseline_rss_mb']:.0f} MiB; "
-              "target: output + 300 MiB)")
+    print(f"imzy / ours            = {imzy_res['total_s'] / ours['total_s']:.1f}x (target >= 3x)")
+    a = np.load(tmp / "ours_images.npy")
+    b = np.load(tmp / "imzy_images.npy")
+    same = np.mean([np.allclose(np.nan_to_num(a[i]), np.nan_to_num(b[i]), rtol=1e-4, atol=1e-3)
+                    for i in range(a.shape[0])])
+    print(f"images equal to imzy's = {same:.1%} of {a.shape[0]} ions")
+    print(f"ours / plain read      = {ours['total_s'] / plain['total_s']:.1f}x (target <= 3x)")
+    t_gi = pyi["parse_s"] + pyi["per_ion_s"] * args.ions
+    print(f"getionimage / ours     = {t_gi / ours['total_s']:.0f}x")
+    over = ours["peak_rss_mb"] - out_mb
+    print(f"peak RSS = output {out_mb:.0f} MiB + {over:.0f} MiB "
+          f"(interpreter + numpy baseline {ours['baseline_rss_mb']:.0f} MiB; "
+          "target: output + 300 MiB)")
     print(f"\nfiles kept in {tmp}")
 
 
