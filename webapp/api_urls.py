@@ -8,7 +8,7 @@ from classifier.api import image_data as classifier_image_data
 from classifier.api import review as review_api
 from classifier.api import views as classifier
 from webapp.collections.api import views as collections
-from webapp.datasets.api import image_data
+from webapp.datasets.api import image_data, label_history
 from webapp.datasets.api import views as datasets
 from webapp.jobs.api import views as jobs
 from webapp.projects.api.views import MembershipViewSet, ProjectViewSet
@@ -35,6 +35,9 @@ urlpatterns = [
     path("datasets/<int:pk>/images/counts/", datasets.ImageCounts.as_view(), name="dataset-image-counts"),
     path("images/<int:pk>/", datasets.ImageDetail.as_view(), name="image-detail"),
     path("images/<int:pk>/label/", datasets.ImageLabel.as_view(), name="image-label"),
+    path("images/<int:pk>/labels/history/", label_history.ImageLabelHistory.as_view(), name="image-label-history"),
+    path("projects/<slug:slug>/labels/restore/", label_history.RestoreLabels.as_view(), name="project-labels-restore"),
+    path("projects/<slug:slug>/labels/undo/", label_history.UndoLabels.as_view(), name="project-labels-undo"),
     path("images/<int:pk>/thumbnail/", datasets.thumbnail, name="image-thumbnail"),
     path("projects/<slug:slug>/models/", classifier.ModelVersions.as_view(), name="project-models"),
     path("projects/<slug:slug>/models/<int:number>/", classifier.ModelVersionDetail.as_view(), name="model-detail"),

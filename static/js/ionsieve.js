@@ -28,7 +28,8 @@
   function api(url, options) {
     options = options || {};
     var init = { method: options.method || "GET", credentials: "same-origin",
-                 headers: { "Accept": "application/json", "X-CSRFToken": csrf() } };
+                 headers: { "Accept": "application/json", "X-CSRFToken": csrf(),
+                            "X-IonSieve-Source": "page" } };  // label history tells pages from API calls
     if (options.body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(options.body);

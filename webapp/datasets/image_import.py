@@ -19,7 +19,7 @@ from django.db import transaction
 from webapp.datasets import labels as labels_service
 from webapp.datasets import storage
 from webapp.datasets.ingest import save_images
-from webapp.datasets.models import Dataset, IonImage
+from webapp.datasets.models import Dataset, IonImage, LabelEvent
 from webapp.datasets.signals import dataset_ready
 from webapp.datasets.thumbnails import thumbnail_png
 from webapp.imagesets.archive import safe_extract
@@ -136,7 +136,7 @@ def _save(project: Project, user, plan: ImportPlan, stacks, channels) -> list[Da
                         value = labels_service.normalise(project, item.labels)
                         by_value.setdefault(value, []).append(images[i])
                 for value, ims in by_value.items():
-                    labels_service.set_labels(project, ims, user, value)
+                    labels_service.set_labels(project, ims, user, value, source=LabelEvent.Source.IMPORT)
     except Exception:
         for ds in created:
             shutil.rmtree(ds.directory, ignore_errors=True)

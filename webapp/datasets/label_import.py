@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 from webapp.datasets import labels
-from webapp.datasets.models import Dataset, IonImage
+from webapp.datasets.models import Dataset, IonImage, LabelEvent
 
 
 class LabelImportError(ValueError):
@@ -71,7 +71,7 @@ def import_labels(dataset: Dataset, path: Path, user) -> int:
         shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
         raise LabelImportError(f"{len(problems)} problem(s), nothing imported: {shown}")
     for value, ims in assignments.items():
-        labels.set_labels(dataset.project, ims, user, value)
+        labels.set_labels(dataset.project, ims, user, value, source=LabelEvent.Source.IMPORT)
     return len(seen)
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils import timezone
 
-from webapp.datasets.models import IonImage, Label
+from webapp.datasets.models import IonImage, Label, LabelEvent
 from webapp.projects.models import Project, Task
 
 
@@ -62,36 +62,56 @@ def _refresh(image_ids: list[int]) -> None:
 
 
 def set_labels(project: Project, images: list[IonImage], user, value: str | list[str] | None,
-               unsure: bool = False) -> str:
-    """Set `user`'s label on each image (last write wins). Returns the stored value."""
+               unsure: bool = False, source: str = LabelEvent.Source.API, actor=None) -> str:
+    """Set `user`'s label on each image (last write wins). Returns the stored value.
+    Every change is kept as a LabelEvent (`actor` made it; by default `user` did)."""
     stored = "" if unsure and not value else normalise(project, value)
     ids = sorted(im.pk for im in images)
-    now = timezone.now()
     with transaction.atomic():
-        # Lock the images so concurrent writers recompute the consensus one after another.
-        list(IonImage.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
-        Label.objects.bulk_create(
-            [Label(image_id=i, user=user, value=stored, unsure=unsure, created_at=now, updated_at=now) for i in ids],
-            update_conflicts=True,
-            unique_fields=["image", "user"],
-            update_fields=["value", "unsure", "updated_at"],
-        )
-        _refresh(ids)
-    _changed(project, len(ids))
+        changed = write(ids, user, stored, unsure, source, actor)
+    notify_changed(project, changed)
     return stored
 
 
-def remove_labels(project: Project, images: list[IonImage], user) -> int:
+def remove_labels(project: Project, images: list[IonImage], user, source: str = LabelEvent.Source.API,
+                  actor=None) -> int:
     ids = sorted(im.pk for im in images)
     with transaction.atomic():
-        list(IonImage.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
-        deleted, _ = Label.objects.filter(image_id__in=ids, user=user).delete()
-        _refresh(ids)
-    _changed(project, deleted)
-    return deleted
+        removed = write(ids, user, None, False, source, actor)
+    notify_changed(project, removed)
+    return removed
 
 
-def _changed(project: Project, count: int) -> None:
+def write(ids: list[int], user, value: str | None, unsure: bool, source: str, actor=None) -> int:
+    """Inside a transaction: set (or with value None remove) `user`'s label on the images,
+    record one event per real change and refresh the consensus. Returns how many changed."""
+    now = timezone.now()
+    # Lock the images so concurrent writers recompute the consensus one after another.
+    list(IonImage.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+    before = {i: (v, u) for i, v, u in
+              Label.objects.filter(image_id__in=ids, user=user).values_list("image_id", "value", "unsure")}
+    after = (value, unsure) if value is not None else (None, False)
+    changed = [i for i in ids if before.get(i, (None, False)) != after]
+    if value is None:
+        Label.objects.filter(image_id__in=changed, user=user).delete()
+    else:
+        Label.objects.bulk_create(
+            [Label(image_id=i, user=user, value=value, unsure=unsure, created_at=now, updated_at=now)
+             for i in changed],
+            update_conflicts=True, unique_fields=["image", "user"], update_fields=["value", "unsure", "updated_at"],
+            batch_size=1000,
+        )
+    LabelEvent.objects.bulk_create(
+        [LabelEvent(image_id=i, user=user, actor=actor or user, value=after[0], unsure=after[1],
+                    previous=before.get(i, (None, False))[0], previous_unsure=before.get(i, (None, False))[1],
+                    source=source, at=now) for i in changed],
+        batch_size=1000,
+    )
+    _refresh(changed)
+    return len(changed)
+
+
+def notify_changed(project: Project, count: int) -> None:
     from webapp.datasets.signals import labels_changed
 
     if count:

@@ -168,3 +168,38 @@ class Label(models.Model):
     @property
     def classes(self) -> list[str]:
         return self.value.split() if self.value else []
+
+
+class LabelEvent(models.Model):
+    """One change of one user's label on one image, kept forever: history, undo and restore
+    are read from these rows (the Label table only holds the present)."""
+
+    class Source(models.TextChoices):
+        PAGE = "page", "Gallery or image page"
+        API = "api", "API call"
+        IMPORT = "import", "Import"
+        RESTORE = "restore", "Restore or undo"
+
+    image = models.ForeignKey(IonImage, on_delete=models.CASCADE, related_name="label_events")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             help_text="whose label changed")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", help_text="who made the change (an owner restoring, say)")
+    # None means "no label" (before the first label, or after a removal).
+    value = models.CharField(max_length=1000, null=True, blank=True)
+    unsure = models.BooleanField(default=False)
+    previous = models.CharField(max_length=1000, null=True, blank=True)
+    previous_unsure = models.BooleanField(default=False)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    at = models.DateTimeField(db_index=True)
+    reverted = models.BooleanField(default=False, help_text="undone by its author (undo walks back past it)")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [
+            models.Index(fields=["image", "-at"], name="label_event_by_image"),
+            models.Index(fields=["user", "image", "at"], name="label_event_by_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.previous} -> {self.value} ({self.source})"

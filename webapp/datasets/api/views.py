@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from webapp.datasets import gallery, labels, services
 from webapp.datasets.access import dataset_for, image_for
+from webapp.datasets.api.label_history import label_source
 from webapp.datasets.api.serializers import (
     BulkLabelSerializer,
     DatasetSerializer,
@@ -183,7 +184,7 @@ class ImageLabel(APIView):
         ser.is_valid(raise_exception=True)
         try:
             labels.set_labels(im.dataset.project, [im], request.user, ser.validated_data.get("label"),
-                              unsure=ser.validated_data["unsure"])
+                              unsure=ser.validated_data["unsure"], source=label_source(request))
         except labels.LabelError as exc:
             raise ValidationError({"label": [str(exc)]}) from None
         return Response(_image_json(request, im))
@@ -191,7 +192,7 @@ class ImageLabel(APIView):
     @extend_schema(request=None, responses={200: ImageSerializer})
     def delete(self, request, pk: int):
         im = image_for(request.user, pk, need=Role.ANNOTATOR)
-        labels.remove_labels(im.dataset.project, [im], request.user)
+        labels.remove_labels(im.dataset.project, [im], request.user, source=label_source(request))
         return Response(_image_json(request, im))
 
 
@@ -214,9 +215,10 @@ class BulkLabels(APIView):
             raise Http404("Some images are not in this project.")
         try:
             if d["remove"]:
-                n = labels.remove_labels(project, images, request.user)
+                n = labels.remove_labels(project, images, request.user, source=label_source(request))
                 return Response({"removed": n})
-            value = labels.set_labels(project, images, request.user, d.get("label"), unsure=d["unsure"])
+            value = labels.set_labels(project, images, request.user, d.get("label"), unsure=d["unsure"],
+                                     source=label_source(request))
         except labels.LabelError as exc:
             raise ValidationError({"label": [str(exc)]}) from None
         return Response({"labelled": len(images), "label": value})
