@@ -3,6 +3,10 @@
 Window convention (as METASPACE / imzy): the image value of ion m at a pixel is the sum of
 intensities whose m/z lies in [m(1 - ppm 1e-6), m(1 + ppm 1e-6)], both bounds inclusive.
 
+zlib-compressed arrays are decoded spectrum by spectrum into the same per-chunk arrays, so
+the rest of the pass is shared; processed files then need one extra decode of the m/z
+arrays up front, to know the m/z range before the pass.
+
 The .ibd is visited once, in chunks of ~500,000 values: each chunk's byte range is read
 into one reused buffer (or, for scattered layouts, gathered from a memory map whose pages
 are released after each chunk), so peak memory is the output array plus a bounded working
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -282,12 +287,20 @@ def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clea
                     prog: _Progress) -> tuple[np.ndarray, np.ndarray]:
     n = meta.n_spectra
     npts = int(meta.mz_lengths[0])
-    mz_axis = np.frombuffer(buf, dtype=meta.mz_dtype, count=npts,
-                            offset=int(meta.mz_offsets[0])).astype(np.float64)
+    if meta.mz_compression:
+        mz_axis = _decode_run(buf, meta.mz_offsets[:1], meta.mz_encoded_lengths[:1],
+                              meta.mz_lengths[:1], meta.mz_dtype, 0, "m/z values")
+    else:
+        mz_axis = np.frombuffer(buf, dtype=meta.mz_dtype, count=npts,
+                                offset=int(meta.mz_offsets[0]))
+    mz_axis = mz_axis.astype(np.float64)
+    _check_mz(mz_axis, np.zeros(npts, np.int64))
+    # An unsorted shared axis is read through a sorting permutation of its columns.
+    order = np.argsort(mz_axis, kind="stable") if np.any(np.diff(mz_axis) < 0) else None
+    if order is not None:
+        mz_axis = mz_axis[order]
     # Spectra share the axis, so windows are fixed column ranges: gather only those columns.
     seg = np.searchsorted(win.bounds, mz_axis, side="right")
-    if np.any(np.diff(mz_axis) < 0):
-        raise MSIError("the shared m/z axis of this continuous file is not sorted")
     lo_col = np.searchsorted(seg, win.a + 1, side="left")
     hi_col = np.searchsorted(seg, win.b + 1, side="left")
     lens = hi_col - lo_col
@@ -303,7 +316,12 @@ def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clea
         s1 = min(n, s0 + rows_per_chunk)
         o = offs[s0:s1]
         step = np.diff(o)
-        if s1 - s0 == 1 or (np.all(step == step[0]) and step[0] >= npts * dt.itemsize):
+        if meta.int_compression:
+            enc = meta.int_encoded_lengths[s0:s1]
+            block = _decode_run(buf, o, enc, meta.int_lengths[s0:s1], dt, s0,
+                                "intensities").reshape(s1 - s0, npts)
+            o_end = o + np.where(enc >= 0, enc, 0)
+        elif s1 - s0 == 1 or (np.all(step == step[0]) and step[0] >= npts * dt.itemsize):
             stride = int(step[0]) if s1 - s0 > 1 else npts * dt.itemsize
             block = np.ndarray((s1 - s0, npts), dtype=dt, buffer=buf, offset=int(o[0]),
                                strides=(stride, dt.itemsize))
@@ -311,7 +329,11 @@ def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clea
             block = np.empty((s1 - s0, npts), dtype=dt)
             for r, off in enumerate(o):
                 block[r] = np.frombuffer(buf, dtype=dt, count=npts, offset=int(off))
+        if not meta.int_compression:
+            o_end = o + npts * dt.itemsize
         block = clean(np.array(block))  # copy out of the map: one sequential read
+        if order is not None:
+            block = block[:, order]
         tics = block.sum(axis=1, dtype=np.float64)
         mean_acc += block.sum(axis=0, dtype=np.float64)
         sub = block[:, cols].astype(np.float64)
@@ -320,7 +342,7 @@ def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clea
         vals = (cs[:, ends] - cs[:, starts]).T
         _store(images, tic, meta.ys[s0:s1], meta.xs[s0:s1], vals, tics, tic_normalise)
         del block
-        _release(buf, (o,), (o + npts * dt.itemsize,))
+        _release(buf, (o,), (o_end,))
         prog(s1 / n)
     return mz_axis, mean_acc / max(n, 1)
 
@@ -352,6 +374,55 @@ def _gather(buf: mmap.mmap | bytes, view: np.ndarray, offsets: np.ndarray, ln: n
     return view[idx]
 
 
+# Outside this range a "m/z value" is bytes from somewhere else (no instrument measures it).
+_MZ_SANE = (1e-3, 1e7)
+
+
+def _check_mz(values: np.ndarray, spectrum: np.ndarray) -> None:
+    """Refuse m/z values no instrument produces: the offsets then point at the wrong data.
+
+    `spectrum` gives the 0-based spectrum index of each value, for the message.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(v) & ((v == 0) | ((v >= _MZ_SANE[0]) & (v < _MZ_SANE[1]))))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise MSIError(f"the .ibd file does not match its .imzML: spectrum "
+                       f"{int(spectrum[i]) + 1:,} holds the m/z value {v[i]:.6g}, which no "
+                       "instrument measures, so the offsets point at the wrong data")
+
+
+def _decode_run(buf: mmap.mmap | bytes, offsets: np.ndarray, encs: np.ndarray, lens: np.ndarray,
+                dtype: np.dtype, first: int, what: str) -> np.ndarray:
+    """Decompress (zlib) the arrays of a run of spectra and concatenate them.
+
+    Every array must decode to exactly its declared number of values: anything else means a
+    damaged or mismatched .ibd, and half-right images would be worse than a clear refusal.
+    """
+    size = dtype.itemsize
+    parts = []
+    for i in range(offsets.size):
+        want = int(lens[i]) * size
+        if want == 0:
+            continue
+        off, enc = int(offsets[i]), int(encs[i])
+        # no encoded length given: read up to zlib's worst-case expansion; the decoder stops
+        # at the end of the stream on its own
+        stop = off + enc if enc >= 0 else off + want + 5 * (want // 16000 + 1) + 64
+        d = zlib.decompressobj()
+        try:
+            data = d.decompress(buf[off:stop], want + 1)  # +1: notices too long arrays
+        except zlib.error:
+            data = b""
+        if len(data) != want or not d.eof:
+            raise MSIError(f"the .ibd file does not match its .imzML: the compressed {what} of "
+                           f"spectrum {first + i + 1:,} cannot be decoded (damaged or from "
+                           "another file)")
+        parts.append(data)
+    return np.frombuffer(b"".join(parts), dtype=dtype)
+
+
 def _release(buf: mmap.mmap | bytes, offsets: tuple[np.ndarray, ...], ends: tuple[np.ndarray, ...]
              ) -> None:
     """Drop the pages of a finished chunk from this process's map.
@@ -378,6 +449,8 @@ def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray
     unmaps them, since probing touches nearly every page of the file."""
     lo, hi = np.inf, -np.inf
     size = meta.mz_dtype.itemsize
+    if meta.mz_compression:
+        return _mz_range_compressed(meta, buf)
     for s0 in range(0, meta.n_spectra, 8192):
         off = meta.mz_offsets[s0:s0 + 8192]
         ln = meta.mz_lengths[s0:s0 + 8192].astype(np.int64)
@@ -386,10 +459,35 @@ def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray
             continue
         last_pos = off[nz] + (ln[nz] - 1) * size
         vals = np.concatenate([view_mz[off[nz]], view_mz[last_pos]]).astype(np.float64)
+        idx = np.flatnonzero(nz) + s0
+        _check_mz(vals, np.concatenate([idx, idx]))
         vals = vals[np.isfinite(vals) & (vals > 0)]
         if vals.size:
             lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
         _release(buf, (off[nz],), (last_pos + size,))
+    if not np.isfinite(lo):
+        return 1.0, 2.0
+    return lo, hi
+
+
+def _mz_range_compressed(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float, float]:
+    """`_mz_range` for compressed m/z arrays: each distinct array is decoded once."""
+    offs, first = np.unique(meta.mz_offsets, return_index=True)
+    lo, hi = np.inf, -np.inf
+    for b0 in range(0, offs.size, 8192):
+        idx = first[b0:b0 + 8192]
+        ln = meta.mz_lengths[idx]
+        for j, i in enumerate(idx):
+            if ln[j] == 0:
+                continue
+            mz = _decode_run(buf, meta.mz_offsets[i:i + 1], meta.mz_encoded_lengths[i:i + 1],
+                             ln[j:j + 1], meta.mz_dtype, int(i), "m/z values")
+            _check_mz(mz[[0, -1]], np.array([i, i]))
+            mz = mz[np.isfinite(mz) & (mz > 0)]
+            if mz.size:
+                lo, hi = min(lo, float(mz.min())), max(hi, float(mz.max()))
+        enc = meta.mz_encoded_lengths[idx]
+        _release(buf, (meta.mz_offsets[idx],), (meta.mz_offsets[idx] + np.maximum(enc, 0),))
     if not np.isfinite(lo):
         return 1.0, 2.0
     return lo, hi
@@ -428,7 +526,21 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
         ends_m, ends_i = mo + ln * msz, io + ln * isz
         lo = int(min(mo.min(), io.min()))
         span = int(max(ends_m.max(), ends_i.max())) - lo
-        if _READ_SPAN_RATIO > 0 and span <= _READ_SPAN_RATIO * total * (msz + isz) + (1 << 20):
+        if meta.compressed:
+            if meta.mz_compression:
+                enc = meta.mz_encoded_lengths[s0:s1]
+                mz = _decode_run(buf, mo, enc, ln, meta.mz_dtype, s0, "m/z values")
+                ends_m = mo + np.maximum(enc, 0)
+            else:
+                mz = _gather(buf, view_mz, mo, ln, starts, total)
+            if meta.int_compression:
+                enc = meta.int_encoded_lengths[s0:s1]
+                ints = _decode_run(buf, io, enc, ln, meta.int_dtype, s0, "intensities")
+                ends_i = io + np.maximum(enc, 0)
+            else:
+                ints = _gather(buf, view_int, io, ln, starts, total)
+            _release(buf, (mo, io), (ends_m, ends_i))
+        elif _READ_SPAN_RATIO > 0 and span <= _READ_SPAN_RATIO * total * (msz + isz) + (1 << 20):
             # the chunk's arrays sit close together (the usual layout): one read() into a
             # reused buffer beats faulting in mapped pages one by one
             if len(scratch) < span:

@@ -4,6 +4,11 @@ Only what extraction needs is kept: per-spectrum pixel coordinates and the posit
 two arrays in the .ibd file, as compact numpy arrays (about 40 bytes per spectrum), plus
 file-level facts (dtypes, storage mode, UUID, instrument).
 
+Binary data may be uncompressed or zlib-compressed (per array kind), in any of the number
+types the PSI-MS and imzML vocabularies name (8/16/32/64-bit integers, 16/32/64-bit floats).
+Files whose XML the scans below cannot make sense of are handed to pyimzml's parser before
+giving up; only what neither can read is refused.
+
 Speed: the <spectrum> blocks are scanned as bytes with compiled regular expressions, one
 chunk of the file at a time (bounded memory). That is an order of magnitude faster than a
 DOM/iterparse walk. Files whose layout the scan cannot vouch for (counts that do not line
@@ -26,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse as safe_iterparse
+from pyimzml.ontology.ontology import ACCESSION_FIX_MAPPING
 
 from webapp.msi.errors import MSIError
 
@@ -42,8 +48,31 @@ _DTYPES = {
     "MS:1000522": np.dtype("<i8"),  # 64-bit integer
     "IMS:1000141": np.dtype("<i4"),  # 32-bit integer (older IMS term)
     "IMS:1000142": np.dtype("<i8"),  # 64-bit integer (older IMS term)
+    "MS:1000520": np.dtype("<f2"),  # 16-bit float
+    "IMS:1100000": np.dtype("<i1"),  # 8-bit integer
+    "IMS:1100001": np.dtype("<i2"),  # 16-bit integer
 }
-_COMPRESSED = {"MS:1000574": "zlib", "MS:1002312": "MS-Numpress"}
+# Compression we decode ourselves (zlib is in the standard library; pyimzml's parser does not
+# decompress at all, so it cannot be the fallback here).
+_CODECS = {"MS:1000574": "zlib", "MS:1000576": None}  # None: "no compression"
+# Compression nobody here decodes: refused with its name.
+_UNSUPPORTED_CODECS = {
+    "MS:1002312": "MS-Numpress linear prediction",
+    "MS:1002313": "MS-Numpress positive integer",
+    "MS:1002314": "MS-Numpress short logged float",
+    "MS:1002746": "MS-Numpress linear prediction + zlib",
+    "MS:1002747": "MS-Numpress positive integer + zlib",
+    "MS:1002748": "MS-Numpress short logged float + zlib",
+    "MS:1003088": "truncation + zlib",
+    "MS:1003089": "truncation, delta prediction + zlib",
+    "MS:1003090": "truncation, linear prediction + zlib",
+    "IMS:1005001": "xz",
+    "IMS:1005002": "lz4",
+    "IMS:1005003": "zstd",
+}
+# Any of these inside a <spectrum> means compression is declared per array, not per group:
+# the byte scan hands such files to the XML parser, which reads inline cvParams.
+_INLINE_CODEC_MARKS = (b"MS:100057", b"MS:100231", b"MS:100274", b"MS:100308", b"IMS:100500")
 _MZ_ARRAY, _INT_ARRAY = "MS:1000514", "MS:1000515"
 
 _RE_ATTR = re.compile(rb'([\w:]+)\s*=\s*"([^"]*)"')
@@ -98,6 +127,12 @@ class ImzMLMeta:
     shape: tuple[int, int]  # (height, width)
     ibd_size: int
     instrument: dict[str, str] = field(default_factory=dict)
+    mz_compression: str | None = None  # "zlib" or None (plain)
+    int_compression: str | None = None
+
+    @property
+    def compressed(self) -> bool:
+        return self.mz_compression is not None or self.int_compression is not None
 
     @property
     def n_spectra(self) -> int:
@@ -125,6 +160,7 @@ class ImzMLMeta:
 class _Group:
     kind: str | None = None  # "mz" | "int" | None
     dtype: np.dtype | None = None
+    codec: str | None = None  # accession of a compression cvParam, if any
     accessions: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)  # accession -> name
 
@@ -182,13 +218,19 @@ def _check_prolog(first: bytes) -> None:
         raise MSIError("the file contains XML entity declarations, which are refused for safety")
 
 
+def _fixed_accession(acc: str, name: str) -> str:
+    # Known exporter bugs (e.g. "32-bit float" under the 64-bit accession): pyimzml's table of
+    # them says which of the two to believe. Reading 32-bit data as 64-bit is pure garbage.
+    return ACCESSION_FIX_MAPPING.get((acc, name), acc)
+
+
 def _parse_groups(header: bytes) -> dict[str, _Group]:
     groups: dict[str, _Group] = {}
     for attrs_raw, body in _RE_GROUP.findall(header):
         gid = _attrs(attrs_raw).get("id", "")
         g = _Group()
         for p in _cvparams(body):
-            acc = p.get("accession", "")
+            acc = _fixed_accession(p.get("accession", ""), p.get("name", ""))
             g.accessions.add(acc)
             g.names[acc] = p.get("name", "")
             if acc == _MZ_ARRAY:
@@ -197,6 +239,8 @@ def _parse_groups(header: bytes) -> dict[str, _Group]:
                 g.kind = "int"
             elif acc in _DTYPES:
                 g.dtype = _DTYPES[acc]
+            elif acc in _CODECS or acc in _UNSUPPORTED_CODECS:
+                g.codec = acc
         groups[gid] = g
     return groups
 
@@ -392,6 +436,8 @@ def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # 
     tpl: list[_Template | None] = []
 
     def scan(buf: bytes, end: int) -> None:
+        if any(buf.find(mark, 0, end) >= 0 for mark in _INLINE_CODEC_MARKS):
+            raise _NeedGeneralParser
         if not tpl:
             a = buf.find(b"<spectrum ", 0, end)
             b = buf.find(b"</spectrum>", 0, end)
@@ -420,7 +466,20 @@ def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # 
         carry = buf[cut:]
 
 
-def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list], dict]:
+class _Unreadable(MSIError):
+    """Our parsers cannot make sense of the spectrum list; pyimzml gets a try before this is
+    shown to the user."""
+
+
+@dataclass
+class _Found:
+    """Array facts declared per spectrum rather than in referenceable groups."""
+
+    dtypes: dict[str, np.dtype] = field(default_factory=dict)
+    codecs: dict[str, set[str | None]] = field(default_factory=dict)  # kind -> accessions
+
+
+def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list], _Found]:
     """ElementTree.iterparse walk for layouts the byte scan does not cover.
 
     Safe because documents with DOCTYPE were refused earlier (no entity expansion possible).
@@ -428,7 +487,7 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
     cols: dict[str, list] = {k: [] for k in
                              ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
                               "int_enc")}
-    dtypes: dict[str, np.dtype] = {}
+    found = _Found()
     slist = None
     try:
         for event, elem in safe_iterparse(str(path), events=("start", "end"), forbid_dtd=True):
@@ -450,6 +509,7 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                 elif stag == "binaryDataArray":
                     kind, off, ln, enc = None, None, None, -1
                     dt = None
+                    codec: str | None = None
                     for c in sub.iter():
                         ctag = c.tag.rpartition("}")[2]
                         if ctag == "referenceableParamGroupRef":
@@ -457,14 +517,17 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                             if g is not None:
                                 kind = kind or g.kind
                                 dt = dt or g.dtype
+                                codec = codec or g.codec
                         elif ctag == "cvParam":
-                            acc = c.get("accession", "")
+                            acc = _fixed_accession(c.get("accession", ""), c.get("name", ""))
                             if acc == _MZ_ARRAY:
                                 kind = "mz"
                             elif acc == _INT_ARRAY:
                                 kind = "int"
                             elif acc in _DTYPES:
                                 dt = _DTYPES[acc]
+                            elif acc in _CODECS or acc in _UNSUPPORTED_CODECS:
+                                codec = acc
                             elif acc == "IMS:1000102":
                                 off = int(c.get("value"))
                             elif acc == "IMS:1000103":
@@ -474,9 +537,11 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                     if kind and off is not None and ln is not None:
                         arrays[kind] = (off, ln, enc)
                         if dt is not None:
-                            dtypes.setdefault(kind, dt)
+                            found.dtypes.setdefault(kind, dt)
+                        found.codecs.setdefault(kind, set()).add(codec)
             if x is None or y is None or "mz" not in arrays or "int" not in arrays:
-                raise MSIError("a spectrum in this .imzML file lacks its position or its arrays")
+                raise _Unreadable("a spectrum in this .imzML file lacks its position or its "
+                                  "arrays")
             cols["x"].append(x)
             cols["y"].append(y)
             for kind in ("mz", "int"):
@@ -491,14 +556,50 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
         raise MSIError(f"the .imzML file is not well-formed XML ({exc})") from None
     except DefusedXmlException:
         raise MSIError("the file contains XML entity declarations, which are refused for safety") from None
-    return {k: [np.asarray(v, dtype=np.int64)] for k, v in cols.items()}, dtypes
+    return {k: [np.asarray(v, dtype=np.int64)] for k, v in cols.items()}, found
+
+
+def _pyimzml_scan(path: Path) -> tuple[dict[str, list], _Found]:
+    """Last resort for XML our scans cannot read: pyimzml's own parser (the reference reader).
+
+    It finds number types by name as well as accession, which rescues files written with a
+    wrong accession. DOCTYPEs were refused before, so its XML parser expands no entities.
+    """
+    import warnings
+
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # it warns about cvParam names it does not know
+            p = ImzMLParser(str(path), parse_lib="ElementTree", ibd_file=None)
+    except Exception:  # noqa: BLE001 - any failure there means "neither reader can read it"
+        return {}, _Found()
+    chars = {"f": "<f4", "d": "<f8", "i": "<i4", "l": "<i8"}
+    found = _Found()
+    for kind, prec in (("mz", p.mzPrecision), ("int", p.intensityPrecision)):
+        if prec in chars:
+            found.dtypes[kind] = np.dtype(chars[prec])
+    coords = np.asarray(p.coordinates, dtype=np.int64).reshape(-1, 3)
+    n = coords.shape[0]
+    cols = {
+        "x": [coords[:, 0]], "y": [coords[:, 1]],
+        "mz_off": [np.asarray(p.mzOffsets, np.int64)],
+        "mz_len": [np.asarray(p.mzLengths, np.int64)],
+        "mz_enc": [np.full(n, -1, np.int64)],
+        "int_off": [np.asarray(p.intensityOffsets, np.int64)],
+        "int_len": [np.asarray(p.intensityLengths, np.int64)],
+        "int_enc": [np.full(n, -1, np.int64)],
+    }
+    return cols, found
 
 
 def _encoded_lengths_agree(cols: dict[str, list], groups: dict[str, _Group]) -> bool:
     for kind in ("mz", "int"):
         dt = next((g.dtype for g in groups.values() if g.kind == kind and g.dtype), None)
-        if dt is None or not cols[f"{kind}_enc"]:
-            continue
+        codec = next((g.codec for g in groups.values() if g.kind == kind and g.codec), None)
+        if dt is None or not cols[f"{kind}_enc"] or _CODECS.get(codec or "") is not None:
+            continue  # compressed arrays are shorter than length x item size
         enc = np.concatenate(cols[f"{kind}_enc"])
         ln = np.concatenate(cols[f"{kind}_len"])
         given = enc >= 0
@@ -513,6 +614,7 @@ def read_metadata(
     max_pixels: int = 50_000_000,
     *,
     _force_general: bool = False,
+    _force_pyimzml: bool = False,
 ) -> ImzMLMeta:
     """Read an imzML file's spectrum index and check it against its .ibd file.
 
@@ -532,24 +634,27 @@ def read_metadata(
             raise MSIError("this XML file is not imzML (it has no imaging metadata)")
         if list_at < 0:
             raise MSIError("the .imzML file lists no spectra")
-        for acc, name in _COMPRESSED.items():
-            if acc.encode() in header:
-                raise MSIError(f"{name}-compressed binary data is not supported; "
-                               "export the dataset without compression")
         groups = _parse_groups(header)
         all_accs = {p.get("accession", "") for p in _cvparams(header)}
         cols: dict[str, list] | None = None
-        inline_dtypes: dict[str, np.dtype] = {}
-        if not _force_general:
+        found = _Found()
+        if not (_force_general or _force_pyimzml):
             try:
                 cols = _fast_scan(f, list_at, groups)
             except _NeedGeneralParser:
                 cols = None
-    if cols is None:
-        cols, inline_dtypes = _general_scan(path, groups)
-    elif not _encoded_lengths_agree(cols, groups):
-        # the byte scan may have misread a layout: let the XML parser decide
-        cols, inline_dtypes = _general_scan(path, groups)
+    if _force_pyimzml:
+        cols, found = _pyimzml_scan(path)
+    elif (cols is None or not _encoded_lengths_agree(cols, groups)
+          or not all(any(g.kind == k and g.dtype for g in groups.values()) for k in ("mz", "int"))):
+        # (a byte scan whose encoded lengths disagree may have misread a layout, and number
+        # types stated on each array are read by the XML parser only)
+        try:
+            cols, found = _general_scan(path, groups)
+        except _Unreadable as exc:
+            cols, found = _pyimzml_scan(path)
+            if not cols:
+                raise MSIError(str(exc)) from None
 
     arr = {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in cols.items()}
     n = int(arr["x"].shape[0])
@@ -558,10 +663,17 @@ def read_metadata(
 
     mz_dtype = next((g.dtype for g in groups.values() if g.kind == "mz" and g.dtype), None)
     int_dtype = next((g.dtype for g in groups.values() if g.kind == "int" and g.dtype), None)
-    mz_dtype = mz_dtype or inline_dtypes.get("mz")
-    int_dtype = int_dtype or inline_dtypes.get("int")
+    mz_dtype = mz_dtype or found.dtypes.get("mz")
+    int_dtype = int_dtype or found.dtypes.get("int")
+    if (mz_dtype is None or int_dtype is None) and not _force_pyimzml:
+        # e.g. a number type given by its name under a wrong accession: pyimzml goes by name
+        fallback = _pyimzml_scan(path)[1].dtypes
+        mz_dtype = mz_dtype or fallback.get("mz")
+        int_dtype = int_dtype or fallback.get("int")
     if mz_dtype is None or int_dtype is None:
-        raise MSIError("the .imzML file does not say whether its numbers are 32- or 64-bit")
+        raise MSIError("the .imzML file does not say which number type its m/z values or "
+                       "intensities are stored in (32- or 64-bit float or integer)")
+    codecs = {kind: _codec(kind, groups, found) for kind in ("mz", "int")}
 
     if arr["x"].min() < 1 or arr["y"].min() < 1:
         raise MSIError("the .imzML file has pixel positions below 1, which imzML does not allow")
@@ -599,12 +711,19 @@ def read_metadata(
         bad = int(np.argmax(mz_len != int_len))
         raise MSIError(f"spectrum {_fmt(bad + 1)} has {_fmt(int(mz_len[bad]))} m/z values but "
                        f"{_fmt(int(int_len[bad]))} intensities")
-    ends = np.maximum(mz_off + mz_len.astype(np.int64) * mz_dtype.itemsize,
-                      int_off + int_len.astype(np.int64) * int_dtype.itemsize)
-    cut = ends > ibd_size
+    mz_end = _array_ends(mz_off, mz_len, arr["mz_enc"], mz_dtype, codecs["mz"])
+    int_end = _array_ends(int_off, int_len, arr["int_enc"], int_dtype, codecs["int"])
+    cut = np.maximum(mz_end, int_end) > ibd_size
     if np.any(cut) or np.any(mz_off < 0) or np.any(int_off < 0):
         first = int(np.argmax(cut | (mz_off < 0) | (int_off < 0)))
         raise MSIError(f"the .ibd file is truncated at spectrum {_fmt(first + 1)} of {_fmt(n)}")
+    # An array that overlaps its partner means the offsets describe some other .ibd.
+    both = (mz_len > 0) & (int_len > 0)
+    overlap = both & (mz_off < int_end) & (int_off < mz_end)
+    if np.any(overlap):
+        first = int(np.argmax(overlap))
+        raise MSIError("the .ibd file does not match its .imzML: the m/z and intensity arrays "
+                       f"of spectrum {_fmt(first + 1)} overlap")
 
     return ImzMLMeta(
         imzml_path=str(path),
@@ -625,4 +744,34 @@ def read_metadata(
         shape=(height, width),
         ibd_size=int(ibd_size),
         instrument=_instrument(header, all_accs),
+        mz_compression=codecs["mz"],
+        int_compression=codecs["int"],
     )
+
+
+def _codec(kind: str, groups: dict[str, _Group], found: _Found) -> str | None:
+    """The compression of one array kind ("zlib" or None); refuses what nobody here decodes."""
+    accs = set(found.codecs.get(kind, set()))
+    accs |= {g.codec for g in groups.values() if g.kind == kind and g.codec}
+    accs.discard(None)
+    what = "m/z values" if kind == "mz" else "intensities"
+    bad = sorted(_UNSUPPORTED_CODECS[a] for a in accs if a in _UNSUPPORTED_CODECS)
+    if bad:
+        raise MSIError(f"the {what} are stored with {bad[0]} compression, which neither "
+                       "IonSieve nor pyimzml can read; export the dataset again without "
+                       "compression or with zlib compression")
+    names = {_CODECS[a] for a in accs}
+    if len(names) > 1:
+        # group and spectrum disagree, or spectra differ: no single reading is right
+        raise MSIError(f"the .imzML file declares both compressed and uncompressed {what}; "
+                       "export the dataset again with one setting")
+    return names.pop() if names else None
+
+
+def _array_ends(off: np.ndarray, ln: np.ndarray, enc: np.ndarray, dtype: np.dtype,
+                codec: str | None) -> np.ndarray:
+    """Byte just past each array in the .ibd (compressed: its encoded length, when given)."""
+    if codec is None:
+        return off + ln.astype(np.int64) * dtype.itemsize
+    # without an encoded length only the start can be checked; the decoder finds the end
+    return off + np.where(enc >= 0, enc, np.minimum(ln, 1))
