@@ -49,9 +49,11 @@ test-browser:
 lint:
 	$(VENV)/bin/ruff check .
 
-# Benchmarks print figures and ratios (bench/README.md); bench_load.py also needs PostgreSQL + Redis.
+# Benchmarks print figures and ratios (bench/README.md); each fails (non-zero exit) when its peer
+# or data is missing. bench_real.py needs ../shared/data/ionimages; bench_load.py PostgreSQL + Redis.
 bench: dev-install
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_classifier.py
+	$(PY) bench/bench_real.py
 	$(PY) bench/bench_accuracy.py
 	./scripts/services.sh && $(PY) bench/bench_load.py
