@@ -25,6 +25,11 @@ class ModelVersion(models.Model):
     notes = models.JSONField(default=list, blank=True)
     file_name = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=False)
+    # When the training labels were read: labels given after it are "since training".
+    labels_at = models.DateTimeField(null=True, blank=True)
+    # How held-out predictions were made: "groups" (folds by dataset) or "images" (one dataset,
+    # stratified folds inside it); empty for versions trained before they were kept.
+    held_out_by = models.CharField(max_length=16, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -88,3 +93,45 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"prediction of image {self.image_id} by {self.model_version_id or 'default'}"
+
+
+class DefaultCalibration(models.Model):
+    """The project's fit of the default score to its labels (binary projects): a monotone
+    calibration and a threshold, refitted when the labels change. Like a model version, its
+    held-out predictions are cross-fitted (grouped by dataset) and kept as HeldOutScore rows."""
+
+    project = models.OneToOneField("projects.Project", on_delete=models.CASCADE, related_name="default_calibration")
+    calibration = models.JSONField(null=True, blank=True)
+    thresholds = models.JSONField(default=list)
+    label_hash = models.CharField(max_length=64)
+    label_total = models.PositiveIntegerField(default=0)
+    held_out_by = models.CharField(max_length=16, blank=True)
+    labels_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"default calibration of {self.project_id}"
+
+
+class HeldOutScore(models.Model):
+    """One image labelled when a version was trained (None: when the default score was
+    calibrated): its label then, and probabilities from a model that never saw a label of its
+    dataset (out of fold), with the decision thresholds fitted without that fold."""
+
+    image = models.ForeignKey("datasets.IonImage", on_delete=models.CASCADE, related_name="held_out_scores")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.CASCADE, related_name="held_out_scores"
+    )
+    label = models.CharField(max_length=1000)
+    probabilities = models.JSONField()
+    thresholds = models.JSONField()
+    fold = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="one_held_out_per_version"),
+            models.UniqueConstraint(fields=["image"], condition=models.Q(model_version__isnull=True),
+                                    name="one_default_held_out"),
+        ]
+
+    def __str__(self) -> str:
+        return f"held-out score of image {self.image_id} by {self.model_version_id or 'default'}"

@@ -11,8 +11,9 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
-from classifier.models import ModelVersion, Prediction, TrainingRun
+from classifier.models import DefaultCalibration, HeldOutScore, ModelVersion, Prediction, TrainingRun
 from webapp.datasets import arrays
 from webapp.datasets.models import Dataset, IonImage
 from webapp.jobs.dispatch import dispatch
@@ -120,6 +121,7 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
     p = run.params
     progress = _progress(job, report)
     progress(0.01, "Collecting labelled images")
+    labels_at = timezone.now()  # labels given after this are "since training" on the review page
     images, xs, ctxs, ys, groups, used = training_data(project, bool(p.get("context")))
     counts, digest = label_fingerprint(project, images, used)
     if len(xs) < 4:
@@ -169,13 +171,27 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
             # The review page re-derives predicted classes from stored probabilities with these.
             metrics={**result.metrics, "thresholds": [float(t) for t in result.bundle.thresholds]},
             notes=list(result.notes), file_name=file_name, created_by=run.created_by,
+            labels_at=labels_at, held_out_by=result.held_out_by,
         )
+        store_held_out(version, images, result.held_out, result.held_out_thresholds, result.fold_of)
         run.model_version = version
         run.save(update_fields=["model_version"])
         activate(version)
     progress(0.95, "Scoring the project's datasets with the new model")
     score_project(project)
     return version
+
+
+def store_held_out(version: ModelVersion | None, images: list[IonImage], probs: np.ndarray,
+                   thresholds: np.ndarray, fold_of: np.ndarray) -> None:
+    """Keep each training image's label and out-of-fold prediction with the version. The
+    project's images come first in the training arrays (shared collections follow)."""
+    HeldOutScore.objects.bulk_create([
+        HeldOutScore(image=im, model_version=version, label=im.consensus,
+                     probabilities=[round(float(x), 6) for x in probs[i]],
+                     thresholds=[round(float(x), 6) for x in thresholds[i]], fold=int(fold_of[i]))
+        for i, im in enumerate(images)
+    ], batch_size=1000)
 
 
 def _public(p: dict) -> dict:
@@ -264,19 +280,55 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
 
 def calibrate_default(project: Project, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The default score ranks well but is not calibrated: once the project has a few labels of
-    each class, fit Platt/isotonic on them (per project) and pick the threshold with the best F1."""
-    from classifier.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
+    each class, a Platt/isotonic map and the best-F1 threshold are fitted on them (per project,
+    refitted when the labels change) and applied to `raw`."""
+    from classifier.ml.calibration import apply_calibration
 
-    rows = list(Prediction.objects.filter(model_version__isnull=True, image__dataset__project=project)
-                .exclude(image__consensus__isnull=True).values_list("probabilities", "image__consensus"))
-    p0 = np.array([r[0][0] for r in rows], dtype=np.float64)
-    is0 = np.array([r[1] == project.classes[0] for r in rows])
-    cal = fit_calibration(p0, is0) if len(rows) else None
-    if cal is None:
+    fit = fit_default_calibration(project)
+    if fit is None or fit.calibration is None:
         return raw, np.array([0.5, 0.5])
-    t = best_f1_threshold(apply_calibration(p0, cal), is0)
-    p = apply_calibration(raw[:, 0], cal)
-    return np.stack([p, 1 - p], axis=1), np.array([t, 1 - t])
+    p = apply_calibration(raw[:, 0], fit.calibration)
+    return np.stack([p, 1 - p], axis=1), np.asarray(fit.thresholds, dtype=np.float64)
+
+
+def fit_default_calibration(project: Project) -> DefaultCalibration | None:
+    """The project's current default calibration, refitted when its labels changed. Its held-out
+    predictions are cross-fitted like a model's: each dataset's images are calibrated by a map
+    fitted on the other datasets' labels (stratified folds inside a single dataset)."""
+    from classifier import ml
+    from classifier.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
+
+    if project.task != Task.BINARY:
+        return None
+    labels_at = timezone.now()
+    rows = list(Prediction.objects.filter(model_version__isnull=True, image__dataset__project=project,
+                                          image__dataset__status=Dataset.Status.READY)
+                .exclude(image__consensus__isnull=True).select_related("image")
+                .order_by("image__dataset_id", "image__index"))
+    rows = [r for r in rows if r.image.consensus in project.classes]
+    digest = hashlib.sha256("".join(f"{r.image_id}:{r.image.consensus}:{r.probabilities[0]}\n"
+                                    for r in rows).encode()).hexdigest()
+    current = DefaultCalibration.objects.filter(project=project).first()
+    if current is not None and current.label_hash == digest:
+        return current
+    raw = np.array([r.probabilities for r in rows], dtype=np.float64).reshape(-1, 2)
+    is0 = np.array([r.image.consensus == project.classes[0] for r in rows])
+    cal = fit_calibration(raw[:, 0], is0) if rows else None
+    with transaction.atomic():
+        DefaultCalibration.objects.filter(project=project).delete()
+        HeldOutScore.objects.filter(image__dataset__project=project, model_version__isnull=True).delete()
+        if cal is None:
+            return None
+        t = best_f1_threshold(apply_calibration(raw[:, 0], cal), is0)
+        groups = np.array([r.image.dataset_id for r in rows])
+        y = np.where(is0, 0, 1)
+        folds = ml.grouped_folds(groups, 5, y)
+        held, thresholds, fold_of = cross_fitted("binary", raw, y, folds)
+        fit = DefaultCalibration.objects.create(
+            project=project, calibration=cal, thresholds=[t, 1 - t], label_hash=digest, label_total=len(rows),
+            held_out_by="groups" if len(set(groups)) > 1 else "images", labels_at=labels_at)
+        store_held_out(None, [r.image for r in rows], held, thresholds, fold_of)
+    return fit
 
 
 def describe(project: Project, p: np.ndarray, thresholds: np.ndarray) -> tuple[str, float]:

@@ -64,3 +64,32 @@ def best_f1_threshold(score: np.ndarray, positive: np.ndarray) -> float:
     i = int(np.argmax(np.where(last, f1, -1)))
     nxt = s[i + 1] if i + 1 < len(s) else s[i] - 1e-3
     return float(np.clip((s[i] + nxt) / 2, 1e-4, 1 - 1e-4))
+
+
+def cross_fitted(task: str, raw: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+                 calibrate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Held-out probabilities, decision thresholds and fold of every image.
+
+    `raw` holds scores that never saw the image's group (out-of-fold model outputs, or the
+    default score). The calibration and thresholds applied to the images of a fold are fitted
+    on the other folds only, so no label of a held-out group shapes its own predictions.
+    Returns (probabilities (n, k), thresholds (n, k), fold index (n,))."""
+    raw = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(y)
+    n, k = raw.shape
+    probs = raw.copy()
+    thresholds = np.full((n, k), 0.5)
+    fold_of = np.full(n, -1, dtype=int)
+    for f, (tr, va) in enumerate(folds):
+        fold_of[va] = f
+        if task == "binary":
+            is0 = y.astype(int) == 0
+            cal = fit_calibration(raw[tr, 0], is0[tr]) if calibrate else None
+            t = best_f1_threshold(apply_calibration(raw[tr, 0], cal), is0[tr])
+            p0 = apply_calibration(raw[va, 0], cal)
+            probs[va] = np.stack([p0, 1 - p0], axis=1)
+            thresholds[va] = [t, 1 - t]
+        elif task == "multilabel":
+            yb = y > 0.5
+            thresholds[va] = [best_f1_threshold(raw[tr, c], yb[tr, c]) for c in range(k)]
+    return probs, thresholds, fold_of

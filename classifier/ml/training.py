@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from classifier.ml.bundle import ModelBundle
-from classifier.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
+from classifier.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
 from classifier.ml.cv import grouped_folds
 from classifier.ml.metrics import compute_metrics
 from classifier.ml.params import TASKS, TrainParams
@@ -27,6 +27,13 @@ class TrainResult:
     metrics: dict
     notes: list[str] = field(default_factory=list)
     oof_probabilities: np.ndarray | None = None
+    # Held out, per image: probabilities from the fold model that never saw the image's group,
+    # calibrated with thresholds fitted on the other folds only; and the fold it was in.
+    held_out: np.ndarray | None = None
+    held_out_thresholds: np.ndarray | None = None
+    fold_of: np.ndarray | None = None
+    # "groups" when folds are grouped (by dataset), "images" when split inside one group.
+    held_out_by: str = "groups"
 
 
 def _targets(y: np.ndarray, task: str, k: int) -> np.ndarray:
@@ -254,6 +261,7 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
         oof_final = oof
         thresholds = [0.5] * k
 
+    held_out, held_out_thresholds, fold_of = cross_fitted(task, oof, y, folds, calibrate=params.calibrate)
     metrics = compute_metrics(y, oof_final, task, classes, groups=groups, thresholds=thresholds)
     metrics["per_fold"] = [
         compute_metrics(y[va], oof_final[va], task, classes, thresholds=thresholds)["overall"] for _, va in folds
@@ -270,7 +278,9 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
     )
     if progress is not None:
         progress(1.0, "Training finished")
-    return TrainResult(bundle=bundle, metrics=metrics, notes=notes, oof_probabilities=oof_final)
+    return TrainResult(bundle=bundle, metrics=metrics, notes=notes, oof_probabilities=oof_final,
+                       held_out=held_out, held_out_thresholds=held_out_thresholds, fold_of=fold_of,
+                       held_out_by="images" if n_groups == 1 else "groups")
 
 
 def _jsonable(o):

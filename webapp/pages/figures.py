@@ -88,47 +88,50 @@ def probability_history(history: list[dict], classes: list[str], labels: dict[st
 
 
 def roc(reviews: list[dict]) -> dict:
+    """ROC curves of the held-out predictions of each version shown (review.accuracy objects)."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "#adb5bd"},
                              showlegend=False, hoverinfo="skip"))
     for i, r in enumerate(reviews):
-        for j, c in enumerate(r["overall"]["curves"]):
+        for j, c in enumerate(r["curves"]):
             fig.add_trace(go.Scatter(
                 x=c["fpr"], y=c["tpr"], mode="lines", name=_curve_name(r, c, "AUC", c["auc"]),
                 line={"color": SERIES[i % len(SERIES)], "dash": ["solid", "dash", "dot"][j % 3]}))
-    fig.update_layout(template=TEMPLATE, title={"text": "ROC curve", "font": {"size": 14}}, height=360,
+    fig.update_layout(template=TEMPLATE, title={"text": "ROC curve · held out", "font": {"size": 14}}, height=360,
                       xaxis_title="false positive rate", yaxis_title="true positive rate",
                       margin={"l": 50, "r": 10, "t": 36, "b": 40}, legend={"x": 0.35, "y": 0.05})
     return to_json(fig)
 
 
 def precision_recall(reviews: list[dict]) -> dict:
+    """Precision-recall curves of the held-out predictions of each version shown."""
     fig = go.Figure()
     for i, r in enumerate(reviews):
-        for j, c in enumerate(r["overall"]["curves"]):
+        for j, c in enumerate(r["curves"]):
             fig.add_trace(go.Scatter(
                 x=c["recall"], y=c["precision"], mode="lines", name=_curve_name(r, c, "AP", c["average_precision"]),
                 line={"color": SERIES[i % len(SERIES)], "dash": ["solid", "dash", "dot"][j % 3]}))
-    fig.update_layout(template=TEMPLATE, title={"text": "Precision–recall curve", "font": {"size": 14}}, height=360,
-                      xaxis_title="recall", yaxis_title="precision", yaxis={"range": [0, 1.02]},
+    fig.update_layout(template=TEMPLATE, title={"text": "Precision–recall curve · held out", "font": {"size": 14}},
+                      height=360, xaxis_title="recall", yaxis_title="precision", yaxis={"range": [0, 1.02]},
                       margin={"l": 50, "r": 10, "t": 36, "b": 40}, legend={"x": 0.02, "y": 0.05})
     return to_json(fig)
 
 
 def _curve_name(review: dict, curve: dict, what: str, value) -> str:
-    many = len(review["overall"]["curves"]) > 1
+    many = len(review["curves"]) > 1
     value_text = f"{value:.3f}" if value is not None else "n/a"
-    return f"{review['version']['name']}{' · ' + curve['class'] if many else ''} ({what} {value_text})"
+    return f"{review['name']}{' · ' + curve['class'] if many else ''} ({what} {value_text})"
 
 
 def confusion(review: dict, labels: list[str]) -> dict | None:
-    matrix = review["overall"]["confusion"]
+    """Confusion matrix of the held-out decisions (rows: human label)."""
+    matrix = review["confusion"]
     if not matrix:
         return None
     fig = go.Figure(go.Heatmap(
         z=matrix, x=labels, y=labels, colorscale="Blues", showscale=False, text=matrix, texttemplate="%{text}",
         hovertemplate="labelled %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
-    fig.update_layout(template=TEMPLATE, title={"text": f"Confusion matrix · {review['version']['name']}",
+    fig.update_layout(template=TEMPLATE, title={"text": f"Confusion matrix · {review['name']} · held out",
                                                 "font": {"size": 14}},
                       height=320, margin={"l": 90, "r": 10, "t": 36, "b": 50},
                       xaxis={"title": "predicted", "side": "bottom"}, yaxis={"title": "human label", "autorange": "reversed"})

@@ -1,12 +1,16 @@
 """Data shaping for the pages: rows for tables, settings for the page scripts, review pairs."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.urls import reverse
+from django.utils import timezone
 
 from classifier import review
 from classifier.models import ModelVersion
 from webapp.datasets.api import image_data
 from webapp.datasets.models import Dataset, IonImage, Label
+from webapp.jobs import services as job_services
 from webapp.jobs.models import Job
 from webapp.pages import figures
 from webapp.projects.access import role_allows
@@ -52,7 +56,8 @@ def project_context(project: Project, user) -> dict:
         "is_owner": project.user_role == Role.OWNER,
         "versions": version_rows(project),
         "active_version": project.model_versions.filter(is_active=True).first(),
-        "jobs": list(project.jobs.filter(status__in=Job.ACTIVE)[:20]),
+        "jobs": job_rows(project.jobs.filter(status__in=Job.ACTIVE)[:20]),
+        "problem_jobs": problem_jobs(project),
         "archs": ARCHS,
         "memberships": project.memberships.select_related("user"),
         "training_collection_count": project.training_collections.count(),
@@ -60,20 +65,46 @@ def project_context(project: Project, user) -> dict:
     }
 
 
+def job_rows(jobs) -> list[dict]:
+    """Each job with what a member may do about it (the template shows buttons to annotators)."""
+    return [{"job": j, "stuck": j.is_stuck(), "retry": job_services.can_retry(j), "cancel": job_services.can_cancel(j)}
+            for j in jobs]
+
+
+def problem_jobs(project: Project) -> list[dict]:
+    """Jobs that failed or were cancelled in the last day and were not run again since."""
+    since = timezone.now() - timedelta(days=1)
+    ended = project.jobs.filter(status__in=[Job.Status.FAILED, Job.Status.CANCELLED], finished_at__gte=since)
+    return job_rows(ended[:5])
+
+
+def dataset_job(ds: Dataset) -> dict | None:
+    """The dataset's latest processing job, unless it simply succeeded."""
+    job = Job.objects.filter(kind=Job.Kind.INGEST, target_id=ds.pk).order_by("-created_at", "-pk").first()
+    if job is None or (job.status == Job.Status.DONE and ds.is_ready):
+        return None
+    return job_rows([job])[0]
+
+
 def class_config(project: Project) -> list[dict]:
-    return [{"name": c, "label": label, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)], "key": i + 1}
+    keys = project.class_keys
+    return [{"name": c, "label": label, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)], "key": keys[i]}
             for i, (c, label) in enumerate(project.class_labels)]
 
 
 def gallery_config(project: Project, user, dataset: Dataset | None) -> dict:
     if dataset is not None:
         images, counts = reverse("dataset-images", args=[dataset.pk]), reverse("dataset-image-counts", args=[dataset.pk])
+        ids = reverse("dataset-image-ids", args=[dataset.pk])
     else:
         images = reverse("project-images", args=[project.slug])
         counts = reverse("project-image-counts", args=[project.slug])
+        ids = reverse("project-image-ids", args=[project.slug])
     return {
         "slug": project.slug, "dataset": dataset.pk if dataset else None,
-        "imagesUrl": images, "countsUrl": counts, "bulkUrl": reverse("project-bulk-labels", args=[project.slug]),
+        "imagesUrl": images, "countsUrl": counts, "idsUrl": ids,
+        "bulkUrl": reverse("project-bulk-labels", args=[project.slug]),
+        "undoUrl": reverse("project-labels-undo", args=[project.slug]),
         "classes": class_config(project), "multilabel": project.task == Task.MULTILABEL,
         "binary": project.task == Task.BINARY, "canLabel": can_label(project), "me": user.username,
     }
@@ -175,41 +206,29 @@ def default_pair(project: Project) -> tuple[str, str]:
 def review_context(project: Project, a: str | None, b: str | None) -> dict:
     da, db = default_pair(project)
     a, b = a or da, b if b is not None else db
-    reviews = []
+    reviews, scorers = [], []
     for token in [a, b]:
         if token == "":
             continue
         version = review.resolve_version(project, token)
-        if any(r["version"]["key"] == review.version_info(version)["key"] for r in reviews):
+        if any(r["version"] == review.version_info(version)["key"] for r in reviews):
             continue
-        reviews.append(review.review(project, version))
+        reviews.append(review.accuracy(project, version))
+        scorers.append(version)
     labels = [lab for _, lab in project.class_labels]
-    versions: list[ModelVersion] = list(project.model_versions.order_by("-number"))
     figs = {"roc": figures.roc(reviews), "pr": figures.precision_recall(reviews)}
     for i, r in enumerate(reviews):
         cm = figures.confusion(r, labels)
         if cm:
             figs[f"confusion{i}"] = cm
-    ann = review.annotators(project)
+    versions: list[ModelVersion] = list(project.model_versions.order_by("-number"))
+    by_number = {str(v.number): v for v in versions}
     return {
         "project": project, "reviews": reviews, "a": a, "b": b, "figures": figs, "versions": versions,
-        "annotators": ann, "compare_rows": compare_rows(reviews),
-        "stored": [(v, v.metrics) for v in versions if v.metrics and str(v.number) in (a, b)],
+        "annotators": review.annotators(project),
+        "paired": review.compare(project, scorers[0], scorers[1]) if len(scorers) == 2 else None,
+        "cv_reports": [(by_number[r["version"]], review.cv_report(by_number[r["version"]]))
+                       for r in reviews if r["version"] in by_number],
         "labelled_total": review.labelled_count(project),
         "positive": project.class_label(project.first_class) if project.task == Task.BINARY else None,
     }
-
-
-def compare_rows(reviews: list[dict]) -> list[dict]:
-    """One row per dataset with each version's summary side by side."""
-    names: dict[int, str] = {}
-    for r in reviews:
-        for d in r["datasets"]:
-            names[d["id"]] = d["name"]
-    rows = []
-    for ds_id, name in sorted(names.items(), key=lambda kv: kv[1].lower()):
-        cells = [next((d for d in r["datasets"] if d["id"] == ds_id), None) for r in reviews]
-        rows.append({"id": ds_id, "name": name, "cells": cells})
-    overall = {"id": None, "name": "All datasets",
-               "cells": [{k: r["overall"][k] for k in review.SUMMARY} for r in reviews]}
-    return [overall, *rows]
