@@ -4,8 +4,8 @@
   var S = window.IonSieve;
   var cfg = S.config();
   var classes = cfg.classes;
-  var byName = {};
-  classes.forEach(function (c) { byName[c.name] = c; });
+  var byName = {}, byKey = {};
+  classes.forEach(function (c) { byName[c.name] = c; byKey[String(c.key).toLowerCase()] = c; });
 
   var items = [];          // loaded images, in gallery order
   var nextUrl = null;      // DRF's next page
@@ -14,7 +14,7 @@
   var focus = -1;
   var anchor = -1;
   var selected = new Set();
-  var undo = [];           // [{changes: [{id, label, unsure}]}] previous values
+  // Undo lives on the server (label history), so it survives reloads and filter changes.
   var grid, sentinel;
 
   function $(id) { return document.getElementById(id); }
@@ -114,6 +114,9 @@
   function tile(item, i) {
     var el = document.createElement("div");
     el.className = "tile";
+    el.id = "tile-" + item.id;
+    el.setAttribute("role", "option");
+    el.setAttribute("aria-selected", selected.has(item.id) ? "true" : "false");
     el.dataset.id = item.id;
     el.dataset.index = i;
     el.dataset.prob = item.probability == null ? "" : item.probability;
@@ -123,6 +126,7 @@
       "<div class='tile-meta'></div><div class='tile-badges'></div><div class='tile-buttons'></div>" +
       "<div class='tile-error' role='alert' hidden><span></span> <button type='button'>Retry</button></div>";
     el.querySelector("a.tile-name").href = "/images/" + item.id + "/";
+    el.querySelector("a.tile-name").tabIndex = -1;  // the grid holds the focus; Enter opens
     el.querySelector("img").src = item.thumbnail_url;
     fill(el, item);
     return el;
@@ -135,6 +139,9 @@
       (item.mz != null && item.name !== item.mz.toFixed(4) ? " · m/z " + item.mz.toFixed(4) : "") +
       (cfg.dataset ? "" : " · " + item.dataset_name);
     var p = item.probability;
+    el.setAttribute("aria-label", el.querySelector(".tile-name").textContent +
+      (p == null ? ", not scored" : ", P(" + first.label + ") " + p.toFixed(2)) +
+      (item.my_unsure ? ", my label: unsure" : (mine.length ? ", my label: " + pretty(mine) : ", not labelled by me")));
     el.querySelector(".probbar span").style.width = p == null ? "0" : (100 * p).toFixed(1) + "%";
     el.querySelector(".probbar").title = "P(" + first.label + ") = " + (p == null ? "not scored" : p.toFixed(3));
     el.querySelector(".tile-meta").textContent = p == null ? "not scored yet" :
@@ -163,6 +170,8 @@
       classes.forEach(function (c) {
         var b = document.createElement("button");
         b.type = "button";
+        b.tabIndex = -1;  // keys do the same from the grid
+        b.setAttribute("aria-pressed", mine.indexOf(c.name) >= 0 ? "true" : "false");
         b.className = "cls" + (mine.indexOf(c.name) >= 0 ? " on" : "");
         b.style.setProperty("--c", c.colour);
         b.innerHTML = "<kbd></kbd> ";
@@ -224,7 +233,9 @@
     });
   }
 
-  function previous(item) { return { id: item.id, label: item.my_label, unsure: item.my_unsure }; }
+  function advance(i) {
+    if (autoAdvance() && i + 1 < items.length) setFocus(i + 1);
+  }
 
   function labelOne(i, c) {
     if (i < 0 || !cfg.canLabel) return;
@@ -235,34 +246,40 @@
       var at = mine.indexOf(c.name);
       if (at >= 0) mine.splice(at, 1); else mine.push(c.name);
       value = mine;
-      if (!mine.length) { undo.push({ changes: [previous(item)] }); save(i, undefined, "DELETE").catch(function () {}); return; }
+      if (!mine.length) { save(i, undefined, "DELETE").catch(function () {}); advance(i); return; }
     }
-    undo.push({ changes: [previous(item)] });
     save(i, { label: value }).catch(function () {});
+    advance(i);
   }
 
   function unsure(i) {
     if (i < 0 || !cfg.canLabel) return;
-    undo.push({ changes: [previous(items[i])] });
     save(i, { unsure: true }).catch(function () {});
+    advance(i);
+  }
+
+  function refetch(ids) {
+    ids.forEach(function (id) {
+      if (indexOf(id) < 0) return;
+      enqueue(function () { return S.api("/api/images/" + id + "/"); })
+        .then(function (fresh) { var j = indexOf(id); if (j >= 0) refresh(j, fresh); }).catch(function () {});
+    });
   }
 
   function labelSelection(c) {
     var ids = Array.from(selected);
-    var changes = ids.map(function (id) { return previous(items[indexOf(id)]); });
-    var body = { images: ids, label: cfg.multilabel ? [c.name] : c.name };
+    var body = { images: ids, label: c.name }, verb = "labelled " + c.label;
+    if (cfg.multilabel) {
+      // Add the class to every selected image, or remove it when all of them (on screen) have it:
+      // the images' other classes are kept either way.
+      var all = ids.every(function (id) { var i = indexOf(id); return i < 0 || labelNames(items[i].my_label).indexOf(c.name) >= 0; });
+      body.mode = all ? "remove" : "add";
+      verb = (all ? "without " : "with ") + c.label;
+    }
     enqueue(function () { return S.api(cfg.bulkUrl, { method: "POST", body: body }); }).then(function () {
-      undo.push({ changes: changes });
       countsLater();
-      ids.forEach(function (id) {
-        var i = indexOf(id);
-        if (i < 0) return;
-        var it = Object.assign({}, items[i], { my_label: cfg.multilabel ? [c.name] : c.name, my_unsure: false });
-        refresh(i, it);
-        enqueue(function () { return S.api("/api/images/" + id + "/"); })
-          .then(function (fresh) { var j = indexOf(id); if (j >= 0) refresh(j, fresh); }).catch(function () {});
-      });
-      S.toast(ids.length + " images labelled " + c.label + ".", "success");
+      refetch(ids);
+      S.toast(ids.length + " images " + verb + ". Press u to undo.", "success");
     }).catch(function (e) {
       S.toast("The " + ids.length + " selected images were NOT labelled: " + e.message, "error",
               { label: "Retry", run: function () { labelSelection(c); } });
@@ -270,15 +287,33 @@
   }
 
   function undoLast() {
-    var step = undo.pop();
-    if (!step) { S.toast("Nothing to undo.", "info"); return; }
-    step.changes.forEach(function (ch) {
-      var i = indexOf(ch.id);
-      if (i < 0) return;
-      var had = ch.unsure || labelNames(ch.label).length;
-      (had ? save(i, ch.unsure ? { unsure: true } : { label: ch.label }) : save(i, undefined, "DELETE")).catch(function () {});
-    });
-    S.toast("Undone.", "info");
+    enqueue(function () { return S.api(cfg.undoUrl, { method: "POST" }); }).then(function (r) {
+      if (!r.changed) { S.toast("Nothing to undo: your labels in this project are as you last left them.", "info"); return; }
+      refetch(r.images);
+      countsLater();
+      S.toast("Undone: " + r.changed + (r.changed === 1 ? " label" : " labels") + " changed back.", "info");
+    }).catch(function (e) { S.toast("Could not undo: " + e.message, "error"); });
+  }
+
+  function selectAllMatching() {
+    S.api(cfg.idsUrl + "?" + params().toString()).then(function (r) {
+      if (r.count > 500 && !window.confirm("Select all " + r.count + " images that match the filters?")) return;
+      selected = new Set(r.ids);
+      updateSelection();
+      if (r.truncated) S.toast("Only the first " + r.ids.length + " of " + r.count + " images were selected; narrow the filters.", "info");
+    }).catch(function (e) { S.toast("Could not select the images: " + e.message, "error"); });
+  }
+
+  // ---------------------------------------------------------- preferences (this browser)
+  function pref(name, fallback) {
+    try { var v = localStorage.getItem("ionsieve." + name); return v === null ? fallback : JSON.parse(v); }
+    catch (e) { return fallback; }
+  }
+  function setPref(name, value) { try { localStorage.setItem("ionsieve." + name, JSON.stringify(value)); } catch (e) { /* private mode */ } }
+  function autoAdvance() { var box = $("auto-advance"); return !!(box && box.checked); }
+  function applyDensity(px) {
+    grid.style.gridTemplateColumns = "repeat(auto-fill, minmax(" + px + "px, 1fr))";
+    grid.classList.toggle("compact", px < 130);
   }
 
   // ---------------------------------------------------------- focus and selection
@@ -290,6 +325,7 @@
     var el = tileAt(i);
     if (el) {
       el.classList.add("focus");
+      grid.setAttribute("aria-activedescendant", el.id);
       if (scroll !== false) el.scrollIntoView({ block: "nearest" });
     }
     if (i >= items.length - 8) loadMore();
@@ -304,10 +340,14 @@
   }
 
   function updateSelection() {
-    grid.querySelectorAll(".tile").forEach(function (el) { el.classList.toggle("selected", selected.has(+el.dataset.id)); });
+    grid.querySelectorAll(".tile").forEach(function (el) {
+      var on = selected.has(+el.dataset.id);
+      el.classList.toggle("selected", on);
+      el.setAttribute("aria-selected", on ? "true" : "false");
+    });
     var info = $("selection-info");
     info.hidden = !selected.size;
-    info.textContent = selected.size + " selected" + (cfg.canLabel ? " — press a number key to label them all, Esc to clear" : "");
+    info.textContent = selected.size + " selected" + (cfg.canLabel ? " — press a class key to label them all, Esc to clear" : "");
   }
 
   function onClick(ev) {
@@ -347,12 +387,13 @@
     if (k === "Enter" && focus >= 0) { saveOrder(); window.location = "/images/" + items[focus].id + "/"; return; }
     if (k === "Escape") { selected.clear(); updateSelection(); return; }
     if (!cfg.canLabel) return;
-    if (/^[1-9]$/.test(k) && +k <= classes.length) {
+    if (k === "x") { ev.preventDefault(); unsure(focus); return; }
+    if (k === "u") { ev.preventDefault(); undoLast(); return; }
+    var c = ev.shiftKey ? null : byKey[k.toLowerCase()];
+    if (c) {
       ev.preventDefault();
-      var c = classes[+k - 1];
       if (selected.size) labelSelection(c); else labelOne(focus, c);
-    } else if (k === "x") { ev.preventDefault(); unsure(focus); }
-    else if (k === "u") { ev.preventDefault(); undoLast(); }
+    }
   }
 
   // Rubber band: drag on empty grid space to select every tile the rectangle touches.
@@ -434,6 +475,16 @@
     });
     document.addEventListener("keydown", onKey);
     $("load-more").addEventListener("click", loadMore);
+    $("select-all").addEventListener("click", selectAllMatching);
+    var density = $("density");
+    density.value = pref("density", 168);
+    applyDensity(+density.value);
+    density.addEventListener("input", function () { applyDensity(+density.value); setPref("density", +density.value); });
+    var adv = $("auto-advance");
+    if (adv) {
+      adv.checked = pref("autoAdvance", false);
+      adv.addEventListener("change", function () { setPref("autoAdvance", adv.checked); grid.focus({ preventScroll: true }); });
+    }
     rubberBand();
     if ("IntersectionObserver" in window) {
       new IntersectionObserver(function (entries) { if (entries[0].isIntersecting) loadMore(); },
@@ -443,5 +494,6 @@
     grid.focus({ preventScroll: true });
   });
 
-  window.IonSieveGallery = { items: function () { return items; }, focus: function () { return focus; } };
+  window.IonSieveGallery = { items: function () { return items; }, focus: function () { return focus; },
+                             selected: function () { return Array.from(selected); } };
 })();

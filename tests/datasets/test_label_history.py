@@ -116,11 +116,11 @@ def test_it_undoes_the_last_change_from_the_server_and_walks_back(ds, user, api)
     labels.set_labels(ds.project, [a, b], user, "off")  # one bulk action
     api.force_authenticate(user)
     url = f"/api/projects/{ds.project.slug}/labels/undo/"
-    assert api.post(url).json() == {"changed": 2}
+    assert api.post(url).json() == {"changed": 2, "images": sorted([a.pk, b.pk])}
     assert _labels(ds, user) == {a.pk: "on"}
-    assert api.post(url).json() == {"changed": 1}
+    assert api.post(url).json() == {"changed": 1, "images": [a.pk]}
     assert _labels(ds, user) == {}
-    assert api.post(url).json() == {"changed": 0}
+    assert api.post(url).json() == {"changed": 0, "images": []}
 
 
 def test_it_does_not_undo_over_someone_elses_later_change(ds, user):
@@ -130,7 +130,7 @@ def test_it_does_not_undo_over_someone_elses_later_change(ds, user):
     add_member(ds.project, bob, "owner")
     # Bob (an owner) restores user's labels to "nothing" after user's change.
     labels.set_labels(ds.project, [im], user, "off", actor=bob, source=LabelEvent.Source.RESTORE)
-    assert label_history.undo_last(ds.project, user) == 0
+    assert label_history.undo_last(ds.project, user) == []
     assert Label.objects.get(image=im, user=user).value == "off"
 
 

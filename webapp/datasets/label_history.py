@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from webapp.datasets import labels
 from webapp.datasets.models import Label, LabelEvent
@@ -51,13 +52,14 @@ def restore(project: Project, at: datetime, user=None, actor=None) -> int:
     return _apply(project, {p: s for p, s in wanted.items() if now.get(p, (None, False)) != s}, actor)
 
 
-def undo_last(project: Project, user) -> int:
+def undo_last(project: Project, user) -> list[int]:
     """Revert `user`'s most recent change in the project (one key press or one bulk action),
-    as long as nobody changed those labels since. Repeated calls walk further back."""
+    as long as nobody changed those labels since. Repeated calls walk further back.
+    Returns the ids of the images whose labels changed back."""
     mine = LabelEvent.objects.filter(image__dataset__project=project, actor=user, reverted=False)
     last = mine.exclude(source=LabelEvent.Source.RESTORE).order_by("-at", "-pk").first()
     if last is None:
-        return 0
+        return []
     batch = list(mine.filter(at=last.at, source=last.source))
     current = {(i, u): (v, s) for i, u, v, s in Label.objects.filter(
         image_id__in=[e.image_id for e in batch]).values_list("image_id", "user_id", "value", "unsure")}
@@ -67,9 +69,9 @@ def undo_last(project: Project, user) -> int:
         if current.get(pair, (None, False)) == ((e.value, e.unsure) if e.value is not None else (None, False)):
             wanted[pair] = (e.previous, e.previous_unsure) if e.previous is not None else (None, False)
     with transaction.atomic():
-        n = _apply(project, wanted, user)
+        _apply(project, wanted, user)
         LabelEvent.objects.filter(pk__in=[e.pk for e in batch]).update(reverted=True)
-    return n
+    return sorted({image_id for image_id, _ in wanted})
 
 
 def _apply(project: Project, wanted: dict[tuple[int, int], State], actor) -> int:
@@ -80,9 +82,9 @@ def _apply(project: Project, wanted: dict[tuple[int, int], State], actor) -> int
     for (image_id, user_id), (value, unsure) in wanted.items():
         groups[(user_id, value, unsure)].append(image_id)
     users = get_user_model().objects.in_bulk({u for u, _, _ in groups})
-    changed = 0
+    changed, now = 0, timezone.now()
     with transaction.atomic():
         for (user_id, value, unsure), ids in groups.items():
-            changed += labels.write(sorted(ids), users[user_id], value, unsure, LabelEvent.Source.RESTORE, actor)
+            changed += labels.write(sorted(ids), users[user_id], value, unsure, LabelEvent.Source.RESTORE, actor, now)
     labels.notify_changed(project, changed)
     return changed

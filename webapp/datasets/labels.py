@@ -82,10 +82,11 @@ def remove_labels(project: Project, images: list[IonImage], user, source: str = 
     return removed
 
 
-def write(ids: list[int], user, value: str | None, unsure: bool, source: str, actor=None) -> int:
+def write(ids: list[int], user, value: str | None, unsure: bool, source: str, actor=None, now=None) -> int:
     """Inside a transaction: set (or with value None remove) `user`'s label on the images,
-    record one event per real change and refresh the consensus. Returns how many changed."""
-    now = timezone.now()
+    record one event per real change and refresh the consensus. Returns how many changed.
+    Writes that share `now` are one action for undo."""
+    now = now or timezone.now()
     # Lock the images so concurrent writers recompute the consensus one after another.
     list(IonImage.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
     before = {i: (v, u) for i, v, u in
@@ -109,6 +110,27 @@ def write(ids: list[int], user, value: str | None, unsure: bool, source: str, ac
     )
     _refresh(changed)
     return len(changed)
+
+
+def change_class(project: Project, images: list[IonImage], user, name: str, add: bool,
+                 source: str = LabelEvent.Source.API, actor=None) -> int:
+    """Multi-label: add (or remove) one class on each image, keeping the user's other classes."""
+    name = normalise(project, name)
+    if " " in name:
+        raise LabelError("Give exactly one class to add or remove.")
+    ids = sorted(im.pk for im in images)
+    now = timezone.now()
+    with transaction.atomic():
+        mine = dict(Label.objects.filter(image_id__in=ids, user=user, unsure=False).values_list("image_id", "value"))
+        groups: dict[str | None, list[int]] = {}
+        for i in ids:
+            chosen = set(mine.get(i, "").split())
+            chosen = chosen | {name} if add else chosen - {name}
+            value = " ".join(c for c in project.classes if c in chosen) or None
+            groups.setdefault(value, []).append(i)
+        changed = sum(write(group, user, value, False, source, actor, now) for value, group in groups.items())
+    notify_changed(project, changed)
+    return changed
 
 
 def notify_changed(project: Project, count: int) -> None:

@@ -4,7 +4,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from webapp.projects import services
-from webapp.projects.models import Project, Role, Task
+from webapp.projects.models import RESERVED_KEYS, Project, Role, Task
 
 
 class ProjectForm(forms.Form):
@@ -71,3 +71,34 @@ class MemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class HotkeysForm(forms.Form):
+    """One key per class; the form builds a field for each class of the project."""
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.project = project
+        for i, (name, label) in enumerate(project.class_labels):
+            self.fields[f"key_{i}"] = forms.CharField(
+                label=label, max_length=1, min_length=1, initial=project.class_keys[i],
+                strip=True, widget=forms.TextInput(attrs={"size": 2, "autocomplete": "off", "data-class": name}))
+
+    def clean(self):
+        data = super().clean()
+        keys = [str(data.get(f"key_{i}", "")).lower() for i in range(len(self.project.classes))]
+        if any(not k for k in keys):
+            return data
+        bad = [k for k in keys if k in RESERVED_KEYS or not k.isalnum()]
+        if bad:
+            raise ValidationError(f"Choose letters or digits other than {', '.join(sorted(RESERVED_KEYS))} "
+                                  f"(they move, mark unsure and undo): {', '.join(bad)}")
+        doubles = sorted({k for k in keys if keys.count(k) > 1})
+        if doubles:
+            raise ValidationError(f"Each class needs its own key; used twice: {', '.join(doubles)}")
+        data["keys"] = keys
+        return data
+
+    def save(self) -> None:
+        self.project.hotkeys = self.cleaned_data["keys"]
+        self.project.save(update_fields=["hotkeys"])

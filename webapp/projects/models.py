@@ -26,6 +26,12 @@ DEFAULT_BINARY_CLASSES = ["off", "on"]
 CLASS_DISPLAY = {"off": "off-sample", "on": "on-sample"}
 
 
+# Keys the gallery uses for moving, unsure and undo; never given to a class.
+RESERVED_KEYS = frozenset("jkxu")
+# Enough for 32 classes (the 28 protein-localisation classes fit).
+DEFAULT_KEYS = [*"1234567890", *(c for c in "abcdefghilmnopqrstvwyz" if c not in RESERVED_KEYS)]
+
+
 class ProjectQuerySet(models.QuerySet):
     def for_user(self, user) -> ProjectQuerySet:
         if not user.is_authenticated:
@@ -41,6 +47,8 @@ class Project(models.Model):
     classes = models.JSONField(default=list)
     # Channel order for multi-channel microscopy images (e.g. red, green, blue, yellow).
     channels = models.JSONField(default=list, blank=True)
+    # One labelling key per class, in class order; empty means the defaults (DEFAULT_KEYS).
+    hotkeys = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -56,6 +64,13 @@ class Project(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("pages:project", args=[self.slug])
+
+    @property
+    def class_keys(self) -> list[str]:
+        """The key that labels each class in the gallery: the project's own, else 1-9, 0, letters."""
+        if len(self.hotkeys) == len(self.classes):
+            return list(self.hotkeys)
+        return list(DEFAULT_KEYS[: len(self.classes)])
 
     @property
     def first_class(self) -> str:

@@ -1,4 +1,4 @@
-"""Creating projects, managing members, deleting."""
+"""Creating projects, managing members and labelling keys, deleting."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from webapp.projects import services
 from webapp.projects.access import project_for
-from webapp.projects.forms import MemberForm, ProjectForm, RoleForm
+from webapp.projects.forms import HotkeysForm, MemberForm, ProjectForm, RoleForm
 from webapp.projects.models import Role
 
 
@@ -90,3 +90,20 @@ def delete_project(request, slug: str):
         messages.success(request, f"Project '{name}' and all its data were deleted.")
         return redirect("home")
     return render(request, "projects/delete.html", {"project": project})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def keys(request, slug: str):
+    project = project_for(request.user, slug)
+    is_owner = project.user_role == Role.OWNER
+    form = HotkeysForm(request.POST or None, project=project)
+    if request.method == "POST":
+        project_for(request.user, slug, need=Role.OWNER)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Labelling keys saved; the gallery uses them from now on.")
+            return redirect("projects:keys", slug=slug)
+    class_keys = [(label, key) for (_, label), key in zip(project.class_labels, project.class_keys, strict=True)]
+    return render(request, "projects/keys.html",
+                  {"project": project, "form": form, "is_owner": is_owner, "class_keys": class_keys})

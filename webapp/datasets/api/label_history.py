@@ -40,6 +40,10 @@ class ChangedSerializer(serializers.Serializer):
     changed = serializers.IntegerField(help_text="how many labels changed")
 
 
+class UndoneSerializer(ChangedSerializer):
+    images = serializers.ListField(child=serializers.IntegerField(), help_text="ids of the images changed back")
+
+
 class ImageLabelHistory(APIView):
     """Every change of every user's label on one image, newest first."""
 
@@ -70,7 +74,8 @@ class RestoreLabels(APIView):
 class UndoLabels(APIView):
     """Annotators: revert the caller's last label change in the project (survives reloads)."""
 
-    @extend_schema(request=None, responses={200: ChangedSerializer})
+    @extend_schema(request=None, responses={200: UndoneSerializer})
     def post(self, request, slug: str):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
-        return Response({"changed": label_history.undo_last(project, request.user)})
+        ids = label_history.undo_last(project, request.user)
+        return Response({"changed": len(ids), "images": ids})

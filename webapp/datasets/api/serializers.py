@@ -70,7 +70,14 @@ class LabelSerializer(serializers.Serializer):
     unsure = serializers.BooleanField(default=False, help_text="mark the image as unsure instead")
 
 
+# Select-all in the gallery sends every matching image in one action (one undo step).
+MAX_BULK = 50_000
+
+
 class BulkLabelSerializer(LabelSerializer):
     images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
-                                   max_length=5000)
+                                   max_length=MAX_BULK)
     remove = serializers.BooleanField(default=False)
+    mode = serializers.ChoiceField(
+        choices=["set", "add", "remove"], default="set",
+        help_text="multi-label projects: 'add' or 'remove' one class, keeping each image's other classes")

@@ -18,6 +18,7 @@ from webapp.datasets import gallery, labels, services
 from webapp.datasets.access import dataset_for, image_for
 from webapp.datasets.api.label_history import label_source
 from webapp.datasets.api.serializers import (
+    MAX_BULK,
     BulkLabelSerializer,
     DatasetSerializer,
     DatasetUploadSerializer,
@@ -174,6 +175,25 @@ class ImageDetail(generics.RetrieveAPIView):
         return {**ctx, **schema_context(project)} if project is not None else ctx
 
 
+class IdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(), help_text="in gallery order")
+    count = serializers.IntegerField(help_text="how many images match the filters")
+    truncated = serializers.BooleanField(help_text=f"more than {MAX_BULK} match: only the first are listed")
+
+
+class ImageIds(ImageList):
+    """The ids of every image matching the gallery filters: the gallery's "select all"."""
+
+    pagination_class = None
+
+    @extend_schema(parameters=GALLERY_PARAMS, responses={200: IdsSerializer})
+    def get(self, request, *args, **kwargs):
+        qs = self.filter_queryset(self.get_queryset())
+        ids = list(qs.values_list("pk", flat=True)[: MAX_BULK + 1])
+        return Response({"ids": ids[:MAX_BULK], "count": len(ids) if len(ids) <= MAX_BULK else qs.count(),
+                         "truncated": len(ids) > MAX_BULK})
+
+
 class ImageLabel(APIView):
     """PUT sets the caller's label on one image; DELETE removes it."""
 
@@ -217,6 +237,13 @@ class BulkLabels(APIView):
             if d["remove"]:
                 n = labels.remove_labels(project, images, request.user, source=label_source(request))
                 return Response({"removed": n})
+            if d["mode"] != "set":
+                if project.task != Task.MULTILABEL:
+                    raise ValidationError({"mode": ["Adding or removing one class is for multi-label projects."]})
+                name = d.get("label")
+                n = labels.change_class(project, images, request.user, name[0] if isinstance(name, list) and len(name) == 1
+                                        else name, add=d["mode"] == "add", source=label_source(request))
+                return Response({"changed": n, "mode": d["mode"]})
             value = labels.set_labels(project, images, request.user, d.get("label"), unsure=d["unsure"],
                                      source=label_source(request))
         except labels.LabelError as exc:
