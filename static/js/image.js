@@ -82,7 +82,31 @@
     if (saved.back) $("back-to-gallery").href = saved.back;
   }
 
+  var byKey = {};
+  cfg.classes.forEach(function (c) { byKey[String(c.key).toLowerCase()] = c; });
+
+  // Every change of every user's label on this image, newest first (from the label history).
+  function loadHistory() {
+    var list = $("label-history");
+    if (!list) return;
+    S.api("/api/images/" + cfg.image + "/labels/history/").then(function (rows) {
+      list.innerHTML = "";
+      if (!rows.length) { list.innerHTML = "<li class='empty'>No label changes yet.</li>"; return; }
+      rows.slice(0, 50).forEach(function (r) {
+        var li = document.createElement("li");
+        var what = (r.previous == null ? "none" : r.previous) + " → " + (r.label == null ? "removed" : (r.unsure ? "unsure" : r.label));
+        li.textContent = r.user + ": " + what + " ";
+        var meta = document.createElement("span");
+        meta.className = "hint";
+        meta.textContent = new Date(r.at).toLocaleString() + " · " + r.source + (r.by && r.by !== r.user ? " by " + r.by : "");
+        li.appendChild(meta);
+        list.appendChild(li);
+      });
+    }).catch(function (e) { list.innerHTML = ""; S.toast("Could not load the label history: " + e.message, "error"); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    loadHistory();
     galleryOrder();
     $("cmap").addEventListener("change", restyle);
     $("scaling").addEventListener("change", restyle);
@@ -101,7 +125,7 @@
       if (t && (t.tagName === "INPUT" || t.tagName === "SELECT") || ev.ctrlKey || ev.metaKey || ev.altKey) return;
       if ((ev.key === "ArrowLeft" || ev.key === "k") && $("prev").href) window.location = $("prev").href;
       else if ((ev.key === "ArrowRight" || ev.key === "j") && $("next").href) window.location = $("next").href;
-      else if (cfg.canLabel && /^[1-9]$/.test(ev.key) && +ev.key <= cfg.classes.length) choose(cfg.classes[+ev.key - 1].name);
+      else if (cfg.canLabel && byKey[ev.key.toLowerCase()] && !ev.shiftKey) choose(byKey[ev.key.toLowerCase()].name);
       else if (cfg.canLabel && ev.key === "x") setLabel({ unsure: true });
     });
   });

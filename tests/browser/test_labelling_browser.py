@@ -103,3 +103,21 @@ def test_it_adds_one_class_in_bulk_keeping_the_others_in_multilabel(new_page):
     values = dict(Label.objects.values_list("image_id", "value"))
     assert [values[im.pk] for im in ims] == ["nucleus cytosol"] * 3 + ["cytosol"] * 3
     assert not page.errors
+
+
+def test_it_shows_each_images_label_history_on_its_page(new_page):
+    owner = UserFactory()
+    project = ProjectFactory(owner=owner, name="Liver")
+    ds = make_ready_dataset(project, n=3)
+    im = ds.images.order_by("index").first()
+    page = new_page()
+    log_in(page, owner.username, PASSWORD)
+    page.goto(f"/images/{im.pk}/")
+    page.wait_for_selector("#label-history li.empty")
+    page.keyboard.press("1")  # off-sample; the page reloads after saving
+    page.wait_for_function("document.querySelectorAll('#label-history li:not(.empty)').length === 1")
+    text = page.locator("#label-history li").first.inner_text()
+    assert owner.username in text and "none → off" in text and "page" in text
+    page.goto(f"/p/{project.slug}/labels/")
+    assert page.locator("#label-events tbody tr").count() == 1
+    assert not page.errors

@@ -157,3 +157,30 @@ def test_it_keeps_other_classes_when_multilabel_history_is_restored(user):
     labels.set_labels(project, [im], user, ["cytosol"])
     assert label_history.restore(project, checkpoint) == 1
     assert Label.objects.get(image=im, user=user).value == "nucleus er"
+
+
+def test_it_shows_the_audit_page_and_restores_from_it(ds, user, client):
+    im = ds.images.first()
+    labels.set_labels(ds.project, [im], user, "on", source=LabelEvent.Source.PAGE)
+    _shift_events(timedelta(hours=1))
+    checkpoint = timezone.now() - timedelta(minutes=30)
+    labels.set_labels(ds.project, list(ds.images.all()), user, "off")
+    client.force_login(user)
+    url = f"/p/{ds.project.slug}/labels/"
+    page = client.get(url).content.decode()
+    assert "Restore labels" in page and page.count("<tr>") >= 31  # header + 30 bulk changes + 1
+    r = client.post(url, {"at": checkpoint.strftime("%Y-%m-%dT%H:%M:%S"), "user": user.username})
+    assert r.status_code == 302
+    assert _labels(ds, user) == {im.pk: "on"}
+    assert "30 labels changed back" in client.get(url).content.decode()
+
+
+def test_it_shows_the_audit_page_read_only_to_viewers(ds, user, client):
+    viewer = UserFactory()
+    add_member(ds.project, viewer, "viewer")
+    labels.set_labels(ds.project, [ds.images.first()], user, "on")
+    client.force_login(viewer)
+    url = f"/p/{ds.project.slug}/labels/"
+    page = client.get(url).content.decode()
+    assert "Restore labels" not in page and user.username in page
+    assert client.post(url, {"at": timezone.now().isoformat()}).status_code == 403

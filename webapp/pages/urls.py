@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from webapp.pages import views
+from webapp.pages import audit, views
 
 app_name = "pages"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("p/<slug:slug>/", views.project_detail, name="project"),
     path("p/<slug:slug>/gallery/", views.project_gallery, name="project_gallery"),
     path("p/<slug:slug>/review/", views.review, name="review"),
+    path("p/<slug:slug>/labels/", audit.label_audit, name="label_audit"),
     path("p/<slug:slug>/import/", views.import_images, name="import"),
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
     path("datasets/<int:pk>/gallery/", views.dataset_gallery, name="gallery"),
