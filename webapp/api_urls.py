@@ -58,6 +58,7 @@ urlpatterns = [
          name="project-training-collection"),
     path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/retry/", jobs.JobRetry.as_view(), name="job-retry"),
     path("projects/<slug:slug>/review/", review_api.Review.as_view(), name="project-review"),
     path("projects/<slug:slug>/annotators/", review_api.Annotators.as_view(), name="project-annotators"),
     path("images/<int:pk>/data/", classifier_image_data.ImageData.as_view(), name="image-data"),

@@ -6,6 +6,7 @@ Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis), SECRET_KEY
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -106,6 +107,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # Tests use a file too, never the shared-cache in-memory database: its table locks ignore the
+    # busy timeout, so a live-server request racing the test thread failed with "table is locked".
+    # One file per test process, so that sessions running side by side never share it.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("IONSIEVE_TEST_DB") or str(
+        Path(tempfile.gettempdir()) / f"ionsieve-test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -182,7 +188,11 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
+    _broker_dir = Path(os.environ.get("IONSIEVE_BROKER_DIR", VAR_DIR / "broker"))
+    # Created here, not by scripts/run.sh alone: kombu does not create them, and a worker started
+    # by hand (`celery -A webapp worker`) crashed with FileNotFoundError on var/broker/queue.
+    for _sub in ("queue", "processed", "control"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

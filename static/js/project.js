@@ -91,6 +91,7 @@
       li.children[1].value = j.percent;
       li.children[2].textContent = j.percent + "%";
       li.children[3].textContent = j.message || (j.status === "queued" ? "Waiting for a worker" : "");
+      jobHelp(li, j);
       ul.appendChild(li);
       var row = document.querySelector("tr[data-dataset='" + j.target_id + "'] .ds-status");
       if (row && (j.kind === "ingest" || j.kind === "import")) {
@@ -112,6 +113,27 @@
         box.hidden = true; $("train-btn").disabled = false;
       }
     }
+  }
+
+  // Why a job is stuck, and the Retry / Cancel buttons (handled by jobs.js) for annotators.
+  function jobHelp(li, j) {
+    if (j.stuck && j.status === "running") {
+      var why = document.createElement("div");
+      why.className = "error-text job-stuck";
+      why.textContent = "No news from its worker since " + new Date(j.heartbeat_at).toLocaleString() +
+        ": the worker may have stopped. It starts again by itself when a worker is running; you can also retry or cancel it.";
+      li.appendChild(why);
+      li.classList.add("stuck");
+    }
+    if (!cfg.canLabel) return;
+    [["retry", "Retry", j.can_retry], ["cancel", "Cancel", j.can_cancel]].forEach(function (a) {
+      if (!a[2]) return;
+      var b = document.createElement("button");
+      b.type = "button"; b.textContent = a[1]; b.className = "job-" + a[0] + (a[0] === "cancel" ? " danger" : "");
+      b.dataset.jobAction = a[0]; b.dataset.job = j.id;
+      li.appendChild(document.createTextNode(" "));
+      li.appendChild(b);
+    });
   }
 
   function poll() {

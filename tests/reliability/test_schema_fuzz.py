@@ -33,6 +33,8 @@ schema = load_schema()
 
 @pytest.fixture
 def fuzz_world(db):
+    from django.core import signals
+    from django.db import close_old_connections
     from rest_framework.authtoken.models import Token
 
     from webapp.datasets.labels import set_labels
@@ -40,7 +42,14 @@ def fuzz_world(db):
     w = make_world()
     set_labels(w.project, list(w.dataset.images.all()[:3]), w.users["owner"], w.project.classes[0])
     w.token = Token.objects.create(user=w.users["owner"]).key
-    return w
+    # Calls go straight to the WSGI app, whose request_finished closes the connection; on the
+    # file test database that would close it inside the test's transaction (Django's test Client
+    # disconnects this too; the old in-memory database ignored close()).
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield w
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 def real_path_parameters(path: str, params: dict, w) -> dict:

@@ -8,4 +8,5 @@ class DatasetsConfig(AppConfig):
     label = "datasets"
 
     def ready(self) -> None:
-        from webapp.datasets import tasks  # noqa: F401  (registers the Celery tasks by name)
+        # Registers the Celery tasks by name, and keeps datasets in step with their ingestion jobs.
+        from webapp.datasets import receivers, tasks  # noqa: F401

@@ -90,6 +90,7 @@ def run_processing(dataset: Dataset, job: Job | None = None, inline: bool = Fals
 
     def progress(fraction: float, message: str) -> None:
         if job is not None:
+            job.stop_if_cancelled()  # a member pressed Cancel: stop between two steps
             job.report(fraction, message)
         if report is not None:
             report(fraction, message)

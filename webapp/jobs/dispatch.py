@@ -5,10 +5,12 @@ messages are harmless because `claim` lets only one worker run a job at a time.
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
-import os
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.cache import cache
@@ -16,12 +18,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from webapp.jobs.models import Job
+from webapp.jobs.models import STALE_AFTER, Job
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 5
-STALE_AFTER = timedelta(seconds=int(os.environ.get("IONSIEVE_JOB_STALE_SECONDS", "45")))
+# A job that stopped its worker this many times (out of memory on a huge dataset...) is failed
+# instead of being re-sent for ever, killing every worker that takes it.
+MAX_ATTEMPTS = 3
 QUEUE_DOWN_MESSAGE = "Waiting: the job queue is unavailable right now; the job starts when it is back."
 
 
@@ -61,6 +65,10 @@ def claim(job_id: int) -> Job | None:
             return None  # another worker is running it right now
         if job.cancel_requested:
             job.cancelled()
+            return None
+        if job.status == Job.Status.RUNNING and job.attempts >= MAX_ATTEMPTS:
+            job.fail(f"The worker stopped {job.attempts} times while running this job (it may have run out of "
+                     "memory). Ask the administrators to check the worker log, then retry.")
             return None
         job.status, job.started_at, job.heartbeat_at = Job.Status.RUNNING, now, now
         job.attempts += 1
@@ -103,27 +111,59 @@ class Heartbeat:
 
 def recover(broker_restarted: bool = False) -> int:
     """Re-send jobs whose message may be lost: never sent, sent to a broker that restarted
-    since, or running on a worker that stopped beating."""
+    since, running on a worker that stopped beating, or (filesystem broker) taken from the
+    queue folder by a worker that was killed before it started them. Works on every broker."""
     now = timezone.now()
+    long_ago = now - STALE_AFTER
     ids = set(Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__isnull=True,
                                  created_at__lt=now - timedelta(seconds=2)).values_list("pk", flat=True))
     if broker_restarted:
         ids |= set(Job.objects.filter(status=Job.Status.QUEUED).values_list("pk", flat=True))
     # A stale job is re-sent at most once per STALE_AFTER (not at every tick of every watchdog).
-    ids |= set(Job.objects.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - STALE_AFTER),
-                                  status=Job.Status.RUNNING, heartbeat_at__lt=now - STALE_AFTER).values_list("pk", flat=True))
+    ids |= set(Job.objects.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=long_ago),
+                                  status=Job.Status.RUNNING, heartbeat_at__lt=long_ago).values_list("pk", flat=True))
+    waiting = waiting_job_ids()
+    if waiting is not None:
+        # The filesystem broker drops a message once a worker takes it (acks_late cannot help),
+        # but its folder can be read: a queued job without a waiting message lost it.
+        ids |= set(Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__lt=long_ago)
+                   .values_list("pk", flat=True))
+        ids -= waiting  # its message is still there: a worker will take it
     sent = sum(send(i) for i in sorted(ids))
     if sent:
         log.info("re-sent %d jobs", sent)
     return sent
 
 
+def waiting_job_ids() -> set[int] | None:
+    """Ids of the jobs whose message waits in the filesystem broker's queue folder; None for
+    other brokers (their queues cannot be read without taking the messages)."""
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return None
+    ids: set[int] = set()
+    for path in Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]).glob("*.msg"):
+        try:
+            payload = json.loads(path.read_bytes())
+            body = payload["body"]
+            if payload.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            ids.add(int(json.loads(body)[0][0]))
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # taken by a worker meanwhile, half-written, or not a job message
+    return ids
+
+
+def uses_redis() -> bool:
+    return settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+
+
 def broker_identity() -> str | None:
     """Redis's run id (changes when it restarts, losing queued messages); None otherwise."""
-    url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://")):
+    if not uses_redis():
         return None
     import redis
+
+    url = settings.CELERY_BROKER_URL
 
     try:
         return redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).info("server")["run_id"]
@@ -133,8 +173,7 @@ def broker_identity() -> str | None:
 
 def queue_available() -> bool:
     """Whether the broker answers, cached briefly so pages stay fast."""
-    url = settings.CELERY_BROKER_URL
-    if not url.startswith(("redis://", "rediss://")):
+    if not uses_redis():
         return True
     cached = cache.get("ionsieve:queue-ok")
     if cached is not None:
@@ -145,25 +184,32 @@ def queue_available() -> bool:
 
 
 class Watchdog(threading.Thread):
-    """Runs inside each worker: recovers orphaned jobs at start and after broker restarts."""
+    """Runs inside each worker: every `interval` seconds it re-sends orphaned jobs, whatever
+    the broker; with Redis it also re-sends every queued job at start and after a restart."""
 
     def __init__(self, interval: float = 10.0):
         super().__init__(daemon=True, name="ionsieve-watchdog")
         self.interval = interval
-        self.identity = broker_identity()
+        self.identity: str | None = None  # Redis's run id when last seen; None: not seen yet
+
+    def tick(self) -> int:
+        """One round; returns how many jobs were sent."""
+        if not uses_redis():
+            return recover()
+        ident = broker_identity()
+        if ident is None:
+            return 0  # Redis is down: nothing could be sent; the next tick tries again
+        # Redis keeps nothing on disk: at start, and when its run id changed, queued messages may be gone.
+        restarted = ident != self.identity
+        self.identity = ident
+        return recover(broker_restarted=restarted)
 
     def run(self) -> None:
         from django.db import connection
 
-        first = True
         while True:
             try:
-                ident = broker_identity()
-                restarted = ident is not None and self.identity is not None and ident != self.identity
-                if ident is not None:
-                    self.identity = ident
-                    recover(broker_restarted=restarted or first)
-                    first = False
+                self.tick()
             except Exception:  # noqa: BLE001 - the watchdog must never die
                 log.exception("job watchdog")
             finally:

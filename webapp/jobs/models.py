@@ -4,11 +4,25 @@ Celery tasks report progress here; pages and the API poll it.
 """
 from __future__ import annotations
 
+import os
 import time
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.dispatch import Signal
 from django.utils import timezone
+
+# A running job whose heartbeat is older than this has lost its worker (killed, machine down).
+STALE_AFTER = timedelta(seconds=int(os.environ.get("IONSIEVE_JOB_STALE_SECONDS", "45")))
+
+# Sent with `job` when a job ends (done, failed, cancelled) or is queued again by a retry, so
+# that the app owning the job's target (a dataset...) keeps its own status in step.
+job_changed = Signal()
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's work when someone asked it to stop."""
 
 
 class Job(models.Model):
@@ -63,6 +77,20 @@ class Job(models.Model):
     def percent(self) -> int:
         return int(round(self.progress * 100))
 
+    def is_stuck(self, now: datetime | None = None) -> bool:
+        """Running without a heartbeat for STALE_AFTER (its worker stopped), or never handed to
+        the broker for that long (the broker was down)."""
+        now = now or timezone.now()
+        if self.status == self.Status.RUNNING:
+            return self.heartbeat_at is None or now - self.heartbeat_at > STALE_AFTER
+        if self.status == self.Status.QUEUED:
+            return self.dispatched_at is None and now - self.created_at > STALE_AFTER
+        return False
+
+    @property
+    def stuck(self) -> bool:
+        return self.is_stuck()
+
     # Which Celery task runs each kind, by name so that this app imports none of them.
     TASKS = {Kind.INGEST: "datasets.ingest", Kind.IMPORT: "datasets.import_images",
              Kind.TRAIN: "classifier.train", Kind.PREDICT: "classifier.predict"}
@@ -94,14 +122,23 @@ class Job(models.Model):
     def should_stop(self) -> bool:
         return Job.objects.filter(pk=self.pk, cancel_requested=True).exists()
 
+    def stop_if_cancelled(self) -> None:
+        """Raise JobCancelled when a member cancelled the job; asks the database at most once a second."""
+        now = time.monotonic()
+        if now - getattr(self, "_last_cancel_check", 0.0) < 1.0:
+            return
+        self._last_cancel_check = now
+        if self.should_stop():
+            raise JobCancelled()
+
     def finish(self, message: str = "") -> None:
         self._end(self.Status.DONE, message=message, progress=1.0)
 
     def fail(self, error: str) -> None:
         self._end(self.Status.FAILED, error=error)
 
-    def cancelled(self) -> None:
-        self._end(self.Status.CANCELLED, message="Cancelled")
+    def cancelled(self, message: str = "Cancelled") -> None:
+        self._end(self.Status.CANCELLED, message=message)
 
     def _end(self, status: str, *, message: str = "", error: str = "", progress=None) -> None:
         self.status = status
@@ -112,3 +149,4 @@ class Job(models.Model):
         if progress is not None:
             self.progress = progress
         self.save(update_fields=["status", "finished_at", "message", "error", "progress"])
+        job_changed.send(sender=Job, job=self)

@@ -5,13 +5,11 @@ import logging
 from collections.abc import Callable
 
 from webapp.jobs.dispatch import Heartbeat, claim
-from webapp.jobs.models import Job
+from webapp.jobs.models import Job, JobCancelled
+
+__all__ = ["JobCancelled", "run_job"]
 
 log = logging.getLogger(__name__)
-
-
-class JobCancelled(Exception):
-    pass
 
 
 def run_job(job_id: int, work: Callable[[Job], str | None], *, user_errors: tuple[type[Exception], ...] = ()) -> None:

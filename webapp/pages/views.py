@@ -38,7 +38,8 @@ def dataset_detail(request, pk: int):
     ds = dataset_for(request.user, pk)
     ctx = {"dataset": ds, "project": ds.project, "facts": services.dataset_facts(ds),
            "instrument": services.instrument_rows(ds), "figures": services.dataset_figures(ds),
-           "can_label": services.can_label(ds.project), "is_owner": ds.project.user_role == "owner"}
+           "can_label": services.can_label(ds.project), "is_owner": ds.project.user_role == "owner",
+           "job_row": services.dataset_job(ds)}
     return render(request, "pages/dataset.html", ctx)
 
 
