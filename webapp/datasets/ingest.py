@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from webapp.datasets import storage
 from webapp.datasets.models import Dataset, IonImage
 from webapp.msi import MSIError, check_in_range, extract, parse_mz_list, read_metadata, top_peaks
-from webapp.msi.scaling import to_thumbnail_png
+from webapp.msi.scaling import iter_thumbnails_png
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,9 @@ def _ingest(dataset: Dataset, ppm: float, top: int, tic_norm: bool, progress: Pr
     if build.exists():
         shutil.rmtree(build)
     build.mkdir()
-    for n in range(images.shape[0]):
-        (build / f"{n}.png").write_bytes(to_thumbnail_png(np.asarray(images[n])))
+    # the whole stack at once: a batch-wise renderer is several times faster than one by one
+    for n, png in enumerate(iter_thumbnails_png(images)):
+        (build / f"{n}.png").write_bytes(png)
     storage.replace_dir(dataset.thumbs_dir, build)
 
     rows = []
