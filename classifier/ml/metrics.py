@@ -201,7 +201,9 @@ def _boot_weights(n: int, n_boot: int, seed: int):
     done = 0
     while done < n_boot:
         b = min(_BOOT_CHUNK, n_boot - done)
-        yield rng.multinomial(n, np.full(n, 1.0 / n), size=b).astype(np.float64)
+        # b resamples of n images with replacement, as counts per image (B, n).
+        picks = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
+        yield np.bincount(picks.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
         done += b
 
 
@@ -223,9 +225,16 @@ def _boot_stats(yy: np.ndarray, pp: np.ndarray, correct: np.ndarray, prob: np.nd
     return out
 
 
+def _resamples(n: int, n_boot: int) -> int:
+    """Fewer resamples for many images (about 2 million image draws in all): the interval is
+    narrow there and the percentiles settle with a few hundred."""
+    return max(200, min(n_boot, 2_000_000 // max(n, 1)))
+
+
 def _percentile(samples: np.ndarray) -> list[float] | None:
+    total = len(samples)
     samples = samples[np.isfinite(samples)]
-    if len(samples) < N_BOOT // 2:  # undefined in most resamples
+    if len(samples) < total / 2:  # undefined in most resamples
         return None
     lo, hi = np.percentile(samples, [2.5, 97.5])
     return [float(lo), float(hi)]
@@ -267,7 +276,8 @@ def measure(y, prob, pred, task: str, classes: Sequence[str], n_boot: int = N_BO
     correct = _correct(y, pred, task)
     prob_cols = prob if task != "binary" else prob[:, :1]
     out.update(_point(yy, pp, y, pred, prob_cols, task))
-    boot = [_boot_stats(yy, pp, correct, prob_cols, task, w) for w in _boot_weights(n, n_boot, seed)]
+    boot = [_boot_stats(yy, pp, correct, prob_cols, task, w)
+            for w in _boot_weights(n, _resamples(n, n_boot), seed)]
     samples = {key: np.concatenate([b[key] for b in boot]) for key in boot[0]}
     out["auc_ci"] = _percentile(samples["auc"]) if out["auc"] is not None else None
     out["accuracy_ci"] = wilson(float(correct.sum()), n)
@@ -310,7 +320,7 @@ def paired_difference(y, prob_a, pred_a, prob_b, pred_b, task: str, classes: Seq
         cols = prob if task != "binary" else prob[:, :1]
         sides.append((yy, pp, _correct(y, pred, task), cols, _point(yy, pp, y, pred, cols, task)))
     diffs: dict[str, list[np.ndarray]] = {"f1": [], "auc": []}
-    for w in _boot_weights(n, n_boot, seed):
+    for w in _boot_weights(n, _resamples(n, n_boot), seed):
         a, b = (_boot_stats(*s[:4], task, w) for s in sides)
         for key in diffs:
             diffs[key].append(a[key] - b[key])

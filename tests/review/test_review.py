@@ -294,3 +294,28 @@ def test_it_computes_cohens_kappa_between_annotators(project, user):
 
 def client_free_annotators(project) -> bool:
     return review.annotators(project)["names"] != []
+
+
+def test_it_uses_per_class_thresholds_for_multilabel_projects(client, user):
+    project = ProjectFactory(owner=user, task="multilabel", classes="a,b,c")
+    rng = np.random.default_rng(4)
+    ds = make_ready_dataset(project, n=20, probs=rng.random((20, 3)), thumbnails=False)
+    truth = {i: " ".join(c for j, c in enumerate("abc") if (i >> j) & 1) or "a" for i in range(20)}
+    label(project, ds, user, truth)
+    backdate(list(ds.images.all()), timezone.now() - dt.timedelta(hours=1))
+    v = ModelVersion.objects.create(project=project, number=1, arch="compact", task="multilabel",
+                                    classes=project.classes, labels_at=timezone.now(), held_out_by="images")
+    p = rng.random((20, 3))
+    thresholds = [0.2, 0.5, 0.8]
+    HeldOutScore.objects.bulk_create([HeldOutScore(image=im, model_version=v, label=im.consensus,
+                                                   probabilities=list(p[im.index]), thresholds=thresholds)
+                                      for im in ds.images.all()])
+    s = review.accuracy(project, v)["all"]["held_out"]
+    y = np.array([[c in truth[i].split() for c in "abc"] for i in range(20)], dtype=int)
+    pred = (p >= np.array(thresholds)).astype(int)
+    assert s["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"), abs=1e-5)
+    assert s["accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-5)
+    assert s["auc"] == pytest.approx(skm.roc_auc_score(y, p, average="macro"), abs=1e-5)
+    client.force_login(user)
+    html = client.get(f"/p/{project.slug}/review/?a=1").content.decode()
+    assert 'id="per-class"' in html and "its own threshold" in html
