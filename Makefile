@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test install dev-install migrate demo test-unit test-integration test-browser lint bench
+.PHONY: run test install dev-install migrate demo test-unit test-integration test-integration-embedded \
+	test-integration-server test-browser lint bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -40,7 +41,14 @@ test: dev-install
 test-unit:
 	$(VENV)/bin/pytest -m "not integration and not browser" -q
 
-test-integration:
+# Integration (real worker processes, faults) on both supported set-ups: the embedded default
+# that `make run` starts (SQLite file + filesystem broker), then PostgreSQL + Redis.
+test-integration: test-integration-embedded test-integration-server
+
+test-integration-embedded:
+	env -u DATABASE_URL CELERY_BROKER_URL=filesystem:// $(VENV)/bin/pytest -m integration -q
+
+test-integration-server:
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(VENV)/bin/pytest -m integration -q
 
 test-browser:

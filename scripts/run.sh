@@ -5,7 +5,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
-mkdir -p var/broker/queue var/broker/processed var/broker/control var/log
+mkdir -p var/log  # the broker folders are made by webapp/settings.py, for hand-started workers too
 $PY -m celery -A webapp worker -Q ingest,train,predict --concurrency "${WORKER_CONCURRENCY:-2}" \
     --loglevel INFO >var/log/worker.log 2>&1 &
 WORKER=$!

@@ -54,7 +54,8 @@ def new_page(browser, live_server):
 
     def make():
         ctx = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 1000})
-        ctx.set_default_timeout(10_000)
+        # Generous: on a loaded 2-core CI machine a page can take seconds; success never waits for it.
+        ctx.set_default_timeout(30_000)
         contexts.append(ctx)
         page = ctx.new_page()
         page.errors = []

@@ -3,7 +3,7 @@
 1,000 label writes each, same images, different processes (gunicorn workers): every answer is
 200, one Label row per user per image, each user's last write wins, nothing is lost, and the
 consensus kept on the image agrees with the labels. Once on SQLite (the embedded default: WAL,
-busy timeout, IMMEDIATE transactions) and once on PostgreSQL.
+busy timeout, IMMEDIATE transactions) in the embedded pass, and once on PostgreSQL in the server pass.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.integration.conftest import EMBEDDED, SERVER, needs_backend
 from tests.reliability.livesite import Gunicorn, migrate, seed, seed_subprocess, site_env
 from webapp.datasets.labels import consensus_of
 
@@ -78,6 +79,7 @@ def check(rows: list[tuple[int, int, str]], images: list[tuple[int, str | None, 
 
 
 def test_it_keeps_every_last_label_of_two_concurrent_users_on_sqlite(tmp_path):
+    needs_backend(EMBEDDED)  # its own SQLite file and gunicorn: once is enough
     db = tmp_path / "site.sqlite3"
     env = site_env(f"sqlite:///{db}", tmp_path / "media", DB_CONN_MAX_AGE="60")
     migrate(env)
@@ -100,8 +102,7 @@ def test_it_keeps_every_last_label_of_two_concurrent_users_on_postgresql(transac
 
     from webapp.datasets.models import IonImage, Label
 
-    if connection.vendor != "postgresql":
-        pytest.fail("run with DATABASE_URL=postgres://... (make test-integration)")
+    needs_backend(SERVER)
     site = seed(images=IMAGES, annotators=2, prefix="pg")
     db = connection.settings_dict
     url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

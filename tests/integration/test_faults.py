@@ -1,8 +1,10 @@
 """Faults with real processes: a worker SIGKILLed mid-job, the broker restarted, the disk failing.
 
-Real PostgreSQL, real Redis, real Celery worker subprocesses (the `worker` fixture). The job
-watchdog (webapp/jobs/dispatch.py) re-sends jobs whose heartbeat went stale; the tests shorten
-STALE_AFTER to 12 s through IONSIEVE_JOB_STALE_SECONDS (heartbeats come every 5 s).
+Real Celery worker subprocesses (the `worker` fixture) on both set-ups: the embedded default
+(SQLite file + filesystem broker) and PostgreSQL + Redis. The job watchdog
+(webapp/jobs/dispatch.py) re-sends jobs whose heartbeat went stale, whatever the broker; the
+tests shorten STALE_AFTER to 12 s through IONSIEVE_JOB_STALE_SECONDS (heartbeats come every
+5 s) and the watchdog's round to 2 s.
 """
 from __future__ import annotations
 
@@ -12,17 +14,19 @@ import shutil
 import socket
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory, add_member
 from tests.gallery_data import make_ready_dataset
-from tests.integration.conftest import Worker, wait_for
+from tests.integration.conftest import EMBEDDED, SERVER, Worker, needs_backend, wait_for
 from webapp.datasets import services
 from webapp.datasets.models import Dataset, IonImage, Label
 from webapp.jobs import dispatch
@@ -38,6 +42,7 @@ TEMP_PATTERNS = ("*.part", "*.build", "*.old", "*.tmp")
 def short_stale(monkeypatch):
     """Workers started after this treat a job as orphaned 12 s after its last heartbeat."""
     monkeypatch.setenv("IONSIEVE_JOB_STALE_SECONDS", str(STALE_SECONDS))
+    monkeypatch.setenv("IONSIEVE_WATCHDOG_SECONDS", "2")
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -45,7 +50,7 @@ def leftovers(directory: Path) -> list[str]:
 
 
 def second_worker(first: Worker, tmp_path: Path, name: str = "worker2.log") -> Worker:
-    return Worker(first.media_root, tmp_path / name)
+    return Worker(first.media_root, tmp_path / name, first.broker_dir)
 
 
 def kill_when(worker: Worker, job_id: int, fraction: float = 0.1, timeout: float = 120) -> Job:
@@ -221,6 +226,7 @@ class PrivateRedis:
 def private_redis(tmp_path, settings, monkeypatch):
     from webapp.celery import app
 
+    needs_backend(SERVER)
     r = PrivateRedis(tmp_path)
     r.start()
     old = app.conf.broker_url
@@ -296,6 +302,44 @@ def test_it_keeps_pages_up_and_runs_every_job_once_across_a_redis_restart(worker
     assert Dataset.objects.filter(project=project, status="ready").count() == 3
     for ds in Dataset.objects.filter(project=project):
         assert IonImage.objects.filter(dataset=ds).count() == ds.image_count > 0
+
+
+def test_it_runs_every_job_once_when_the_queue_folder_is_lost_and_the_worker_restarts(worker, tmp_path,
+                                                                                        short_stale):
+    """The embedded default's "broker restart": the filesystem broker forgets a message once a
+    worker takes it, so a worker killed at the wrong moment (or a wiped var/broker/) loses queued
+    jobs. The next worker's watchdog sees queued jobs whose message is not in the folder and
+    re-sends them; the worker recreates the folders itself (no scripts/run.sh)."""
+    needs_backend(EMBEDDED)
+    user = UserFactory()
+    project = ProjectFactory(owner=user)
+    api = APIClient()
+    api.force_authenticate(user)
+    before = []
+    for i in range(2):
+        response = upload(api, project.slug, synthetic(tmp_path, f"up{i}", seed=i), f"before {i}")
+        assert response.status_code == 202, response.content
+        before.append(Job.objects.get(target_id=response.json()["id"], kind="ingest"))
+    assert dispatch.waiting_job_ids() == {j.pk for j in before}
+    shutil.rmtree(worker.broker_dir)  # every queued message is gone, and the folders with them
+    # Noticed a while later (the watchdog leaves just-sent jobs alone).
+    Job.objects.filter(pk__in=[j.pk for j in before]).update(dispatched_at=timezone.now() - timedelta(minutes=5))
+    from django.test import Client
+
+    page = Client()
+    page.force_login(user)
+    assert page.get(f"/p/{project.slug}/").status_code == 200
+
+    worker.start(queues="ingest")  # started by hand, on a broker folder that does not exist
+    wait_for(lambda: (worker.broker_dir / "queue").is_dir(), timeout=60, what="the broker folders", worker=worker)
+    response = upload(api, project.slug, synthetic(tmp_path, "after", seed=9), "after the restart")
+    assert response.status_code == 202, response.content
+    ids = [j.pk for j in before] + [Job.objects.get(target_id=response.json()["id"], kind="ingest").pk]
+    wait_for(lambda: all(finished(i) for i in ids), timeout=120, what="the jobs after the restart", worker=worker)
+    for job in Job.objects.filter(pk__in=ids):
+        assert job.status == "done", (job.error, worker.log())
+        assert job.attempts == 1, f"job {job.pk} ran {job.attempts} times"
+    assert Dataset.objects.filter(project=project, status="ready").count() == 3
 
 
 # ---------------------------------------------------------------- the disk failing

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import EMBEDDED, backend, use_broker_folder, wait_for
 from webapp.datasets import services
 from webapp.datasets.models import Dataset
 from webapp.jobs.models import Job
@@ -15,11 +15,20 @@ from webapp.jobs.models import Job
 pytestmark = pytest.mark.integration
 
 
-def test_it_runs_an_ingestion_through_redis_and_a_worker(worker, tmp_path):
+def test_it_runs_an_ingestion_through_the_broker_and_a_worker(worker, tmp_path, settings):
     user = UserFactory()
     project = ProjectFactory(owner=user)
     truth = synthetic(tmp_path, seed=41)
-    worker.start()
+    if backend() == EMBEDDED:
+        # Started by hand on a broker folder that does not exist yet: it used to crash with
+        # FileNotFoundError (only scripts/run.sh made the folders); settings create them now.
+        worker.broker_dir = tmp_path / "fresh" / "broker"
+        worker.start()
+        wait_for(lambda: "ready" in worker.log(), timeout=60, what="the worker to be ready", worker=worker)
+        assert worker.proc.poll() is None, worker.log()
+        use_broker_folder(worker.broker_dir, settings)
+    else:
+        worker.start()
     with transaction.atomic():
         ds = services.create_imzml_dataset(project, user, name="via worker", imzml=Path(truth.imzml_path),
                                            ibd=Path(truth.ibd_path), top=8)
