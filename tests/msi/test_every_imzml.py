@@ -5,6 +5,7 @@ Also the files neither reader can read, and .ibd files that do not match their .
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -110,6 +111,37 @@ def test_it_falls_back_to_pyimzml_for_a_number_type_under_an_unknown_accession(
                      'accession="MS:9999999" name="32-bit float"')
     meta = read_metadata(imzml)
     assert meta.int_dtype == np.dtype("<f4")
+    ex = extract(meta, v.ions)
+    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
+                               equal_nan=True)
+
+
+def test_it_falls_back_to_pyimzml_when_arrays_are_named_under_an_unknown_accession(
+        variants: dict[str, Variant], tmp_path: Path) -> None:
+    # Our parsers cannot tell which array is which; pyimzml's finds "m/z array" by name.
+    v = variants["processed-int32"]
+    imzml = _rewrite(v, tmp_path, 'accession="MS:1000514" name="m/z array"',
+                     'accession="MS:9999998" name="m/z array"')
+    meta = read_metadata(imzml)
+    assert (meta.mz_dtype, meta.int_dtype) == (np.dtype("<f8"), np.dtype("<i4"))
+    ex = extract(meta, v.ions)
+    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
+                               equal_nan=True)
+
+
+@pytest.mark.parametrize("general", [False, True], ids=["byte-scan", "iterparse"])
+def test_it_reads_compressed_arrays_without_encoded_lengths(variants: dict[str, Variant],
+                                                           tmp_path: Path,
+                                                           general: bool) -> None:
+    # IMS:1000104 is required by imzML, but a reader must not need it to find zlib's end
+    v = variants["processed-zlib-both"]
+    text = re.sub(r'\s*<cvParam [^>]*accession="IMS:1000104"[^>]*/>', "",
+                  v.imzml.read_text(encoding="latin-1"))
+    imzml = tmp_path / "noenc.imzML"
+    imzml.write_text(text, encoding="latin-1")
+    shutil.copy(v.imzml.with_suffix(".ibd"), tmp_path / "noenc.ibd")
+    meta = read_metadata(imzml, _force_general=general)
+    assert (meta.int_encoded_lengths == -1).all()
     ex = extract(meta, v.ions)
     np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
                                equal_nan=True)
