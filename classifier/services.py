@@ -76,13 +76,18 @@ def training_data(project: Project, context: bool):
         ys += [label_target(project, im.consensus) for im in ims]
         groups += [f"d{ims[0].dataset_id}"] * len(ims)
     used = []
+    own = {ds.name: f"d{ds.pk}" for ds in project.datasets.order_by("-pk")}
     for source in extra_training_sources(project):
         a, c, labels, group_names, info = source.load(context)
         keep = [i for i, v in enumerate(labels) if _fits(project, v)]
         xs += [a[i] for i in keep]
         ctxs += [c[i] if c else None for i in keep]
         ys += [label_target(project, labels[i]) for i in keep]
-        groups += [group_names[i] for i in keep]
+        # A collection made from this project's own datasets holds copies of their images: they
+        # join their dataset's group, so a dataset held out is held out with its copies.
+        mine = getattr(getattr(getattr(source, "version", None), "collection", None), "source_project_id", None)
+        groups += [own.get(group_names[i].split(":", 1)[-1], group_names[i]) if mine == project.pk
+                   else group_names[i] for i in keep]
         used.append(info)
     return images, xs, ctxs, ys, groups, used
 

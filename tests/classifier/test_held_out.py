@@ -77,3 +77,19 @@ def test_it_keeps_held_out_predictions_for_multiclass_projects(user, tmp_path, c
     assert r["all"]["held_out"]["n"] == 24 and r["all"]["training_fit"]["n"] == 24
     assert set(r["all"]["held_out"]["per_class"]) == {"a", "b", "c"}
     assert r["all"]["held_out"]["f1"] is not None and r["confusion"] is not None
+
+
+def test_it_keeps_copies_of_a_dataset_in_its_own_collection_in_the_same_fold_group(api, project, user, tmp_path,
+                                                                                   capsys):
+    from classifier import services
+
+    dsets = make_datasets(project, user, tmp_path, capsys, n=2)
+    api.force_authenticate(user)
+    cid = api.post("/api/collections/", {"project": project.slug, "name": "Own"}, format="json").json()["id"]
+    assert api.post(f"/api/projects/{project.slug}/training-collections/", {"collection": cid},
+                    format="json").status_code == 201
+    images, xs, _, _, groups, used = services.training_data(project, context=False)
+    assert len(xs) == 48 and used and used[0]["collection"] == cid
+    # The collection's copies of dataset d join group d: held out together with the originals.
+    assert set(groups) == {f"d{ds.pk}" for ds in dsets}
+    assert groups[24:].count(f"d{dsets[0].pk}") == 12

@@ -58,8 +58,10 @@ class Command(BaseCommand):
 
 def format_metrics(version) -> str:
     m = version.metrics
+    split = ("cross-validation grouped by dataset" if version.held_out_by != "images"
+             else "one dataset only: cross-validation split its images (optimistic for new datasets)")
     lines = [f"Model v{version.number} ({version.arch}) trained on {version.label_total} labelled images "
-             f"from {version.dataset_count} datasets; cross-validation grouped by dataset."]
+             f"from {version.dataset_count} datasets; {split}."]
     overall = m.get("overall", m)
     per_class = overall.get("per_class", {})
     if per_class:
@@ -76,6 +78,8 @@ def format_metrics(version) -> str:
             lines.append(f"  {g}: accuracy {_f(v.get('accuracy')).strip()}  F1 {_f(v.get('f1_macro', v.get('f1'))).strip()}")
     for note in version.notes:
         lines.append(f"note: {note}")
+    lines.append(f"Held-out accuracy per dataset, with intervals: "
+                 f"python manage.py review_accuracy --project {version.project.slug} --version {version.number}")
     return "\n".join(lines)
 
 
