@@ -43,7 +43,8 @@
   function reload() {
     generation += 1;
     items = []; focus = -1; anchor = -1; selected.clear();
-    grid.innerHTML = "";
+    // ARIA grid: the tiles are the cells of one row (display: contents keeps the CSS grid layout).
+    grid.innerHTML = "<div role='row' class='grid-row'></div>";
     var p = params();
     nextUrl = cfg.imagesUrl + "?" + p.toString();
     history.replaceState(null, "", "?" + p.toString());
@@ -79,9 +80,9 @@
     S.api(nextUrl).then(function (page) {
       if (gen !== generation) return;
       nextUrl = page.next;
-      page.results.forEach(function (item) { items.push(item); grid.appendChild(tile(item, items.length - 1)); });
+      page.results.forEach(function (item) { items.push(item); grid.firstChild.appendChild(tile(item, items.length - 1)); });
       if (focus < 0 && items.length) setFocus(0, false);
-      if (!items.length) grid.innerHTML = "<p class='empty'>No image matches these filters.</p>";
+      if (!items.length) grid.firstChild.innerHTML = "<div role='gridcell' class='empty'>No image matches these filters.</div>";
       $("load-more").hidden = !nextUrl;
       updateShown();
       saveOrder();
@@ -115,7 +116,7 @@
     var el = document.createElement("div");
     el.className = "tile";
     el.id = "tile-" + item.id;
-    el.setAttribute("role", "option");
+    el.setAttribute("role", "gridcell");
     el.setAttribute("aria-selected", selected.has(item.id) ? "true" : "false");
     el.dataset.id = item.id;
     el.dataset.index = i;
@@ -126,7 +127,9 @@
       "<div class='tile-meta'></div><div class='tile-badges'></div><div class='tile-buttons'></div>" +
       "<div class='tile-error' role='alert' hidden><span></span> <button type='button'>Retry</button></div>";
     el.querySelector("a.tile-name").href = "/images/" + item.id + "/";
-    el.querySelector("a.tile-name").tabIndex = -1;  // the grid holds the focus; Enter opens
+    // The grid holds the focus (arrows move, Enter opens, class keys label); the tile's link and
+    // buttons stay out of the tab order so one Tab leaves the gallery.
+    el.querySelector("a.tile-name").tabIndex = -1;
     el.querySelector("img").src = item.thumbnail_url;
     fill(el, item);
     return el;

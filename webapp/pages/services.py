@@ -20,7 +20,8 @@ ARCHS = [("compact", "Compact CNN (fast, small data)"), ("resnet50", "ResNet-50 
          ("densenet121", "DenseNet-121 (pretrained)"), ("vgg16", "VGG-16 (pretrained)"),
          ("inceptionresnetv2", "Inception-ResNet v2 (pretrained)")]
 # Tile colours per class, in class order; binary projects use the off/on colours.
-CLASS_COLOURS = ["#d9480f", "#2b8a3e", "#1971c2", "#ae3ec9", "#f08c00", "#0c8599", "#5c940d", "#c2255c", "#495057"]
+# Dark enough for white text on them and for WCAG AA contrast on white (4.5:1 or more).
+CLASS_COLOURS = ["#c2410c", "#237a3b", "#1864ab", "#862e9c", "#a65f00", "#0b7285", "#4d7c0f", "#a61e4d", "#495057"]
 
 
 def can_label(project: Project) -> bool:
