@@ -201,20 +201,24 @@ def test_it_refuses_a_compressed_ibd_cut_short(variants: dict[str, Variant],
     assert str(exc.value).endswith(f" of {n:,}")
 
 
-@pytest.mark.parametrize("name", ["processed-zlib-intensities", "continuous-zlib-both"])
+@pytest.mark.parametrize("name,kind", [("processed-zlib-intensities", "int"),
+                                       ("continuous-zlib-both", "int"),
+                                       ("processed-zlib-both", "mz"),
+                                       ("continuous-zlib-both", "mz")])
 def test_it_refuses_damaged_compressed_data(variants: dict[str, Variant], tmp_path: Path,
-                                            name: str) -> None:
+                                            name: str, kind: str) -> None:
     imzml, ibd = _copy(variants[name], tmp_path)
     meta = read_metadata(imzml)
     data = bytearray(ibd.read_bytes())
-    i = meta.n_spectra // 2
-    at = int(meta.int_offsets[i])
+    i = meta.n_spectra // 2 if not meta.continuous or kind == "int" else 0
+    at = int((meta.int_offsets if kind == "int" else meta.mz_offsets)[i])
     data[at + 2: at + 12] = bytes(10)  # zeros in the middle of one deflate stream
     ibd.write_bytes(bytes(data))
     with pytest.raises(MSIError) as exc:
         extract(read_metadata(imzml), variants[name].ions)
+    what = "intensities" if kind == "int" else "m/z values"
     assert str(exc.value) == (
-        f"the .ibd file does not match its .imzML: the compressed intensities of spectrum "
+        f"the .ibd file does not match its .imzML: the compressed {what} of spectrum "
         f"{i + 1:,} cannot be decoded (damaged or from another file)")
 
 

@@ -394,11 +394,13 @@ def _check_mz(values: np.ndarray, spectrum: np.ndarray) -> None:
 
 
 def _decode_run(buf: mmap.mmap | bytes, offsets: np.ndarray, encs: np.ndarray, lens: np.ndarray,
-                dtype: np.dtype, first: int, what: str) -> np.ndarray:
+                dtype: np.dtype, first: int, what: str, spectra: np.ndarray | None = None
+                ) -> np.ndarray:
     """Decompress (zlib) the arrays of a run of spectra and concatenate them.
 
     Every array must decode to exactly its declared number of values: anything else means a
     damaged or mismatched .ibd, and half-right images would be worse than a clear refusal.
+    Spectra are numbered first, first + 1, ... in messages, or as `spectra` says.
     """
     size = dtype.itemsize
     parts = []
@@ -416,8 +418,9 @@ def _decode_run(buf: mmap.mmap | bytes, offsets: np.ndarray, encs: np.ndarray, l
         except zlib.error:
             data = b""
         if len(data) != want or not d.eof:
+            number = int(spectra[i]) if spectra is not None else first + i
             raise MSIError(f"the .ibd file does not match its .imzML: the compressed {what} of "
-                           f"spectrum {first + i + 1:,} cannot be decoded (damaged or from "
+                           f"spectrum {number + 1:,} cannot be decoded (damaged or from "
                            "another file)")
         parts.append(data)
     return np.frombuffer(b"".join(parts), dtype=dtype)
@@ -473,21 +476,28 @@ def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray
 def _mz_range_compressed(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float, float]:
     """`_mz_range` for compressed m/z arrays: each distinct array is decoded once."""
     offs, first = np.unique(meta.mz_offsets, return_index=True)
+    first.sort()  # file order of the spectra, so reads move forward
     lo, hi = np.inf, -np.inf
-    for b0 in range(0, offs.size, 8192):
-        idx = first[b0:b0 + 8192]
-        ln = meta.mz_lengths[idx]
-        for j, i in enumerate(idx):
-            if ln[j] == 0:
-                continue
-            mz = _decode_run(buf, meta.mz_offsets[i:i + 1], meta.mz_encoded_lengths[i:i + 1],
-                             ln[j:j + 1], meta.mz_dtype, int(i), "m/z values")
-            _check_mz(mz[[0, -1]], np.array([i, i]))
-            mz = mz[np.isfinite(mz) & (mz > 0)]
-            if mz.size:
-                lo, hi = min(lo, float(mz.min())), max(hi, float(mz.max()))
+    lens = meta.mz_lengths.astype(np.int64)
+    b0 = 0
+    while b0 < first.size:
+        # batches of about _CHUNK_VALUES values, as in the main pass
+        csum = np.cumsum(lens[first[b0:]])
+        b1 = b0 + max(1, int(np.searchsorted(csum, _CHUNK_VALUES, side="right")))
+        idx = first[b0:b1]
+        ln = lens[idx]
+        mz = _decode_run(buf, meta.mz_offsets[idx], meta.mz_encoded_lengths[idx], ln,
+                         meta.mz_dtype, 0, "m/z values", spectra=idx)
+        nz = ln > 0
+        ends = np.cumsum(ln)[nz]
+        ends_vals = np.concatenate([mz[ends - ln[nz]], mz[ends - 1]]).astype(np.float64)
+        _check_mz(ends_vals, np.concatenate([idx[nz], idx[nz]]))
+        vals = mz[np.isfinite(mz) & (mz > 0)]
+        if vals.size:
+            lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
         enc = meta.mz_encoded_lengths[idx]
         _release(buf, (meta.mz_offsets[idx],), (meta.mz_offsets[idx] + np.maximum(enc, 0),))
+        b0 = b1
     if not np.isfinite(lo):
         return 1.0, 2.0
     return lo, hi
