@@ -66,3 +66,13 @@ def test_it_has_no_serious_accessibility_violations_on_any_page(new_page, site, 
     bad = {u: v for u, v in problems.items() if v}
     assert not bad, "\n".join(f"{u}: {v}" for u, v in bad.items())
     assert not page.errors
+
+
+def test_it_reaches_the_file_chooser_with_the_keyboard(new_page, site):
+    page = new_page()
+    log_in(page, "axel", PASSWORD)
+    page.goto(f"/p/{site['project'].slug}/")
+    page.focus("#dropzone")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "files"
+    assert page.evaluate("getComputedStyle(document.querySelector('.file-button')).outlineStyle") == "solid"
