@@ -651,6 +651,8 @@ def read_metadata(
                 cols = None
     if _force_pyimzml:
         cols, found = _pyimzml_scan(path)
+        if not cols:
+            raise MSIError("pyimzml cannot read this .imzML file")
     elif (cols is None or not _encoded_lengths_agree(cols, groups)
           or not all(any(g.kind == k and g.dtype for g in groups.values()) for k in ("mz", "int"))):
         # (a byte scan whose encoded lengths disagree may have misread a layout, and number
