@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.datasets.access import dataset_for
+from webapp.datasets.api.serializers import SpectrumSerializer
 from webapp.datasets.models import Dataset, IonImage
 
 MAX_SIDE = 256
@@ -105,7 +106,7 @@ def image_payload(image: IonImage) -> dict:
 class DatasetSpectrum(APIView):
     """The dataset's mean spectrum, at most 5,000 points (each the maximum of its m/z bin)."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: SpectrumSerializer})
     def get(self, request, pk: int):
         dataset = dataset_for(request.user, pk)
         result = spectrum(dataset)

@@ -81,3 +81,34 @@ class BulkLabelSerializer(LabelSerializer):
     mode = serializers.ChoiceField(
         choices=["set", "add", "remove"], default="set",
         help_text="multi-label projects: 'add' or 'remove' one class, keeping each image's other classes")
+
+
+# Response shapes, so that the OpenAPI schema (and clients generated from it) is typed.
+class CountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    labelled = serializers.IntegerField()
+    unlabelled = serializers.IntegerField()
+    disagreement = serializers.IntegerField(help_text="labelled images whose prediction differs from the label")
+    users_disagree = serializers.IntegerField()
+    scored = serializers.IntegerField()
+    labelled_by_me = serializers.IntegerField()
+    labelled_by_others = serializers.IntegerField()
+    predicted = serializers.DictField(child=serializers.IntegerField(), help_text="images predicted as each class")
+    label = serializers.DictField(child=serializers.IntegerField(), help_text="images whose consensus is each class")
+
+
+class BulkLabelResultSerializer(serializers.Serializer):
+    labelled = serializers.IntegerField(required=False, help_text="images labelled (mode 'set')")
+    label = serializers.JSONField(required=False, help_text="the label stored")
+    removed = serializers.IntegerField(required=False, help_text="labels removed (remove: true)")
+    changed = serializers.IntegerField(required=False, help_text="labels changed (mode 'add' or 'remove')")
+    mode = serializers.CharField(required=False)
+
+
+class JobStartedSerializer(serializers.Serializer):
+    job = serializers.IntegerField(help_text="the job's id: follow it at /api/jobs/{id}/")
+
+
+class SpectrumSerializer(serializers.Serializer):
+    mz = serializers.ListField(child=serializers.FloatField())
+    intensity = serializers.ListField(child=serializers.FloatField())

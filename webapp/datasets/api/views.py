@@ -19,10 +19,13 @@ from webapp.datasets.access import dataset_for, image_for
 from webapp.datasets.api.label_history import label_source
 from webapp.datasets.api.serializers import (
     MAX_BULK,
+    BulkLabelResultSerializer,
     BulkLabelSerializer,
+    CountsSerializer,
     DatasetSerializer,
     DatasetUploadSerializer,
     ImageSerializer,
+    JobStartedSerializer,
     LabelSerializer,
 )
 from webapp.datasets.models import Dataset, IonImage
@@ -155,7 +158,7 @@ class ImageCounts(ImageList):
 
     pagination_class = None
 
-    @extend_schema(parameters=GALLERY_PARAMS, responses={200: dict})
+    @extend_schema(parameters=GALLERY_PARAMS, responses={200: CountsSerializer})
     def get(self, request, *args, **kwargs):
         qs = self.filter_queryset(self.get_queryset())
         return Response(gallery.counts(qs.order_by(), request.user, self.project.classes))
@@ -224,7 +227,7 @@ def _image_json(request, im: IonImage) -> dict:
 class BulkLabels(APIView):
     """Label (or unlabel) many images of one project at once."""
 
-    @extend_schema(request=BulkLabelSerializer, responses={200: dict})
+    @extend_schema(request=BulkLabelSerializer, responses={200: BulkLabelResultSerializer})
     def post(self, request, slug: str):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
         ser = BulkLabelSerializer(data=request.data)
@@ -281,7 +284,7 @@ class ProjectImports(APIView):
 
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(request=ImportSerializer, responses={202: dict})
+    @extend_schema(request=ImportSerializer, responses={202: JobStartedSerializer})
     def post(self, request, slug: str):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
         from webapp.datasets.image_import import start_import  # heavy (Pillow, tifffile): after the check
