@@ -164,15 +164,13 @@ class _Scorer:
         from classifier.ml.calibration import apply_calibration
 
         probs = _predictions(self.project, self.version, [r[0] for r in rows])
+        rows = [r for r in rows if r[0] in probs]  # images this version never scored are left out
+        if self.calibration and rows:  # the default score's Prediction rows hold raw scores
+            p0 = apply_calibration(np.array([probs[r[0]][0] for r in rows]), self.calibration)
+            probs = {r[0]: [float(p), 1 - float(p)] for r, p in zip(rows, p0, strict=True)}
         out = Scored()
         for image_id, ds_id, label in rows:
-            p = probs.get(image_id)
-            if p is None:
-                continue  # this version never scored the image
-            if self.calibration:  # the default score's Prediction rows hold raw scores
-                p0 = float(apply_calibration(np.array([p[0]]), self.calibration)[0])
-                p = [p0, 1 - p0]
-            out.add(image_id, ds_id, label, p, self.thresholds)
+            out.add(image_id, ds_id, label, probs[image_id], self.thresholds)
         return out
 
 
@@ -300,11 +298,7 @@ def compare(project: Project, a: ModelVersion | None, b: ModelVersion | None) ->
     differences with bootstrap intervals."""
     from classifier.ml.metrics import paired_difference
 
-    ha, hb = _held_out(project, a), _held_out(project, b)
-    if a is None and not DefaultCalibration.objects.filter(project=project).exists():
-        ha = scored_sets(project, None)[0]["held_out"]
-    if b is None and not DefaultCalibration.objects.filter(project=project).exists():
-        hb = scored_sets(project, None)[0]["held_out"]
+    ha, hb = (scored_sets(project, v)[0]["held_out"] for v in (a, b))
     index_b = {im: (i, lab) for i, (im, lab) in enumerate(zip(hb.image_ids, hb.labels, strict=True))}
     keep_a, keep_b = [], []
     for i, (im, lab) in enumerate(zip(ha.image_ids, ha.labels, strict=True)):
