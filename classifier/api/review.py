@@ -95,10 +95,29 @@ class Review(APIView):
         return Response(accuracy_payload(project, version, dataset_id))
 
 
+class PairAgreementSerializer(serializers.Serializer):
+    common = serializers.IntegerField(help_text="images both annotators labelled")
+    kappa = serializers.FloatField(allow_null=True, help_text="Cohen's kappa on those images")
+    agreement = serializers.FloatField(allow_null=True)
+
+
+class AnnotatorSerializer(serializers.Serializer):
+    user = serializers.CharField()
+    labels = serializers.IntegerField()
+    model_compared = serializers.IntegerField(help_text="labels on images the model has scored")
+    model_agreement = serializers.FloatField(allow_null=True)
+    pairs = serializers.DictField(child=PairAgreementSerializer(), help_text="by the other annotator's name")
+
+
+class AnnotatorsSerializer(serializers.Serializer):
+    names = serializers.ListField(child=serializers.CharField())
+    annotators = AnnotatorSerializer(many=True)
+
+
 class Annotators(APIView):
     """Per annotator: label count, Cohen's kappa with each other annotator, agreement with the model."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: AnnotatorsSerializer})
     def get(self, request, slug: str):
         project = project_for(request.user, slug)
         return Response(review.annotators(project))

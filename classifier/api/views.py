@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from classifier import services
 from classifier.models import ModelVersion
+from webapp.datasets.api.serializers import JobStartedSerializer
 from webapp.jobs.api.views import JobSerializer
 from webapp.jobs.models import Job
 from webapp.projects.access import project_for
@@ -73,7 +74,7 @@ class Activate(APIView):
 class Deactivate(APIView):
     """Go back to the default (unsupervised + pretrained) score."""
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: JobStartedSerializer})
     def post(self, request, slug: str):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
         with transaction.atomic():
