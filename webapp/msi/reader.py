@@ -641,6 +641,8 @@ def read_metadata(
         if list_at < 0:
             raise MSIError("the .imzML file lists no spectra")
         groups = _parse_groups(header)
+        for kind in ("mz", "int"):
+            _codec(kind, groups, _Found())  # refuse unreadable compression before any scan
         all_accs = {p.get("accession", "") for p in _cvparams(header)}
         cols: dict[str, list] | None = None
         found = _Found()
