@@ -218,10 +218,9 @@ def review_context(project: Project, a: str | None, b: str | None) -> dict:
         scorers.append(version)
     labels = [lab for _, lab in project.class_labels]
     figs = {"roc": figures.roc(reviews), "pr": figures.precision_recall(reviews)}
-    for i, r in enumerate(reviews):
-        cm = figures.confusion(r, labels)
-        if cm:
-            figs[f"confusion{i}"] = cm
+    matrices = [cm for cm in (figures.confusion(r, labels) for r in reviews) if cm]
+    for i, cm in enumerate(matrices):  # numbered as shown: a version without held-out labels has none
+        figs[f"confusion{i}"] = cm
     versions: list[ModelVersion] = list(project.model_versions.order_by("-number"))
     by_number = {str(v.number): v for v in versions}
     return {
