@@ -5,6 +5,7 @@ Also the files neither reader can read, and .ibd files that do not match their .
 
 from __future__ import annotations
 
+import importlib
 import re
 import shutil
 from pathlib import Path
@@ -265,3 +266,51 @@ def test_it_refuses_mixed_compression_settings(variants: dict[str, Variant],
         read_metadata(imzml)
     assert str(exc.value) == ("the .imzML file declares both compressed and uncompressed "
                               "intensities; export the dataset again with one setting")
+
+
+# ---- compressed processed files: the m/z range comes from a sample --------------------------
+
+
+def _write_outliers(stem: Path, zlib: bool) -> Path:
+    """60 spectra with peaks in 200-900, except spectrum 38 (one at m/z 120) and 42 (one at
+    m/z 1,500): neither is among the 4 spectra a _RANGE_SAMPLE of 4 decodes (1, 21, 40, 60)."""
+    from pyimzml.compression import NoCompression, ZlibCompression
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    rng = np.random.default_rng(7)
+    c = ZlibCompression() if zlib else NoCompression()
+    with ImzMLWriter(str(stem), mode="processed", mz_compression=c,
+                     intensity_compression=c) as w:
+        for i in range(60):
+            mz = np.sort(rng.uniform(200, 900, 30))
+            inten = rng.integers(1, 1000, 30).astype(np.float32)
+            if i == 37:
+                mz, inten = np.r_[120.0, mz], np.r_[5000.0, inten]
+            if i == 41:
+                mz, inten = np.r_[mz, 1500.0], np.r_[inten, 7000.0]
+            w.addSpectrum(mz, inten, (i % 10 + 1, i // 10 + 1))
+    return stem.with_suffix(".imzML")
+
+
+@pytest.mark.parametrize("overflow_max", [2_000_000, 1], ids=["kept", "merged"])
+def test_it_keeps_peaks_beyond_the_sampled_range(tmp_path: Path, monkeypatch,
+                                                  overflow_max: int) -> None:
+    extract_module = importlib.import_module("webapp.msi.extract")  # the package exports
+    plain = read_metadata(_write_outliers(tmp_path / "plain", zlib=False))
+    packed = read_metadata(_write_outliers(tmp_path / "packed", zlib=True))
+    assert packed.mz_compression == "zlib"
+    monkeypatch.setattr(extract_module, "_RANGE_SAMPLE", 4)
+    monkeypatch.setattr(extract_module, "_OVERFLOW_MAX", overflow_max)
+    mzs = np.array([120.0, 1500.0, 500.0])
+    a, b = extract(plain, mzs), extract(packed, mzs)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert b.images[0, 3, 7] == 5000 and b.images[1, 4, 1] == 7000
+    mean_mz, mean_int = b.mean_spectrum
+    for target, total in ((120.0, 5000.0), (1500.0, 7000.0)):
+        at = int(np.argmin(np.abs(mean_mz - target)))
+        assert mean_mz[at] == pytest.approx(target, rel=1e-7)
+        assert mean_int[at] == pytest.approx(total / 60)
+    # nothing lost or counted twice: the same total as the uncompressed file's spectrum
+    assert mean_int.sum() == pytest.approx(a.mean_spectrum[1].sum(), rel=1e-12)
+    assert mean_mz.min() == pytest.approx(120.0, rel=1e-6)
+    assert mean_mz.max() == pytest.approx(1500.0, rel=1e-6)

@@ -37,6 +37,10 @@ _MAX_MEAN_BINS = 100_000
 _READ_SPAN_RATIO = 4
 # Linear bins over the data's m/z range (lookup table and mean-spectrum accumulator).
 _FINE_BINS = 1 << 18
+# Compressed processed files: m/z arrays decoded up front to estimate the m/z range, and
+# how many peaks beyond that range are kept before they are merged on a fine grid.
+_RANGE_SAMPLE = 2048
+_OVERFLOW_MAX = 2_000_000
 
 
 @dataclass
@@ -452,8 +456,6 @@ def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray
     unmaps them, since probing touches nearly every page of the file."""
     lo, hi = np.inf, -np.inf
     size = meta.mz_dtype.itemsize
-    if meta.mz_compression:
-        return _mz_range_compressed(meta, buf)
     for s0 in range(0, meta.n_spectra, 8192):
         off = meta.mz_offsets[s0:s0 + 8192]
         ln = meta.mz_lengths[s0:s0 + 8192].astype(np.int64)
@@ -473,9 +475,17 @@ def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray
     return lo, hi
 
 
-def _mz_range_compressed(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float, float]:
-    """`_mz_range` for compressed m/z arrays: each distinct array is decoded once."""
+def _mz_range_sampled(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float, float]:
+    """m/z range of compressed m/z arrays, from at most _RANGE_SAMPLE of them.
+
+    Only a full decode finds an array's last value, and decoding every array twice cost a
+    third of the extraction. Peaks outside the sampled range are still imaged exactly (the
+    edge bins of the lookup table are searched exactly) and are set aside for the mean
+    spectrum (`_Overflow`), so the result does not depend on the sample.
+    """
     offs, first = np.unique(meta.mz_offsets, return_index=True)
+    if first.size > _RANGE_SAMPLE:
+        first = first[np.linspace(0, first.size - 1, _RANGE_SAMPLE).round().astype(np.int64)]
     first.sort()  # file order of the spectra, so reads move forward
     lo, hi = np.inf, -np.inf
     lens = meta.mz_lengths.astype(np.int64)
@@ -485,13 +495,8 @@ def _mz_range_compressed(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float
         csum = np.cumsum(lens[first[b0:]])
         b1 = b0 + max(1, int(np.searchsorted(csum, _CHUNK_VALUES, side="right")))
         idx = first[b0:b1]
-        ln = lens[idx]
-        mz = _decode_run(buf, meta.mz_offsets[idx], meta.mz_encoded_lengths[idx], ln,
+        mz = _decode_run(buf, meta.mz_offsets[idx], meta.mz_encoded_lengths[idx], lens[idx],
                          meta.mz_dtype, 0, "m/z values", spectra=idx)
-        nz = ln > 0
-        ends = np.cumsum(ln)[nz]
-        ends_vals = np.concatenate([mz[ends - ln[nz]], mz[ends - 1]]).astype(np.float64)
-        _check_mz(ends_vals, np.concatenate([idx[nz], idx[nz]]))
         vals = mz[np.isfinite(mz) & (mz > 0)]
         if vals.size:
             lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
@@ -503,6 +508,44 @@ def _mz_range_compressed(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float
     return lo, hi
 
 
+class _Overflow:
+    """Peaks beyond a sampled m/z range, kept for the mean spectrum as (intensity, intensity
+    x m/z) pairs, the same form as the fine bins. Merged on a ppm/8 log grid whenever they
+    grow past _OVERFLOW_MAX, so memory stays bounded even if the sample was poor."""
+
+    def __init__(self, ppm: float) -> None:
+        self.acc: list[np.ndarray] = []
+        self.wmz: list[np.ndarray] = []
+        self.size = 0
+        self.lo, self.hi = np.inf, -np.inf
+        self.step = np.log1p(ppm * 0.125e-6)
+
+    def add(self, mz: np.ndarray, ints: np.ndarray) -> None:
+        mz = mz.astype(np.float64)
+        ints = ints.astype(np.float64)
+        self.lo, self.hi = min(self.lo, float(mz.min())), max(self.hi, float(mz.max()))
+        self.acc.append(ints)
+        self.wmz.append(ints * mz)
+        self.size += mz.size
+        if self.size > _OVERFLOW_MAX:
+            self._merge()
+
+    def _merge(self) -> None:
+        acc, wmz = np.concatenate(self.acc), np.concatenate(self.wmz)
+        keep = acc > 0  # zero intensity adds nothing (the range is tracked apart)
+        acc, wmz = acc[keep], wmz[keep]
+        key = np.round(np.log(wmz / acc) / self.step).astype(np.int64)
+        uniq, inv = np.unique(key, return_inverse=True)
+        self.acc = [np.bincount(inv, weights=acc, minlength=uniq.size)]
+        self.wmz = [np.bincount(inv, weights=wmz, minlength=uniq.size)]
+        self.size = uniq.size
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.acc:
+            return np.zeros(0), np.zeros(0)
+        return np.concatenate(self.acc), np.concatenate(self.wmz)
+
+
 def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _Windows,
                    clean: _Cleaner,
                    images: np.ndarray, tic: np.ndarray, tic_normalise: bool,
@@ -510,7 +553,12 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
     n = meta.n_spectra
     view_mz = _byte_view(buf, meta.mz_dtype, meta.ibd_size)
     view_int = _byte_view(buf, meta.int_dtype, meta.ibd_size)
-    mz_lo, mz_hi = _mz_range(meta, buf, view_mz)
+    # compressed m/z arrays: the range comes from a sample, peaks beyond it overflow
+    overflow = _Overflow(ppm) if meta.mz_compression else None
+    if overflow is not None:
+        mz_lo, mz_hi = _mz_range_sampled(meta, buf)
+    else:
+        mz_lo, mz_hi = _mz_range(meta, buf, view_mz)
     if mz_hi <= mz_lo:
         mz_hi = mz_lo * (1 + 1e-3)
     # Fine linear bins serve twice: a lookup table that spares most peaks a binary search,
@@ -569,8 +617,19 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
         tics = _spectrum_sums(ints, starts, ln)
         fine = ((mz - mz_lo) * inv).astype(np.int64)
         np.clip(fine, 0, nfine - 1, out=fine)
-        fine_acc += np.bincount(fine, weights=ints, minlength=nfine)
-        fine_mz += np.bincount(fine, weights=ints * mz, minlength=nfine)
+        w_mean = ints
+        if overflow is not None:
+            nz = ln > 0
+            firsts = starts[nz]
+            _check_mz(np.concatenate([mz[firsts], mz[firsts + ln[nz] - 1]]),
+                      np.tile(np.flatnonzero(nz) + s0, 2))
+            with np.errstate(invalid="ignore"):
+                out = ((mz < mz_lo) | (mz > mz_hi)) & (mz > 0)
+            if out.any():
+                overflow.add(mz[out], ints[out])
+                w_mean = np.where(out, 0, ints)
+        fine_acc += np.bincount(fine, weights=w_mean, minlength=nfine)
+        fine_mz += np.bincount(fine, weights=w_mean * mz, minlength=nfine)
         if win.k:
             seg = win.segments(mz, fine, lut)
             vals = win.ion_sums(starts, seg, ints, nc)
@@ -580,6 +639,11 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
         del mz, ints
         prog(s1 / n)
         s0 = s1
+    if overflow is not None and overflow.size:
+        # the overflow pairs join the fine bins: _rebin_log places each by its own m/z
+        acc, wmz = overflow.arrays()
+        fine_acc, fine_mz = np.concatenate([fine_acc, acc]), np.concatenate([fine_mz, wmz])
+        mz_lo, mz_hi = min(mz_lo, overflow.lo), max(mz_hi, overflow.hi)
     return _rebin_log(fine_acc, fine_mz, mz_lo, mz_hi, ppm, n)
 
 
