@@ -314,3 +314,32 @@ def test_it_keeps_peaks_beyond_the_sampled_range(tmp_path: Path, monkeypatch,
     assert mean_int.sum() == pytest.approx(a.mean_spectrum[1].sum(), rel=1e-12)
     assert mean_mz.min() == pytest.approx(120.0, rel=1e-6)
     assert mean_mz.max() == pytest.approx(1500.0, rel=1e-6)
+
+
+def _write_with_z(stem: Path, zs: list[int]) -> Path:
+    from pyimzml.ImzMLWriter import ImzMLWriter
+
+    rng = np.random.default_rng(3)
+    with ImzMLWriter(str(stem), mode="processed") as w:
+        for i in range(40):
+            mz = np.sort(np.r_[rng.uniform(150, 190, 2), 400.0, rng.uniform(200, 900, 10)])
+            w.addSpectrum(mz, rng.integers(1, 100, mz.size).astype(np.float32),
+                          (i % 8 + 1, i // 8 % 5 + 1, zs[i % len(zs)]))
+    return stem.with_suffix(".imzML")
+
+
+@pytest.mark.parametrize("how", ["byte-scan", "iterparse", "pyimzml"])
+def test_it_refuses_a_3d_dataset_and_reads_a_single_z_section(tmp_path: Path, how: str) -> None:
+    force = {"iterparse": {"_force_general": True}, "pyimzml": {"_force_pyimzml": True}}
+    kw = force.get(how, {})
+    with pytest.raises(MSIError) as exc:
+        read_metadata(_write_with_z(tmp_path / "stack", [1, 2]), **kw)
+    assert str(exc.value) == ("this is a 3-D dataset with 2 sections along z; IonSieve images "
+                              "one section at a time: export each section as its own imzML")
+    one = _write_with_z(tmp_path / "one", [1])
+    meta = read_metadata(one, **kw)
+    assert meta.shape == (5, 8) and meta.n_spectra == 40
+    ex = extract(meta, np.array([400.0]))
+    ref = reference_images(Variant(one, one, np.array([400.0]), np.ones((5, 8), bool), (5, 8)),
+                           np.array([400.0]))
+    np.testing.assert_allclose(ex.images, ref, rtol=1e-6)

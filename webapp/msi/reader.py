@@ -95,6 +95,7 @@ def _re_value(accession: bytes) -> re.Pattern[bytes]:
 
 _RE_X = _re_value(rb"IMS:1000050")
 _RE_Y = _re_value(rb"IMS:1000051")
+_RE_Z = _re_value(rb"IMS:1000052")
 _RE_OFFSET = _re_value(rb"IMS:1000102")
 _RE_LENGTH = _re_value(rb"IMS:1000103")
 _RE_ENCODED = _re_value(rb"IMS:1000104")
@@ -430,7 +431,7 @@ def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # 
     """Scan the spectrum list chunk by chunk: template pass, else per-field pass."""
     out: dict[str, list] = {k: [] for k in
                             ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
-                             "int_enc")}
+                             "int_enc", "z")}
     f.seek(start)
     carry = b""
     tpl: list[_Template | None] = []
@@ -444,6 +445,10 @@ def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # 
         for start, stop in zip((a, last), ends, strict=True):
             if start >= 0 and any(buf.find(m, start, stop) >= 0 for m in _INLINE_CODEC_MARKS):
                 raise _NeedGeneralParser
+        if any(s >= 0 and buf.find(b"IMS:1000052", s, e) >= 0 for s, e in zip((a, last), ends,
+                                                                              strict=True)):
+            # positions along z (3-D acquisitions): only which values occur matters
+            out["z"].append(np.unique(_ints(_RE_Z.findall(buf, 0, end))))
         if not tpl:
             a = buf.find(b"<spectrum ", 0, end)
             b = buf.find(b"</spectrum>", 0, end)
@@ -492,7 +497,7 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
     """
     cols: dict[str, list] = {k: [] for k in
                              ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
-                              "int_enc")}
+                              "int_enc", "z")}
     found = _Found()
     slist = None
     try:
@@ -512,6 +517,8 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                     x = int(sub.get("value"))
                 elif stag == "cvParam" and sub.get("accession") == "IMS:1000051":
                     y = int(sub.get("value"))
+                elif stag == "cvParam" and sub.get("accession") == "IMS:1000052":
+                    cols["z"].append(int(sub.get("value")))
                 elif stag == "binaryDataArray":
                     kind, off, ln, enc = None, None, None, -1
                     dt = None
@@ -562,7 +569,9 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
         raise MSIError(f"the .imzML file is not well-formed XML ({exc})") from None
     except DefusedXmlException:
         raise MSIError("the file contains XML entity declarations, which are refused for safety") from None
-    return {k: [np.asarray(v, dtype=np.int64)] for k, v in cols.items()}, found
+    out = {k: [np.asarray(v, dtype=np.int64)] for k, v in cols.items() if k != "z"}
+    out["z"] = [np.unique(np.asarray(cols["z"], dtype=np.int64))]
+    return out, found
 
 
 def _pyimzml_scan(path: Path) -> tuple[dict[str, list], _Found]:
@@ -596,6 +605,7 @@ def _pyimzml_scan(path: Path) -> tuple[dict[str, list], _Found]:
         "int_off": [np.asarray(p.intensityOffsets, np.int64)],
         "int_len": [np.asarray(p.intensityLengths, np.int64)],
         "int_enc": [np.full(n, -1, np.int64)],
+        "z": [np.unique(coords[:, 2])],
     }
     return cols, found
 
@@ -666,10 +676,15 @@ def read_metadata(
             if not cols:
                 raise MSIError(str(exc)) from None
 
+    zs = np.unique(np.concatenate(cols.pop("z", []) or [np.zeros(0, np.int64)]))
     arr = {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in cols.items()}
     n = int(arr["x"].shape[0])
     if n == 0:
         raise MSIError("the .imzML file lists no spectra")
+    if zs.size > 1:
+        # planes would silently overwrite each other in one 2-D image
+        raise MSIError(f"this is a 3-D dataset with {zs.size:,} sections along z; IonSieve "
+                       "images one section at a time: export each section as its own imzML")
 
     mz_dtype = next((g.dtype for g in groups.values() if g.kind == "mz" and g.dtype), None)
     int_dtype = next((g.dtype for g in groups.values() if g.kind == "int" and g.dtype), None)
