@@ -61,6 +61,7 @@ lint:
 # or data is missing. bench_real.py needs ../shared/data/ionimages; bench_load.py PostgreSQL + Redis.
 bench: dev-install
 	$(PY) bench/bench_ingest.py
+	$(PY) bench/bench_thumbnails.py
 	$(PY) bench/bench_classifier.py
 	$(PY) bench/bench_real.py
 	$(PY) bench/bench_accuracy.py
