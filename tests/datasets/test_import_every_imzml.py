@@ -25,7 +25,8 @@ def run_import(capsys, *args) -> int:
     dict(mz_zlib=True, int_zlib=True),
     dict(int_dtype=np.int32, int_zlib=True, spec_type="profile"),
     dict(mode="continuous", int_dtype=np.int64, int_zlib=True),
-], ids=["processed-zlib", "processed-int32-zlib", "continuous-int64-zlib"])
+    dict(mode="auto", mz_zlib=True, int_zlib=True, axes=3),
+], ids=["processed-zlib", "processed-int32-zlib", "continuous-int64-zlib", "auto-zlib"])
 def test_it_imports_compressed_and_integer_files_like_getionimage(project, capsys, tmp_path,
                                                                   opts):
     v = write_variant(tmp_path / "v", seed=5, **opts)

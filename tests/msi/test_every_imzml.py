@@ -34,6 +34,10 @@ CASES = {
     "continuous-int32-zlib-profile": dict(mode="continuous", int_dtype=np.int32,
                                           int_zlib=True, spec_type="profile"),
     "continuous-f16-in-order": dict(mode="continuous", int_dtype=np.float16, shuffle=False),
+    # the writer's default mode: each distinct m/z array written once, spectra point at it
+    "auto-zlib": dict(mode="auto", mz_zlib=True, int_zlib=True),
+    "auto-3-shared-axes-zlib": dict(mode="auto", axes=3, mz_zlib=True, int_zlib=True),
+    "auto-3-shared-axes": dict(mode="auto", axes=3),
 }
 
 
@@ -54,6 +58,8 @@ def test_it_images_every_variant_like_getionimage(variants: dict[str, Variant],
     assert meta.mz_compression == ("zlib" if opts.get("mz_zlib") else None)
     assert meta.int_compression == ("zlib" if opts.get("int_zlib") else None)
     assert meta.continuous == (opts.get("mode") == "continuous")
+    if opts.get("axes"):
+        assert np.unique(meta.mz_offsets).size == opts["axes"]
     assert meta.centroid == (opts.get("spec_type", "centroid") == "centroid")
     mzs = v.ions[::-1].copy()  # any order in, same order out
     ex = extract(meta, mzs, ppm=3.0)

@@ -48,7 +48,9 @@ class Variant:
 def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.float64,
                   int_dtype: type = np.float32, mz_zlib: bool = False, int_zlib: bool = False,
                   spec_type: str = "centroid", shuffle: bool = True, holes: bool = True,
-                  height: int = 9, width: int = 13, seed: int = 0) -> Variant:
+                  height: int = 9, width: int = 13, seed: int = 0, axes: int = 0) -> Variant:
+    """mode: the writer's ("processed", "continuous" or "auto"); axes > 0: spectra share that
+    many m/z arrays (so that "auto" writes each array once and spectra point at them)."""
     rng = np.random.default_rng(seed)
     ions = np.sort(rng.uniform(200, 900, 6))
     acquired = np.ones((height, width), bool)
@@ -61,10 +63,14 @@ def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.fl
     idt = np.dtype(int_dtype)
     shared_axis = np.sort(np.concatenate([ions * (1 + rng.uniform(-1e-6, 1e-6, ions.size)),
                                           rng.uniform(150, 950, 120)]))
+    pool = [np.sort(np.concatenate([ions, rng.uniform(150, 190, 2),
+                                    rng.uniform(150, 950, 30)])) for _ in range(axes)]
     spectra = []
     for i in order:
         if mode == "continuous":
             mz = shared_axis
+        elif axes:
+            mz = pool[rng.integers(axes)]
         else:
             keep = ions[rng.random(ions.size) < 0.7]
             # two peaks below every ion: getionimage (pyimzml 1.5) adds the first peak to a
