@@ -239,12 +239,13 @@ def accuracy(project: Project, version: ModelVersion | None, dataset_id: int | N
     if dataset_id is not None:
         ds_ids = [d for d in ds_ids if d == dataset_id]
     positive = project.classes[0] if project.task == Task.BINARY else None
+    positive_label = project.class_label(positive) if positive else None
     datasets = []
     for ds in ds_ids:
         row = {"dataset_id": ds, "dataset": names.get(ds, str(ds))}
         for key in MEASURES:
             row[key] = measure_of(project, sets[key].only(np.asarray(sets[key].dataset_ids) == ds))
-        row["flag"] = flag(row["held_out"], positive)
+        row["flag"] = flag(row["held_out"], positive_label)
         datasets.append(row)
     info = version_info(version)
     held = sets["held_out"]

@@ -25,8 +25,10 @@ def table(html: str, table_id: str) -> str:
     return re.search(rf'<table class="table metrics" id="{table_id}">(.*?)</table>', html, re.S).group(1)
 
 
-def cells(html: str, dataset_id, table_id: str = "per-dataset") -> list[str]:
-    row = re.search(rf'<tr data-dataset="{dataset_id}"[^>]*>(.*?)</tr>', table(html, table_id), re.S).group(1)
+def cells(html: str, dataset_id, table_id: str = "per-dataset", measure: str = "held_out") -> list[str]:
+    """The text of the cells of one measure's row of one dataset: measure name, labels, F1..."""
+    body = re.search(rf'<tbody data-dataset="{dataset_id}"[^>]*>(.*?)</tbody>', table(html, table_id), re.S).group(1)
+    row = re.search(rf'<tr[^>]*data-measure="{measure}">(.*?)</tr>', body, re.S).group(1)
     return [re.sub(r"\s+", " ", re.sub(r"<.*?>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
 
 
@@ -77,8 +79,10 @@ def test_it_shows_three_measures_with_intervals_and_held_out_figures(client, pro
         assert float(rec.split()[0]) == pytest.approx(skm.recall_score(y, pred), abs=6e-3)
         assert float(acc.split()[0]) == pytest.approx(skm.accuracy_score(y, pred), abs=6e-3)
         assert float(auc.split()[0]) == pytest.approx(skm.roc_auc_score(y, p), abs=6e-3)
-        assert row[7] == "1" and row[13] == "24"  # since training, training fit
-    assert "Training fit (optimistic)" in html and 'class="n optimistic"' in html
+        assert row[0] == "Held out"
+        assert cells(html, ds.pk, table_id, "since_training")[1] == "1"
+        assert cells(html, ds.pk, table_id, "training_fit")[:2] == ["Training fit (optimistic)", "24"]
+    assert 'class="n optimistic"' in html and cells(html, "all")[1] == "24"
     roc = figure(html, "fig-roc-data")
     fpr, tpr, _ = skm.roc_curve(y, p2)
     assert roc["data"][1]["x"] == pytest.approx(fpr, abs=1e-4) and roc["data"][1]["y"] == pytest.approx(tpr, abs=1e-4)
