@@ -184,6 +184,8 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
         activate(version)
     progress(0.95, "Scoring the project's datasets with the new model")
     score_project(project)
+    # The default score is fitted to the same labels, so the review compares like with like.
+    fit_default_calibration(project)
     return version
 
 
@@ -267,13 +269,12 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
         xs, ctxs = arrays.arrays_for(dataset, images, with_context=bundle.params.context)
         probs = ml.predict(bundle, xs, contexts=ctxs)
         thresholds = np.asarray(bundle.thresholds, dtype=np.float64)
+        if project.task == Task.BINARY and not _has_default_scores(images):
+            default_raw_scores(dataset, images)  # so the review can set the default score beside models
     elif project.task == Task.BINARY:
-        stack = arrays.load_stack(dataset)
-        ctx = arrays.dataset_context(dataset, stack)
-        if stack.ndim != 3:
+        raw = default_raw_scores(dataset, images)
+        if raw is None:
             return 0
-        raw = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), ctx)
-        _store_default(images, raw)  # raw scores, so later calibrations refit from them
         probs, thresholds = calibrate_default(project, raw)
         store_predictions(project, images, probs, thresholds, None, record=False)
         return len(images)
@@ -281,6 +282,23 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
         return 0  # multi-class projects have no score until a model is trained
     store_predictions(project, images, probs, thresholds, version)
     return len(images)
+
+
+def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray | None:
+    """The default score of every image, kept raw (uncalibrated) as its Prediction rows, so
+    calibrations refit from them."""
+    from classifier import ml
+
+    stack = arrays.load_stack(dataset)
+    if stack.ndim != 3:
+        return None
+    raw = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), arrays.dataset_context(dataset, stack))
+    _store_default(images, raw)
+    return raw
+
+
+def _has_default_scores(images: list[IonImage]) -> bool:
+    return Prediction.objects.filter(image__in=images, model_version__isnull=True).count() == len(images)
 
 
 def calibrate_default(project: Project, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from classifier import review
-from classifier.models import HeldOutScore, ModelVersion
+from classifier.models import HeldOutScore, ModelVersion, Prediction
 from tests.classifier.test_services import make_datasets
 from webapp.datasets import labels
 
@@ -54,6 +54,14 @@ def test_it_never_scores_a_dataset_held_out_by_a_model_that_saw_it(project, user
     after = {d["dataset_id"]: d for d in review.accuracy(project, version)["datasets"]}
     assert after[inverted.pk]["since_training"]["n"] == 1
     assert after[inverted.pk]["held_out"]["n"] == 12
+
+    # The default score was fitted to the same training labels, and keeps scoring new datasets.
+    default = review.accuracy(project, None)
+    assert default["all"]["held_out"]["n"] == 48 and default["all"]["since_training"]["n"] == 1
+    [later] = make_datasets(project, user, tmp_path / "later", capsys, n=1)
+    assert Prediction.objects.filter(image__dataset=later, model_version__isnull=True).count() == 12
+    assert review.accuracy(project, None)["all"]["since_training"]["n"] == 13
+    assert review.accuracy(project, version)["all"]["since_training"]["n"] == 13
 
     call_command("review_accuracy", "--project", project.slug, "--json")
     printed = json.loads(capsys.readouterr().out)
