@@ -8,6 +8,7 @@ from classifier.api import image_data as classifier_image_data
 from classifier.api import review as review_api
 from classifier.api import views as classifier
 from webapp.collections.api import views as collections
+from webapp.datasets import media
 from webapp.datasets.api import image_data, label_history
 from webapp.datasets.api import views as datasets
 from webapp.jobs.api import views as jobs
@@ -41,6 +42,8 @@ urlpatterns = [
     path("projects/<slug:slug>/labels/restore/", label_history.RestoreLabels.as_view(), name="project-labels-restore"),
     path("projects/<slug:slug>/labels/undo/", label_history.UndoLabels.as_view(), name="project-labels-undo"),
     path("images/<int:pk>/thumbnail/", datasets.thumbnail, name="image-thumbnail"),
+    path("thumbs/<int:dataset>/<int:index>/<int:revision>/<int:expires>/<str:sig>.png", media.signed_thumbnail,
+         name="signed-thumbnail"),
     path("projects/<slug:slug>/models/", classifier.ModelVersions.as_view(), name="project-models"),
     path("projects/<slug:slug>/models/<int:number>/", classifier.ModelVersionDetail.as_view(), name="model-detail"),
     path("projects/<slug:slug>/models/<int:number>/activate/", classifier.Activate.as_view(), name="model-activate"),

@@ -161,6 +161,19 @@ IONSIEVE_MAX_PIXELS = env_int("IONSIEVE_MAX_PIXELS", 20_000_000)
 IONSIEVE_MAX_IMAGE_ARRAY_BYTES = env_int("IONSIEVE_MAX_IMAGE_ARRAY_BYTES", 8 * 1024**3)
 # Retrain automatically once this many new labels arrived since the active model (0 = never).
 IONSIEVE_AUTO_RETRAIN_LABELS = env_int("IONSIEVE_AUTO_RETRAIN_LABELS", 0)
+# Thumbnails: signed URLs valid for one to two of these periods (webapp/datasets/media.py).
+IONSIEVE_SIGNED_URL_SECONDS = env_int("IONSIEVE_SIGNED_URL_SECONDS", 86400)
+# "" (Django sends files), "nginx" (X-Accel-Redirect to the prefix below) or "sendfile" (X-Sendfile).
+IONSIEVE_MEDIA_ACCEL = os.environ.get("IONSIEVE_MEDIA_ACCEL", "")
+IONSIEVE_MEDIA_ACCEL_PREFIX = os.environ.get("IONSIEVE_MEDIA_ACCEL_PREFIX", "/protected-media/")
+
+# Figures that only change with a dataset's revision are cached here. Per process by default;
+# CACHE_URL=redis://host:6379/1 shares one cache between gunicorn workers.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "TIMEOUT": 3600,
+                      "OPTIONS": {"MAX_ENTRIES": 2000}}}
+if os.environ.get("CACHE_URL"):
+    CACHES["default"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                         "LOCATION": os.environ["CACHE_URL"], "TIMEOUT": 24 * 3600}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

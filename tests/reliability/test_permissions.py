@@ -33,6 +33,10 @@ PAGES_IGNORING_METHOD = {"pages:project", "pages:project_gallery", "pages:review
 # The image import endpoint is routed before its reader exists: until webapp.imagesets lands, its
 # POST answers 500 (for everyone, outsiders included: the import runs before the permission check).
 UNFINISHED = {"project-imports"} if importlib.util.find_spec("webapp.imagesets") is None else set()
+# Routes whose credential is an HMAC signature in the URL (signed thumbnails): the matrix calls
+# them with a wrong signature, which every role must get 404 for (or 405 for a write); valid
+# signatures are tested in tests/datasets/test_thumbnails.py.
+SIGNED = {"signed-thumbnail"}
 PARAM = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>")
 
 
@@ -81,6 +85,13 @@ def value_for(param: str, route: str, w: World):
             return w.image.pk
         if route.startswith("api/jobs/"):
             return w.job.pk
+    if param == "name" and "/figures/" in route:
+        return "tic"
+    if "<str:sig>" in route:
+        signed = {"dataset": w.dataset.pk, "index": w.image.index, "revision": w.dataset.revision,
+                  "expires": 4_000_000_000, "sig": "0" * 32}
+        if param in signed:
+            return signed[param]
     raise AssertionError(f"test_permissions does not know what to put in <{param}> of {route!r}: teach value_for")
 
 
@@ -140,6 +151,10 @@ def test_it_answers_every_role_and_method_without_leaking(db, route, name):
                 continue
             if code >= 500:
                 problems.append(where + " (server error)")
+                continue
+            if name in SIGNED:
+                if code not in (404, 405):
+                    problems.append(where + " (a wrongly signed URL must get 404)")
                 continue
             if role == "anonymous":
                 if name in PUBLIC:

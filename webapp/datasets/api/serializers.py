@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import reverse
 from rest_framework import serializers
 
+from webapp.datasets import media
 from webapp.datasets.models import Dataset, IonImage
 
 
@@ -62,7 +62,9 @@ class ImageSerializer(serializers.ModelSerializer):
         return bool(getattr(im, "my_unsure", False))
 
     def get_thumbnail_url(self, im: IonImage) -> str:
-        return f"{reverse('image-thumbnail', args=[im.pk])}?r={im.dataset.revision}"
+        # Signed: served without a permission query (webapp/datasets/media.py); the caller's
+        # access was checked when this listing was served.
+        return media.signed_thumbnail_url(im.dataset_id, im.index, im.dataset.revision)
 
 
 class LabelSerializer(serializers.Serializer):

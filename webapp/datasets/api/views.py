@@ -1,10 +1,8 @@
 """Datasets, images, labels and thumbnails over REST; every object goes through the access helpers."""
 from __future__ import annotations
 
-import hashlib
-
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpResponseNotModified
+from django.http import FileResponse, Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
@@ -14,7 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.datasets import gallery, labels, services
+from webapp.datasets import gallery, labels, media, services
 from webapp.datasets.access import dataset_for, image_for
 from webapp.datasets.api.label_history import label_source
 from webapp.datasets.api.serializers import (
@@ -257,19 +255,16 @@ class BulkLabels(APIView):
 @extend_schema(responses={(200, "image/png"): bytes})
 @api_view(["GET"])
 def thumbnail(request, pk: int):
-    """A thumbnail PNG, permission-checked, cached by the browser (ETag + immutable URL)."""
+    """A thumbnail PNG, permission-checked, cached by the browser (ETag + immutable URL).
+    Galleries use the signed `thumbnail_url` instead (no database query per tile)."""
     im = image_for(request.user, pk)
     path = im.dataset.thumb_path(im.index)
     if not path.exists():
         raise Http404("No thumbnail yet.")
-    etag = '"' + hashlib.md5(f"{im.pk}-{im.dataset.revision}-{path.stat().st_mtime_ns}".encode()).hexdigest() + '"'
-    if request.headers.get("If-None-Match") == etag:
-        return HttpResponseNotModified()
-    response = FileResponse(open(path, "rb"), content_type="image/png")  # noqa: SIM115 - FileResponse closes it
-    response["ETag"] = etag
     max_age = 31536000 if request.GET.get("r") else 300
-    response["Cache-Control"] = f"private, max-age={max_age}" + (", immutable" if max_age > 300 else "")
-    return response
+    return media.serve_file(request, path, "image/png",
+                            f"private, max-age={max_age}" + (", immutable" if max_age > 300 else ""),
+                            etag=media.etag_for(path, im.pk, im.dataset.revision))
 
 
 class ImportSerializer(serializers.Serializer):
