@@ -110,6 +110,10 @@
     galleryOrder();
     $("cmap").addEventListener("change", restyle);
     $("scaling").addEventListener("change", restyle);
+    // Figures arrive after the page: apply a colour map or scaling chosen before they did.
+    document.addEventListener("ionsieve:figure", function () {
+      if ($("cmap").selectedIndex > 0 || $("scaling").selectedIndex > 0) restyle();
+    });
     if (cfg.canLabel) {
       document.querySelectorAll("#label-buttons button.cls").forEach(function (b) {
         var on = cfg.myLabel.indexOf(b.dataset.class) >= 0;

@@ -75,14 +75,44 @@
     return el ? JSON.parse(el.textContent) : {};
   }
 
-  // Render every <div data-figure="json-script-id"> with Plotly (figures come from figures.py).
+  function plot(el, fig) {
+    window.Plotly.newPlot(el, fig.data, fig.layout, { responsive: true, displaylogo: false });
+  }
+
+  // Render every <div data-figure="json-script-id"> (figure embedded in the page) and every
+  // <div data-figure-url="..."> (figure fetched as JSON after the page loads, cached by the
+  // browser: the server no longer builds figures inside page requests). Each fetched figure
+  // fires "ionsieve:figure" on its element once drawn.
   function renderFigures(root) {
     if (!window.Plotly) return;
     (root || document).querySelectorAll("[data-figure]").forEach(function (el) {
       var src = document.getElementById(el.getAttribute("data-figure"));
       if (!src) return;
-      var fig = JSON.parse(src.textContent);
-      window.Plotly.newPlot(el, fig.data, fig.layout, { responsive: true, displaylogo: false });
+      plot(el, JSON.parse(src.textContent));
+    });
+    (root || document).querySelectorAll("[data-figure-url]").forEach(function (el) {
+      el.setAttribute("aria-busy", "true");
+      fetch(el.getAttribute("data-figure-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) {
+          if (r.status === 404) return null;
+          if (!r.ok) throw new Error("The server answered " + r.status + ".");
+          return r.json();
+        })
+        .then(function (fig) {
+          el.removeAttribute("aria-busy");
+          if (!fig) {
+            el.className = "empty";
+            el.textContent = el.getAttribute("data-empty") || "Not available.";
+            return;
+          }
+          plot(el, fig);
+          el.dispatchEvent(new CustomEvent("ionsieve:figure", { bubbles: true }));
+        })
+        .catch(function (e) {
+          el.removeAttribute("aria-busy");
+          el.className = "empty";
+          el.textContent = "Could not load this figure: " + e.message;
+        });
     });
   }
 

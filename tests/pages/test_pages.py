@@ -19,10 +19,13 @@ def urls(project, dataset):
             f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/gallery/", f"/images/{image.pk}/"]
 
 
-def figure(html: str, name: str) -> dict:
-    m = re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S)
+def figure(client, html: str, name: str) -> dict:
+    """The figure the page's <div id=name data-figure-url=...> fetches after loading."""
+    m = re.search(rf'<div id="{name}" [^>]*data-figure-url="([^"]+)"', html)
     assert m, f"no figure {name}"
-    return json.loads(m.group(1))
+    r = client.get(m.group(1).replace("&amp;", "&"))
+    assert r.status_code == 200 and r["Content-Type"] == "application/json"
+    return r.json()
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -72,12 +75,12 @@ def test_it_shows_a_failed_dataset_reason(client, project, user):
 def test_it_draws_the_tic_and_spectrum_on_the_dataset_page(client, project, dataset, user):
     client.force_login(user)
     html = client.get(f"/datasets/{dataset.pk}/").content.decode()
-    tic = figure(html, "fig-tic-data")
+    tic = figure(client, html, "fig-tic")
     expected = np.load(dataset.tic_path)
     z = tic["data"][0]["z"]
     assert z[0][0] is None  # not acquired: transparent
     assert z[1][2] == pytest.approx(float(expected[1, 2]), rel=1e-5)
-    spec = figure(html, "fig-spectrum-data")
+    spec = figure(client, html, "fig-spectrum")
     assert len(spec["data"][0]["x"]) <= 5000
     assert "Test instrument" in html and "16 × 20" in html
 
@@ -86,13 +89,13 @@ def test_it_draws_the_image_with_raw_hover_values_and_the_marked_mz(client, proj
     image = dataset.images.get(index=3)
     client.force_login(user)
     html = client.get(f"/images/{image.pk}/").content.decode()
-    fig = figure(html, "fig-image-data")
+    fig = figure(client, html, "fig-image")
     raw = np.load(dataset.array_path)[3]
     assert fig["data"][0]["customdata"][2][5] == pytest.approx(float(raw[2, 5]), rel=1e-5)
     assert max(v for row in fig["data"][0]["z"] for v in row if v is not None) == pytest.approx(1.0)
-    spec = figure(html, "fig-spectrum-data")
+    spec = figure(client, html, "fig-spectrum")
     assert spec["layout"]["shapes"][0]["x0"] == pytest.approx(image.mz)
-    hist = figure(html, "fig-history-data")
+    hist = figure(client, html, "fig-history")
     assert hist["data"][0]["y"] == [pytest.approx(image.probability)]
 
 

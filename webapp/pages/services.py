@@ -8,11 +8,10 @@ from django.utils import timezone
 
 from classifier import review
 from classifier.models import ModelVersion
-from webapp.datasets.api import image_data
 from webapp.datasets.models import Dataset, IonImage, Label
 from webapp.jobs import services as job_services
 from webapp.jobs.models import Job
-from webapp.pages import figures
+from webapp.pages import figure_data, figures
 from webapp.projects.access import role_allows
 from webapp.projects.models import Project, Role, Task
 
@@ -135,40 +134,15 @@ def instrument_rows(ds: Dataset) -> list[tuple[str, str]]:
     return [("Instrument", str(inst))] if inst else []
 
 
-def dataset_figures(ds: Dataset) -> dict:
-    out = {}
-    tic = image_data.tic_values(ds)
-    if tic is not None:
-        small, f = image_data.block_mean(tic)
-        out["tic"] = figures.heatmap(image_data.grid_json(small), "Total ion count (TIC)", hover_name="TIC", step=f)
-    spec = image_data.spectrum(ds)
-    if spec is not None:
-        out["spectrum"] = figures.spectrum(spec[0].tolist(), spec[1].tolist())
-    return out
+def dataset_figures(ds: Dataset) -> dict[str, str]:
+    """URLs of the dataset's figures: the page fetches them (figure_data.py, cached per revision)."""
+    return figure_data.dataset_figure_urls(ds)
 
 
 def image_context(image: IonImage, user) -> dict:
-    from webapp.msi.scaling import hotspot_clip, scale
-
     ds, project = image.dataset, image.dataset.project
     labels = {c: label for c, label in project.class_labels}
-    figs: dict = {}
-    values = image_data.image_values(image)
-    if values is not None:
-        small, f = image_data.block_mean(values)
-        scaled = scale(hotspot_clip(small), "linear")
-        figs["image"] = figures.ion_image(image_data.grid_json(small), image_data.grid_json(scaled),
-                                          image.display_name, step=f)
-    tic = image_data.tic_values(ds)
-    if tic is not None:
-        small, f = image_data.block_mean(tic)
-        figs["tic"] = figures.heatmap(image_data.grid_json(small), "Total ion count (TIC)", hover_name="TIC", step=f)
-    spec = image_data.spectrum(ds)
-    if spec is not None:
-        figs["spectrum"] = figures.spectrum(spec[0].tolist(), spec[1].tolist(), marker_mz=image.mz)
-    history = review.probability_history(image)
-    if history:
-        figs["history"] = figures.probability_history(history, project.classes, labels)
+    figs = figure_data.image_figure_urls(image)
     mine = Label.objects.filter(image=image, user=user).first()
     return {
         "image": image, "dataset": ds, "project": project, "figures": figs,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from webapp.pages import audit, views
+from webapp.pages import audit, figure_data, views
 
 app_name = "pages"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("datasets/<int:pk>/", views.dataset_detail, name="dataset"),
     path("datasets/<int:pk>/gallery/", views.dataset_gallery, name="gallery"),
     path("images/<int:pk>/", views.image_detail, name="image"),
+    path("datasets/<int:pk>/figures/<str:name>.json", figure_data.dataset_figure, name="dataset_figure"),
+    path("images/<int:pk>/figures/<str:name>.json", figure_data.image_figure, name="image_figure"),
 ]

@@ -1,0 +1,80 @@
+"""Figures come from JSON endpoints, not from inside page requests; per-dataset ones are cached."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.cache import cache
+
+from webapp.pages import figure_data, figures
+
+pytestmark = pytest.mark.django_db
+
+
+def figure_urls(html: str) -> dict[str, str]:
+    return {m.group(1): m.group(2).replace("&amp;", "&")
+            for m in re.finditer(r'<div id="fig-(\w+)" [^>]*data-figure-url="([^"]+)"', html)}
+
+
+def test_it_builds_no_figure_inside_the_image_and_dataset_pages(client, user, dataset, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a figure was built inside a page request")
+
+    for name in ("heatmap", "spectrum", "probability_history", "ion_image"):
+        monkeypatch.setattr(figures, name, refuse)
+    client.force_login(user)
+    image = dataset.images.get(index=1)
+    page = client.get(f"/images/{image.pk}/").content.decode()
+    assert set(figure_urls(page)) == {"image", "tic", "spectrum", "history"}
+    assert "application/json\">{\"data\"" not in page  # no embedded figure
+    assert set(figure_urls(client.get(f"/datasets/{dataset.pk}/").content.decode())) == {"tic", "spectrum"}
+
+
+def test_it_builds_a_dataset_figure_once_per_revision(client, user, dataset, monkeypatch):
+    cache.clear()
+    built = []
+    real = figure_data.build_dataset_figure
+    monkeypatch.setattr(figure_data, "build_dataset_figure", lambda ds, name: built.append(name) or real(ds, name))
+    client.force_login(user)
+    urls = figure_urls(client.get(f"/datasets/{dataset.pk}/").content.decode())
+    first = client.get(urls["spectrum"])
+    assert client.get(urls["spectrum"]).content == first.content
+    image = dataset.images.get(index=2)
+    page_urls = figure_urls(client.get(f"/images/{image.pk}/").content.decode())
+    marked = client.get(page_urls["spectrum"]).json()
+    assert built == ["spectrum"]  # the image page's spectrum is the cached one plus a marker
+    assert marked["layout"]["shapes"][0]["x0"] == pytest.approx(image.mz)
+    assert marked["data"] == first.json()["data"]
+    dataset.revision += 1  # processed again: new files, new figures
+    dataset.save()
+    dataset.spectrum_path.touch()
+    client.get(figure_urls(client.get(f"/datasets/{dataset.pk}/").content.decode())["spectrum"])
+    assert built == ["spectrum", "spectrum"]
+
+
+def test_it_lets_the_browser_keep_figures_of_a_revision(client, user, dataset):
+    client.force_login(user)
+    image = dataset.images.get(index=0)
+    urls = figure_urls(client.get(f"/images/{image.pk}/").content.decode())
+    for name in ("image", "tic", "spectrum"):
+        r = client.get(urls[name])
+        assert urls[name].endswith(f"?r={dataset.revision}")
+        assert r["Cache-Control"] == "private, max-age=31536000, immutable", name
+    assert client.get(urls["history"])["Cache-Control"] == "private, no-cache"  # new versions change it
+    stale = urls["image"].replace(f"?r={dataset.revision}", f"?r={dataset.revision - 1}")
+    assert client.get(stale)["Cache-Control"] == "private, no-cache"
+
+
+def test_it_keeps_figures_from_non_members(client, user, dataset, people):
+    image = dataset.images.get(index=0)
+    urls = [f"/images/{image.pk}/figures/{n}.json" for n in ("image", "tic", "spectrum", "history")]
+    urls += [f"/datasets/{dataset.pk}/figures/{n}.json" for n in ("tic", "spectrum")]
+    for url in urls:
+        assert client.get(url).status_code == 302, url  # anonymous: to the login page
+    client.force_login(people["outsider"])
+    for url in urls:
+        assert client.get(url).status_code == 404, url
+    client.force_login(people["viewer"])
+    for url in urls:
+        assert client.get(url).status_code == 200, url
+    assert client.get(f"/datasets/{dataset.pk}/figures/secret.json").status_code == 404
