@@ -147,6 +147,20 @@ def wilson(k: float, n: float, z: float = Z95) -> list[float] | None:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def _f1_wilson(tp: float, relevant: float) -> list[float] | None:
+    """F1 interval from the Wilson interval of the Jaccard index TP / (TP + FP + FN), a
+    proportion of images, mapped through F1 = 2J / (1 + J) (monotone)."""
+    jac = wilson(tp, relevant)
+    return [2 * j / (1 + j) for j in jac] if jac else None
+
+
+def _mean_interval(intervals: list[list[float] | None]) -> list[float] | None:
+    defined = [i for i in intervals if i is not None]
+    if not defined:
+        return None
+    return [float(np.mean([i[0] for i in defined])), float(np.mean([i[1] for i in defined]))]
+
+
 def _indicators(y: np.ndarray, pred: np.ndarray, task: str, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(truth, predicted) as 0/1 matrices with one column per reported class: the first class
     for binary tasks, every class otherwise."""
@@ -283,13 +297,21 @@ def measure(y, prob, pred, task: str, classes: Sequence[str], n_boot: int = N_BO
     out["accuracy_ci"] = wilson(float(correct.sum()), n)
     if task == "binary":
         tp, fp, fn = (int(v) for v in ((yy & pp).sum(), ((1 - yy) & pp).sum(), (yy & (1 - pp)).sum()))
-        jac = wilson(tp, tp + fp + fn)
-        out["f1_ci"] = [2 * j / (1 + j) for j in jac] if jac else None
+        out["f1_ci"] = _f1_wilson(tp, tp + fp + fn)
         out["precision_ci"] = wilson(tp, tp + fp)
         out["recall_ci"] = wilson(tp, tp + fn)
     else:
+        # The bootstrap collapses to a point when no error is seen (12 perfect labels would read
+        # "1.00 (1.00-1.00)"): widen it to the average of the per-class Wilson intervals.
+        tp, fp, fn = ((yy & pp).sum(axis=0), ((1 - yy) & pp).sum(axis=0), (yy & (1 - pp)).sum(axis=0))
+        wide = {"f1": _mean_interval([_f1_wilson(a, a + b + c) for a, b, c in zip(tp, fp, fn, strict=True)]),
+                "precision": _mean_interval([wilson(a, a + b) for a, b in zip(tp, fp, strict=True)]),
+                "recall": _mean_interval([wilson(a, a + c) for a, c in zip(tp, fn, strict=True)])}
         for key in ("f1", "precision", "recall"):
-            out[f"{key}_ci"] = _percentile(samples[key]) if out[key] is not None else None
+            boot = _percentile(samples[key]) if out[key] is not None else None
+            if boot is not None and wide[key] is not None:
+                boot = [min(boot[0], wide[key][0]), max(boot[1], wide[key][1])]
+            out[f"{key}_ci"] = boot
     for key in ("f1_ci", "precision_ci", "recall_ci", "accuracy_ci", "auc_ci"):
         if out[key] is not None:
             out[key] = [_f(v) for v in out[key]]

@@ -319,3 +319,16 @@ def test_it_uses_per_class_thresholds_for_multilabel_projects(client, user):
     client.force_login(user)
     html = client.get(f"/p/{project.slug}/review/?a=1").content.decode()
     assert 'id="per-class"' in html and "its own threshold" in html
+
+
+def test_it_keeps_macro_intervals_open_when_no_error_is_seen():
+    from classifier.ml.metrics import measure
+
+    lows = []
+    for reps in (1, 4, 16):
+        y = np.tile([0, 1, 2, 0, 1, 2], reps)
+        p = np.eye(3)[y] * 0.8 + 0.1
+        m = measure(y, p, p.argmax(axis=1), "multiclass", ["a", "b", "c"])
+        assert m["f1"] == 1.0 and m["f1_ci"][1] == 1.0
+        lows.append(m["f1_ci"][0])
+    assert lows[0] < 0.9 and lows[0] < lows[1] < lows[2] < 1.0
