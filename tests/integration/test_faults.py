@@ -26,7 +26,7 @@ from rest_framework.test import APIClient
 from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory, add_member
 from tests.gallery_data import make_ready_dataset
-from tests.integration.conftest import EMBEDDED, SERVER, Worker, needs_backend, wait_for
+from tests.integration.conftest import EMBEDDED, SERVER, Worker, backend, needs_backend, wait_for
 from webapp.datasets import services
 from webapp.datasets.models import Dataset, IonImage, Label
 from webapp.jobs import dispatch
@@ -74,6 +74,8 @@ def finished(job_id: int) -> bool:
 # ---------------------------------------------------------------- worker killed mid-job
 @pytest.mark.parametrize("kill_at", [0.1, 0.5], ids=["finding-peaks", "extracting"])
 def test_it_finishes_an_ingestion_exactly_once_after_the_worker_is_killed(worker, tmp_path, short_stale, kill_at):
+    if kill_at == 0.1 and backend() == EMBEDDED:
+        pytest.skip("where the ingestion is cut does not depend on the broker: one kill point is enough here")
     user = UserFactory()
     project = ProjectFactory(owner=user)
     truth = synthetic(tmp_path, "big", height=300, width=300, n_on=10, n_off=10, peaks_per_spectrum_noise=150,

@@ -7,7 +7,7 @@ from django.db import transaction
 
 from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory
-from tests.integration.conftest import EMBEDDED, backend, use_broker_folder, wait_for
+from tests.integration.conftest import EMBEDDED, SERVER, backend, needs_backend, use_broker_folder, wait_for
 from webapp.datasets import services
 from webapp.datasets.models import Dataset
 from webapp.jobs.models import Job
@@ -43,6 +43,8 @@ def test_it_runs_an_ingestion_through_the_broker_and_a_worker(worker, tmp_path, 
 
 
 def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
+    # The embedded pass trains and predicts through its worker in the fault tests already.
+    needs_backend(SERVER)
     pytest.importorskip("classifier.ml")
     from classifier import services as classifier_services
     from classifier.models import ModelVersion
