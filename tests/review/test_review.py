@@ -332,3 +332,30 @@ def test_it_keeps_macro_intervals_open_when_no_error_is_seen():
         assert m["f1"] == 1.0 and m["f1_ci"][1] == 1.0
         lows.append(m["f1_ci"][0])
     assert lows[0] < 0.9 and lows[0] < lows[1] < lows[2] < 1.0
+
+
+@pytest.mark.parametrize("task", ["binary", "multilabel"])
+def test_it_cross_fits_calibration_and_thresholds_without_the_held_out_fold(task):
+    from classifier.ml.calibration import cross_fitted
+    from classifier.ml.cv import grouped_folds
+
+    rng = np.random.default_rng(2)
+    groups = np.repeat(["d1", "d2", "d3"], 20)
+    if task == "binary":
+        y = rng.integers(0, 2, 60)
+        raw = np.c_[np.clip(0.6 - 0.3 * y + rng.normal(0, 0.2, 60), 0, 1), np.zeros(60)]
+        raw[:, 1] = 1 - raw[:, 0]
+    else:
+        y = rng.integers(0, 2, (60, 3))
+        raw = np.clip(0.3 + 0.4 * y + rng.normal(0, 0.2, (60, 3)), 0, 1)
+    folds = grouped_folds(groups, 3)
+    probs, thresholds, fold_of = cross_fitted(task, raw, y, folds)
+    held = folds[0][1]
+    assert set(groups[held]) == {groups[held][0]} and (fold_of[held] == 0).all()
+    # Inverting the held-out fold's own labels changes nothing in its held-out predictions.
+    flipped = y.copy()
+    flipped[held] = 1 - flipped[held]
+    probs2, thresholds2, _ = cross_fitted(task, raw, flipped, folds)
+    assert np.allclose(probs2[held], probs[held]) and np.allclose(thresholds2[held], thresholds[held])
+    others = np.setdiff1d(np.arange(60), held)
+    assert not np.allclose(thresholds2[others], thresholds[others]) or not np.allclose(probs2[others], probs[others])
