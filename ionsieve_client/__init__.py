@@ -8,11 +8,13 @@ next to a script, or `pip install` the repository, and it runs anywhere Python 3
     for row in ion.predictions(ds["id"]):                     # most likely off-sample first
         print(row["name"], row["probability"], row["predicted"])
     ion.set_label(row["id"], "on")
+    ds = ion.upload_imzml_resumable("mouse-brain", "big.imzML", "big.ibd")  # parts; rerun resumes
 
 Every call maps to one endpoint of the OpenAPI schema at /api/schema/ (the tests check it).
 """
 from __future__ import annotations
 
 from ionsieve_client.client import ApiError, IonSieve
+from ionsieve_client.resumable import ResumableUpload, UploadFailed
 
-__all__ = ["ApiError", "IonSieve"]
+__all__ = ["ApiError", "IonSieve", "ResumableUpload", "UploadFailed"]

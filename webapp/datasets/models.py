@@ -1,6 +1,7 @@
 """Datasets, their images and the labels users give them."""
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from django.conf import settings
@@ -203,3 +204,32 @@ class LabelEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.previous} -> {self.value} ({self.source})"
+
+
+class Upload(models.Model):
+    """One file being sent in parts (tus 1.0, webapp/datasets/resumable.py). Its bytes live in
+    MEDIA_ROOT/uploads/<id>.part until a dataset or import takes them; nothing else sees them."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255)
+    length = models.BigIntegerField(help_text="declared size in bytes")
+    offset = models.BigIntegerField(default=0, help_text="bytes received and checked so far")
+    # CRC-32 of bytes [0, offset), kept as they arrive: the assembled file is verified against the
+    # client's whole-file CRC-32 without reading it again.
+    crc32 = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.offset}/{self.length})"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.MEDIA_ROOT) / "uploads" / f"{self.pk}.part"
+
+    @property
+    def complete(self) -> bool:
+        return self.offset == self.length

@@ -1,0 +1,204 @@
+"""Resumable uploads (tus 1.0) over http.client: one file in parts, each with a CRC-32 the
+server checks; a cut connection, a server restart or a new run of the script resumes where
+the server stopped (it keeps what it checked). Standard library only, Python 3.9+."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import time
+import urllib.parse
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PART = 64 * 1024 * 1024  # 64 MiB: few requests per GB, little resent after a cut
+TUS = "1.0.0"
+
+
+class UploadFailed(RuntimeError):
+    """The server refused the upload (wrong project, too large, expired...): `status`, `detail`."""
+
+    def __init__(self, status: int, detail: str):
+        self.status, self.detail = status, detail
+        super().__init__(f"{status}: {detail}")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def file_crc32(path: Path, end: int | None = None, block: int = 16 * 1024 * 1024) -> int:
+    """CRC-32 of the first `end` bytes (all by default): the value the server must have."""
+    crc, left = 0, end if end is not None else os.path.getsize(path)
+    with open(path, "rb") as f:
+        while left > 0:
+            data = f.read(min(block, left))
+            if not data:
+                break
+            crc = zlib.crc32(data, crc)
+            left -= len(data)
+    return crc
+
+
+class ResumableUpload:
+    """Send `path` to the server at `base` for project `slug`.
+
+    `state` is a JSON file remembering unfinished uploads (so that a second run of the same
+    script resumes instead of starting again); `progress(sent, total, rate_bytes_per_s)` is
+    called after each part."""
+
+    def __init__(self, base: str, token: str, slug: str, path: Path, *, part_size: int = DEFAULT_PART,
+                 state: Path | None = None, progress: Callable[[int, int, float], None] | None = None,
+                 retries: int = 8, timeout: float = 120.0):
+        self.base, self.token, self.slug, self.path = base.rstrip("/"), token, slug, Path(path)
+        self.part_size, self.retries, self.timeout, self.progress = part_size, retries, timeout, progress
+        self.state = Path(state) if state else Path.home() / ".cache" / "ionsieve" / "uploads.json"
+        self.size = os.path.getsize(self.path)
+        self.url: str | None = None
+        self.bytes_sent = 0  # every byte put on the wire in parts, resent ones included
+        self._crc_at: dict[int, int] = {0: 0}  # offset -> CRC-32 of the bytes before it
+        self._conn: http.client.HTTPConnection | None = None
+        u = urllib.parse.urlsplit(self.base)
+        self._scheme, self._netloc = u.scheme, u.netloc
+
+    # ------------------------------------------------------------------ http
+    def _connection(self) -> http.client.HTTPConnection:
+        if self._conn is None:
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            self._conn = cls(self._netloc, timeout=self.timeout)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _request(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> http.client.HTTPResponse:
+        h = {"Authorization": f"Token {self.token}", "Tus-Resumable": TUS, **headers}
+        path = urllib.parse.urlsplit(url).path if url.startswith("http") else url
+        conn = self._connection()
+        try:
+            conn.request(method, path, body=body, headers=h)
+            resp = conn.getresponse()
+            resp.read_body = resp.read()  # type: ignore[attr-defined]  # drain: the connection is reused
+            return resp
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+
+    @staticmethod
+    def _detail(resp: http.client.HTTPResponse) -> str:
+        try:
+            return json.loads(resp.read_body).get("detail", "")  # type: ignore[attr-defined]
+        except (ValueError, AttributeError):
+            return resp.reason
+
+    # ------------------------------------------------------------------ state file
+    def _key(self) -> str:
+        st = self.path.stat()
+        who = hashlib.sha256(self.token.encode()).hexdigest()[:12]  # another user never resumes this one
+        return f"{self.base}|{who}|{self.slug}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+    def _load_state(self) -> dict[str, str]:
+        try:
+            return json.loads(self.state.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self, url: str | None) -> None:
+        data = self._load_state()
+        if url:
+            data[self._key()] = url
+        else:
+            data.pop(self._key(), None)
+        self.state.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, self.state)
+
+    # ------------------------------------------------------------------ protocol
+    def create(self) -> str:
+        resp = self._request("POST", "/api/uploads/", {
+            "Upload-Length": str(self.size), "Content-Length": "0",
+            "Upload-Metadata": f"filename {_b64(self.path.name)},project {_b64(self.slug)}"})
+        if resp.status != 201:
+            raise UploadFailed(resp.status, self._detail(resp))
+        self.url = resp.getheader("Location")
+        self._save_state(self.url)
+        return self.url  # type: ignore[return-value]
+
+    def offset(self) -> int:
+        """Where the server says to resume (tus HEAD)."""
+        resp = self._request("HEAD", self.url, {})  # type: ignore[arg-type]
+        if resp.status != 200:
+            raise UploadFailed(resp.status, resp.reason)
+        return int(resp.getheader("Upload-Offset", "0"))
+
+    def send_part(self, offset: int, data: bytes) -> int:
+        """PATCH one part with its CRC-32; returns the server's new offset."""
+        checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        self.bytes_sent += len(data)
+        resp = self._request("PATCH", self.url, {  # type: ignore[arg-type]
+            "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(len(data)), "Upload-Checksum": f"crc32 {checksum}"}, body=data)
+        if resp.status != 204:
+            raise UploadFailed(resp.status, self._detail(resp))
+        return int(resp.getheader("Upload-Offset", "0"))
+
+    def _resume_or_create(self) -> int:
+        self.url = self.url or self._load_state().get(self._key())
+        if self.url:
+            try:
+                return self.offset()
+            except UploadFailed as exc:
+                if exc.status not in (403, 404, 410):
+                    raise
+                self._save_state(None)  # someone else's, finished or expired: start a new one
+        self.create()
+        return 0
+
+    def run(self) -> dict[str, Any]:
+        """Upload (or finish uploading) the file; returns {'id': upload id, 'crc32': hex}."""
+        attempt, start, started_at = 0, None, time.monotonic()
+        offset = -1
+        with open(self.path, "rb") as f:
+            while True:
+                try:
+                    if offset < 0:
+                        offset = self._resume_or_create()
+                    if start is None:
+                        start = offset
+                    while offset < self.size:
+                        f.seek(offset)
+                        data = f.read(min(self.part_size, self.size - offset))
+                        crc = self._crc_at.get(offset)
+                        if crc is None:  # resumed in a new run: the CRC of what the server has, read here
+                            crc = self._crc_at[offset] = file_crc32(self.path, offset)
+                        new = self.send_part(offset, data)
+                        if new != offset + len(data):
+                            raise UploadFailed(409, f"the server stopped at byte {new}, not {offset + len(data)}")
+                        self._crc_at = {new: zlib.crc32(data, crc)}
+                        offset, attempt = new, 0
+                        if self.progress:
+                            elapsed = max(time.monotonic() - started_at, 1e-6)
+                            self.progress(offset, self.size, (offset - start) / elapsed)
+                    break
+                except (OSError, http.client.HTTPException, UploadFailed) as exc:
+                    retriable = not isinstance(exc, UploadFailed) or exc.status in (409, 423, 460) or exc.status >= 500
+                    attempt += 1
+                    if not retriable or attempt > self.retries:
+                        raise
+                    time.sleep(min(0.2 * 2 ** attempt, 10))
+                    offset = -1  # ask the server where it stands
+        self._save_state(None)
+        self.close()
+        upload_id = self.url.rstrip("/").rsplit("/", 1)[-1]  # type: ignore[union-attr]
+        crc = self._crc_at.get(self.size)
+        if crc is None:
+            crc = file_crc32(self.path)
+        return {"id": upload_id, "crc32": f"{crc:08x}", "bytes_sent": self.bytes_sent}
+

@@ -1,0 +1,264 @@
+"""Resumable uploads over tus 1.0 (webapp/datasets/resumable.py), and the two calls that turn
+finished uploads into a dataset or an image import. The one-request multipart uploads
+(`POST /api/projects/{slug}/datasets/`, `/imports/`) keep working beside them."""
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.datasets import resumable, services
+from webapp.datasets.api.serializers import DatasetSerializer, JobStartedSerializer
+from webapp.datasets.api.views import _sentence
+from webapp.projects.access import project_for
+from webapp.projects.models import Role
+
+TUS_HEADERS = [
+    OpenApiParameter("Tus-Resumable", str, OpenApiParameter.HEADER, required=True, enum=["1.0.0"]),
+]
+
+
+class UploadInfoSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    filename = serializers.CharField()
+    project = serializers.SlugField(help_text="the project's slug")
+    length = serializers.IntegerField(help_text="declared size in bytes")
+    offset = serializers.IntegerField(help_text="bytes received and checked: resume from here")
+    crc32 = serializers.CharField(help_text="CRC-32 of the bytes received, 8 hex digits")
+    complete = serializers.BooleanField()
+    expires_at = serializers.DateTimeField(help_text="deleted then unless more arrives")
+
+
+def _info(upload) -> dict:
+    return {"id": upload.pk, "filename": upload.filename, "project": upload.project.slug, "length": upload.length,
+            "offset": upload.offset, "crc32": f"{upload.crc32:08x}", "complete": upload.complete,
+            "expires_at": upload.expires_at}
+
+
+def _tus(response: Response) -> Response:
+    response["Tus-Resumable"] = resumable.TUS_VERSION
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _refused(exc: resumable.UploadRefused) -> Response:
+    return _tus(Response({"detail": _sentence(str(exc))}, status=exc.status))
+
+
+def _capabilities(response: Response) -> Response:
+    from django.conf import settings
+
+    response["Tus-Version"] = resumable.TUS_VERSION
+    response["Tus-Extension"] = resumable.EXTENSIONS
+    response["Tus-Checksum-Algorithm"] = ",".join(resumable.ALGORITHMS)
+    response["Tus-Max-Size"] = str(settings.IONSIEVE_MAX_UPLOAD_BYTES)
+    return _tus(response)
+
+
+def _check_version(request) -> None:
+    version = request.headers.get("Tus-Resumable")
+    if version != resumable.TUS_VERSION:
+        raise resumable.UploadRefused(f"this server speaks tus {resumable.TUS_VERSION} (header Tus-Resumable); "
+                                      f"the request said {version or 'nothing'}", 412)
+
+
+class Uploads(APIView):
+    """Start a resumable upload (tus 1.0 creation): headers `Upload-Length` and `Upload-Metadata`
+    with `filename` and `project` (the project's slug), base64-encoded as tus says."""
+
+    @extend_schema(exclude=True)
+    def options(self, request, *args, **kwargs):
+        return _capabilities(Response(status=status.HTTP_204_NO_CONTENT))
+
+    @extend_schema(
+        request=None,
+        parameters=[*TUS_HEADERS,
+                    OpenApiParameter("Upload-Length", int, OpenApiParameter.HEADER, required=True),
+                    OpenApiParameter("Upload-Metadata", str, OpenApiParameter.HEADER, required=True,
+                                     description="filename <base64>,project <base64 slug>")],
+        responses={201: OpenApiResponse(description="created; its address is in the Location header")},
+    )
+    def post(self, request):
+        try:
+            _check_version(request)
+            if "Upload-Defer-Length" in request.headers:
+                raise resumable.UploadRefused("give the file's size (Upload-Length) when starting the upload")
+            length = resumable.parse_int_header(request.headers.get("Upload-Length"), "Upload-Length")
+            meta = resumable.parse_metadata(request.headers.get("Upload-Metadata"))
+            if not meta.get("project"):
+                raise resumable.UploadRefused("say which project the file is for (Upload-Metadata: project)")
+            project = project_for(request.user, meta["project"], need=Role.ANNOTATOR)
+            upload = resumable.create(request.user, project, length=length, filename=meta.get("filename", ""))
+        except resumable.UploadRefused as exc:
+            return _refused(exc)
+        response = Response(status=status.HTTP_201_CREATED)
+        response["Location"] = request.build_absolute_uri(f"/api/uploads/{upload.pk}/")
+        response["Upload-Expires"] = resumable.expires_header(upload)
+        response["Upload-Offset"] = "0"
+        return _tus(response)
+
+
+class UploadDetail(APIView):
+    """One resumable upload: HEAD (or GET) says where to resume, PATCH sends the next part
+    (`Upload-Offset`, optional `Upload-Checksum`), DELETE cancels it and frees its space."""
+
+    @extend_schema(exclude=True)
+    def options(self, request, *args, **kwargs):
+        return _capabilities(Response(status=status.HTTP_204_NO_CONTENT))
+
+    def _get(self, request, pk):
+        return resumable.get(request.user, pk)
+
+    @extend_schema(exclude=True)
+    def head(self, request, pk):
+        try:
+            upload = self._get(request, pk)
+        except resumable.UploadRefused as exc:
+            return _refused(exc)
+        response = Response(status=status.HTTP_200_OK)
+        response["Upload-Offset"] = str(upload.offset)
+        response["Upload-Length"] = str(upload.length)
+        response["Upload-Expires"] = resumable.expires_header(upload)
+        return _tus(response)
+
+    @extend_schema(responses={200: UploadInfoSerializer})
+    def get(self, request, pk):
+        try:
+            upload = self._get(request, pk)
+        except resumable.UploadRefused as exc:
+            return _refused(exc)
+        return _tus(Response(UploadInfoSerializer(_info(upload)).data))
+
+    @extend_schema(
+        request={"application/offset+octet-stream": bytes},
+        parameters=[*TUS_HEADERS,
+                    OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True),
+                    OpenApiParameter("Upload-Checksum", str, OpenApiParameter.HEADER,
+                                     description="<sha1|sha256|md5|crc32> <base64 digest of this part>")],
+        responses={204: OpenApiResponse(description="stored; the new offset is in Upload-Offset")},
+    )
+    def patch(self, request, pk):
+        try:
+            _check_version(request)
+            if request.content_type != "application/offset+octet-stream":
+                raise resumable.UploadRefused("send the file's bytes as application/offset+octet-stream", 415)
+            offset = resumable.parse_int_header(request.headers.get("Upload-Offset"), "Upload-Offset")
+            checksum = resumable.Checksum.parse(request.headers.get("Upload-Checksum"))
+            raw_length = request.META.get("CONTENT_LENGTH")
+            content_length = int(raw_length) if raw_length and raw_length.isdigit() else None
+            upload = self._get(request, pk)
+            # Read the raw WSGI stream: no parser, no copy of the part in memory or on disk.
+            upload = resumable.append(upload, offset, request._request.read, content_length, checksum)
+        except resumable.UploadRefused as exc:
+            return _refused(exc)
+        response = Response(status=status.HTTP_204_NO_CONTENT)
+        response["Upload-Offset"] = str(upload.offset)
+        response["Upload-Expires"] = resumable.expires_header(upload)
+        return _tus(response)
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk):
+        try:
+            upload = self._get(request, pk)
+        except resumable.UploadRefused as exc:
+            return _refused(exc)
+        resumable.discard(upload)
+        return _tus(Response(status=status.HTTP_204_NO_CONTENT))
+
+
+# ---------------------------------------------------------------------- finished uploads -> work
+CRC_HELP = "CRC-32 of the whole file (8 hex digits): checked against what the server assembled"
+
+
+class DatasetFromUploadsSerializer(serializers.Serializer):
+    imzml = serializers.UUIDField(help_text="the finished upload of the .imzML file")
+    ibd = serializers.UUIDField(help_text="the finished upload of the .ibd file")
+    mz_list = serializers.UUIDField(required=False, allow_null=True, help_text="an uploaded m/z list CSV")
+    imzml_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
+    ibd_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
+    mz_list_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    ppm = serializers.FloatField(default=3.0, min_value=0.01, max_value=1000)
+    top = serializers.IntegerField(default=500, min_value=1, max_value=100_000)
+    tic = serializers.BooleanField(default=False)
+
+
+class DatasetFromUploads(APIView):
+    """Make a dataset of finished resumable uploads (each checked: yours, this project's,
+    complete, CRC-32 as sent) and start processing. Nothing is created if any check fails."""
+
+    @extend_schema(request=DatasetFromUploadsSerializer, responses={202: DatasetSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request.user, slug, need=Role.ANNOTATOR)
+        ser = DatasetFromUploadsSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        roles = [("imzml", "the .imzML file"), ("ibd", "the .ibd file"), ("mz_list", "the m/z list")]
+        taken, files = [], {}
+        try:
+            for key, role in roles:
+                if d.get(key):
+                    upload, received = resumable.take(request.user, project, d[key], role=role,
+                                                      crc32=d.get(f"{key}_crc32"))
+                    taken.append(upload)
+                    files[key] = received
+            if len({u.pk for u in taken}) != len(taken):
+                raise resumable.UploadRefused("the same upload was given for two files")
+            services.check_upload_names(files["imzml"].name, files["ibd"].name)
+        except (resumable.UploadRefused, services.UploadError) as exc:
+            raise ValidationError({"detail": _sentence(str(exc))}) from None
+        try:
+            with transaction.atomic():
+                dataset = services.create_imzml_dataset(
+                    project, request.user, name=d.get("name") or files["imzml"].name.rsplit(".", 1)[0],
+                    imzml=files["imzml"], ibd=files["ibd"], mz_list=files.get("mz_list"),
+                    ppm=d["ppm"], top=d["top"], tic=d["tic"])
+                services.start_processing(dataset, request.user)
+        except services.UploadError as exc:
+            raise ValidationError({"detail": _sentence(str(exc))}) from None
+        resumable.consumed(taken)
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportFromUploadSerializer(serializers.Serializer):
+    archive = serializers.UUIDField(help_text="the finished upload of a .zip of images")
+    archive_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
+    labels = serializers.UUIDField(required=False, allow_null=True, help_text="an uploaded labels CSV")
+    labels_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
+    layout = serializers.ChoiceField(choices=["gs", "flat", "channels"], required=False, allow_blank=True)
+    channels = serializers.CharField(required=False, allow_blank=True, help_text="channel order, e.g. red,green,blue")
+
+
+class ImportFromUpload(APIView):
+    """Import a finished resumable upload of a .zip of images as a job (all or nothing)."""
+
+    @extend_schema(request=ImportFromUploadSerializer, responses={202: JobStartedSerializer})
+    def post(self, request, slug: str):
+        project = project_for(request.user, slug, need=Role.ANNOTATOR)
+        ser = ImportFromUploadSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        d = ser.validated_data
+        try:
+            upload, archive = resumable.take(request.user, project, d["archive"], role="the archive",
+                                             crc32=d.get("archive_crc32"))
+            taken, labels = [upload], None
+            if d.get("labels"):
+                lab_upload, labels = resumable.take(request.user, project, d["labels"], role="the labels CSV",
+                                                    crc32=d.get("labels_crc32"))
+                taken.append(lab_upload)
+            if not archive.name.lower().endswith(".zip"):
+                raise resumable.UploadRefused(f"'{archive.name}' is not a .zip archive")
+        except resumable.UploadRefused as exc:
+            raise ValidationError({"detail": _sentence(str(exc))}) from None
+        from webapp.datasets.image_import import start_import  # heavy (Pillow, tifffile): after the checks
+
+        channels = [c.strip() for c in d.get("channels", "").split(",") if c.strip()] or None
+        with transaction.atomic():
+            job = start_import(project, request.user, archive, layout=d.get("layout") or None,
+                               labels_csv=labels, channels=channels)
+        resumable.consumed(taken)
+        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
+
