@@ -46,8 +46,9 @@ def image_figure_urls(image: IonImage) -> dict[str, str]:
             for name in IMAGE_FIGURES if has[name]}
 
 
-def cached_dataset_figure(ds: Dataset, name: str) -> bytes | None:
-    """The dataset's TIC or spectrum figure as JSON bytes, built once per revision and file."""
+def cached_dataset_figure(ds: Dataset, name: str, marker_mz: float | None = None) -> bytes | None:
+    """The dataset's TIC or spectrum figure as JSON bytes, built once per revision and file;
+    `marker_mz`: the spectrum with that m/z marked (the image page)."""
     path = ds.tic_path if name == "tic" else ds.spectrum_path
     try:
         mtime = path.stat().st_mtime_ns
@@ -55,14 +56,23 @@ def cached_dataset_figure(ds: Dataset, name: str) -> bytes | None:
         return None
     # The file's mtime is in the key: a rewrite (or a test database reusing ids) is never stale.
     key = f"ionsieve:fig:{ds.pk}:{ds.revision}:{mtime}:{name}"
-    data = cache.get(key)
-    if data is None:
+    parts = cache.get(key)
+    if parts is None:
         fig = build_dataset_figure(ds, name)
         if fig is None:
             return None
-        data = json.dumps(fig, separators=(",", ":")).encode()
-        cache.set(key, data)
-    return data
+        # Kept as the encoded traces and the small layout apart, so that marking an m/z copies
+        # the 5,000-point traces as bytes instead of decoding and encoding them again.
+        parts = (_dumps(fig["data"]), fig["layout"])
+        cache.set(key, parts)
+    traces, layout = parts
+    if marker_mz is not None:
+        layout = figures.with_marker({"layout": layout}, marker_mz)["layout"]
+    return b'{"data":' + traces + b',"layout":' + _dumps(layout) + b"}"
+
+
+def _dumps(value) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def build_dataset_figure(ds: Dataset, name: str) -> dict | None:
@@ -110,9 +120,7 @@ def image_figure(request, pk: int, name: str):
     if name == "tic":
         data = cached_dataset_figure(ds, "tic")
     elif name == "spectrum":
-        data = cached_dataset_figure(ds, "spectrum")
-        if data is not None and image.mz is not None:
-            data = json.dumps(figures.with_marker(json.loads(data), image.mz), separators=(",", ":")).encode()
+        data = cached_dataset_figure(ds, "spectrum", marker_mz=image.mz)
     elif name == "image":
         data = _image_heatmap(image)
     else:
@@ -122,7 +130,7 @@ def image_figure(request, pk: int, name: str):
             raise Http404("No prediction yet.")
         labels = {c: label for c, label in project.class_labels}
         fig = figures.probability_history(history, project.classes, labels)
-        return _json(request, json.dumps(fig, separators=(",", ":")).encode(), None)
+        return _json(request, _dumps(fig), None)
     if data is None:
         raise Http404("This image has no such figure.")
     return _json(request, data, ds.revision)
@@ -137,4 +145,4 @@ def _image_heatmap(image: IonImage) -> bytes | None:
     small, f = image_data.block_mean(values)
     scaled = scale(hotspot_clip(small), "linear")
     fig = figures.ion_image(image_data.grid_json(small), image_data.grid_json(scaled), image.display_name, step=f)
-    return json.dumps(fig, separators=(",", ":")).encode()
+    return _dumps(fig)

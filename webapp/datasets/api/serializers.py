@@ -47,6 +47,19 @@ class ImageSerializer(serializers.ModelSerializer):
                   "users_disagree", "model_version", "thumbnail_url"]
         read_only_fields = fields
 
+    def to_representation(self, im: IonImage) -> dict:
+        # The same JSON as the declared fields give (tests/datasets/test_api.py compares them),
+        # built directly: field by field through DRF was half the time of a 100-image page.
+        version = im.prediction_version.number if im.prediction_version_id is not None else None
+        return {
+            "id": im.pk, "dataset": im.dataset_id, "dataset_name": im.dataset.name, "index": im.index,
+            "mz": _float(im.mz), "name": im.name, "formula": im.formula, "adduct": im.adduct,
+            "probability": _float(im.probability), "probabilities": self.get_probabilities(im),
+            "predicted": im.predicted, "uncertainty": _float(im.uncertainty), "label": im.consensus,
+            "my_label": self.get_my_label(im), "my_unsure": self.get_my_unsure(im), "label_count": im.label_count,
+            "users_disagree": im.users_disagree, "model_version": version, "thumbnail_url": self.get_thumbnail_url(im),
+        }
+
     def get_probabilities(self, im: IonImage) -> dict[str, float] | None:
         if im.probabilities is None:
             return None
@@ -65,6 +78,10 @@ class ImageSerializer(serializers.ModelSerializer):
         # Signed: served without a permission query (webapp/datasets/media.py); the caller's
         # access was checked when this listing was served.
         return media.signed_thumbnail_url(im.dataset_id, im.index, im.dataset.revision)
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 class LabelSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import DjangoPaginator, PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -113,6 +114,19 @@ def with_my_label(im: IonImage, user) -> IonImage:
         "dataset", "prediction_version").get()
 
 
+class GalleryPagination(PageNumberPagination):
+    """Page numbers; the total comes from the dataset row when nothing is filtered."""
+
+    known_count: int | None = None
+
+    def django_paginator_class(self, object_list, per_page):
+        paginator = DjangoPaginator(object_list, per_page)
+        if self.known_count is not None:
+            # Paginator.count is a cached_property: setting it skips the COUNT(*) over the dataset.
+            paginator.count = self.known_count
+        return paginator
+
+
 class ImageList(generics.ListAPIView):
     """Images of a dataset (or of a whole project), sorted and filtered in the database."""
 
@@ -120,6 +134,7 @@ class ImageList(generics.ListAPIView):
     queryset = IonImage.objects.none()  # for the schema; get_queryset scopes it
     filter_backends = [DjangoFilterBackend]
     filterset_class = gallery.ImageFilter
+    pagination_class = GalleryPagination
 
     def project_and_queryset(self):
         if "slug" in self.kwargs:
@@ -128,6 +143,9 @@ class ImageList(generics.ListAPIView):
         else:
             dataset = dataset_for(self.request.user, self.kwargs["pk"])
             project, qs = dataset.project, IonImage.objects.filter(dataset=dataset)
+            if self.paginator is not None and not set(self.request.query_params) & set(gallery.ImageFilter.base_filters):
+                # save_images keeps image_count equal to the dataset's rows.
+                self.paginator.known_count = dataset.image_count
         return project, qs
 
     def get_queryset(self):
