@@ -157,6 +157,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10_485_760
 FILE_UPLOAD_TEMP_DIR = os.environ.get("FILE_UPLOAD_TEMP_DIR") or None
 IONSIEVE_MAX_UPLOAD_BYTES = env_int("IONSIEVE_MAX_UPLOAD_BYTES", 20 * 1024**3)
+# Resumable uploads with no progress for this long are deleted with their files (cleanup_uploads).
+IONSIEVE_UPLOAD_EXPIRY_SECONDS = env_int("IONSIEVE_UPLOAD_EXPIRY_SECONDS", 24 * 3600)
 IONSIEVE_MAX_PIXELS = env_int("IONSIEVE_MAX_PIXELS", 20_000_000)
 IONSIEVE_MAX_IMAGE_ARRAY_BYTES = env_int("IONSIEVE_MAX_IMAGE_ARRAY_BYTES", 8 * 1024**3)
 # Retrain automatically once this many new labels arrived since the active model (0 = never).

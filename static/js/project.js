@@ -37,46 +37,42 @@
     err.hidden = true;
     if (!files.imzml || !files.ibd) { show(err, "Choose both the .imzML and the .ibd file."); return; }
     var form = $("upload-form");
-    var data = new FormData();
-    data.append("imzml", files.imzml);
-    data.append("ibd", files.ibd);
-    if (files.mz_list) data.append("mz_list", files.mz_list);
-    if (form.name.value) data.append("name", form.name.value);
-    data.append("ppm", form.ppm.value || "3");
-    data.append("top", form.top.value || "500");
-    data.append("tic", form.tic.checked ? "true" : "false");
     var bar = $("upload-progress");
     show(bar);
     $("upload-btn").disabled = true;
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", base + "datasets/");
-    xhr.setRequestHeader("X-CSRFToken", S.csrf());
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.onprogress = function (e) {
-      if (!e.lengthComputable) return;
-      var pct = Math.round(100 * e.loaded / e.total);
-      bar.querySelector("progress").value = pct;
-      bar.querySelector("span").textContent = "Uploading… " + pct + "%";
-    };
-    xhr.onload = function () {
+    var chosen = [files.imzml, files.ibd].concat(files.mz_list ? [files.mz_list] : []);
+    // Resumable (tus): parts with checksums, retried after a cut, resumed after a reload.
+    window.IonSieveUpload.send(chosen, {
+      slug: cfg.slug, user: form.dataset.user, csrf: S.csrf(),
+      onProgress: function (text, pct) {
+        if (pct !== null) bar.querySelector("progress").value = pct;
+        bar.querySelector("span").textContent = text;
+      },
+    }).then(function (sent) {
+      bar.querySelector("span").textContent = "Uploaded; checking the files…";
+      var body = { imzml: sent[0].id, ibd: sent[1].id, imzml_crc32: sent[0].crc32, ibd_crc32: sent[1].crc32,
+                   ppm: parseFloat(form.ppm.value || "3"), top: parseInt(form.top.value || "500", 10),
+                   tic: form.tic.checked };
+      if (sent[2]) { body.mz_list = sent[2].id; body.mz_list_crc32 = sent[2].crc32; }
+      if (form.name.value) body.name = form.name.value;
+      return S.api(base + "datasets/from-uploads/", { method: "POST", body: body });
+    }).then(function (ds) {
+      bar.querySelector("span").textContent = "Uploaded; processing has started.";
+      S.toast("Upload complete: '" + ds.name + "' is being processed.", "success");
+      setTimeout(function () { window.location.reload(); }, 800);
+    }).catch(function (e) {
       $("upload-btn").disabled = false;
-      var body = null;
-      try { body = JSON.parse(xhr.responseText); } catch (e) { body = null; }
-      if (xhr.status >= 200 && xhr.status < 300) {
-        bar.querySelector("span").textContent = "Uploaded; processing has started.";
-        S.toast("Upload complete: '" + body.name + "' is being processed.", "success");
-        setTimeout(function () { window.location.reload(); }, 800);
-      } else {
-        bar.hidden = true;
-        var msg = body && (body.detail || Object.keys(body).map(function (k) { return k + ": " + body[k]; }).join(" "));
-        show(err, "Upload failed: " + (msg || "the server answered " + xhr.status + "."));
-      }
-    };
-    xhr.onerror = function () {
-      $("upload-btn").disabled = false; bar.hidden = true;
-      show(err, "Upload failed: the connection was lost. Try again.");
-    };
-    xhr.send(data);
+      bar.hidden = true;
+      show(err, "Upload failed: " + e.message + " Choose the same files and press the button again to continue.");
+    });
+  }
+
+  function offerResume() {
+    var names = window.IonSieveUpload.unfinished({ slug: cfg.slug, user: $("upload-form").dataset.user });
+    if (names.length) {
+      show($("upload-unfinished"), "Unfinished upload of " + names.join(", ") +
+           ": choose the same files and press Upload to continue where it stopped.");
+    }
   }
 
   // ---------------------------------------------------------- jobs
@@ -186,6 +182,7 @@
       $("files").addEventListener("change", function (e) { take(e.target.files); });
       $("upload-form").addEventListener("submit", upload);
       take([]);
+      offerResume();
     }
     if ($("train-form")) {
       $("train-form").addEventListener("submit", train);

@@ -1,0 +1,89 @@
+"""The Python client's resumable upload against a live server: a connection cut mid-part and a
+new run of the script resume where the server stopped, resending only the part in flight."""
+from __future__ import annotations
+
+import base64
+import socket
+import urllib.parse
+import zlib
+from pathlib import Path
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from ionsieve_client import IonSieve, ResumableUpload, UploadFailed
+from tests.datasets.helpers import synthetic
+from tests.factories import ProjectFactory, UserFactory
+from webapp.datasets.models import Dataset, Upload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PART = 64 * 1024
+
+
+@pytest.fixture
+def ion(live_server):
+    owner = UserFactory(username="paula")
+    ProjectFactory(owner=owner, name="Colon", slug="colon")
+    return IonSieve(live_server.url, Token.objects.create(user=owner).key)
+
+
+class CutOnce(ResumableUpload):
+    """Sends half of part `cut_at` over a raw socket, then the connection dies."""
+
+    cut_at = 2
+
+    def send_part(self, offset: int, data: bytes) -> int:
+        if offset // self.part_size == self.cut_at:
+            u = urllib.parse.urlsplit(self.url)
+            crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+            with socket.create_connection((u.hostname, u.port)) as s:
+                s.sendall((f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Token {self.token}\r\n"
+                           f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: crc32 {crc}\r\n"
+                           f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n").encode()
+                          + data[: len(data) // 2])
+            self.bytes_sent += len(data) // 2
+            raise ConnectionResetError("cut by the test")
+        return super().send_part(offset, data)
+
+
+def test_it_resumes_after_a_cut_in_a_new_run_without_resending_what_the_server_has(ion, tmp_path):
+    data = bytes(range(256)) * (PART * 5 // 256 + 100)  # 5 parts and a bit
+    path = tmp_path / "run.ibd"
+    path.write_bytes(data)
+    state = tmp_path / "state.json"
+    first = CutOnce(ion.base, ion.token, "colon", path, part_size=PART, state=state, retries=0)
+    with pytest.raises(ConnectionResetError):
+        first.run()
+    held = Upload.objects.get().offset
+    assert held == 2 * PART  # the half part in flight was discarded, not kept damaged
+
+    second = ResumableUpload(ion.base, ion.token, "colon", path, part_size=PART, state=state)
+    result = second.run()
+    assert second.bytes_sent == len(data) - held  # nothing sent twice beyond the part in flight
+    assert result["crc32"] == f"{zlib.crc32(data):08x}"
+    upload = Upload.objects.get()
+    assert upload.complete and upload.path.read_bytes() == data
+    assert "colon" not in state.read_text()  # finished: forgotten
+
+
+def test_it_uploads_an_imzml_pair_resumably_and_processes_it(ion, tmp_path):
+    truth = synthetic(tmp_path, seed=8)
+    imzml = Path(truth.imzml_path)
+    seen: list[tuple[int, int]] = []
+    ds = ion.upload_imzml_resumable("colon", imzml, imzml.with_suffix(".ibd"), name="in parts", top=6,
+                                    progress=lambda sent, total, rate: seen.append((sent, total)),
+                                    state=tmp_path / "state.json")
+    ds = ion.wait_for_dataset(ds["id"], timeout=300, poll=0.2)
+    assert ds["status"] == "ready" and ds["image_count"] == 6 and ds["name"] == "in parts"
+    assert seen and seen[-1][0] == seen[-1][1]
+    assert Dataset.objects.get().ibd_path.read_bytes() == imzml.with_suffix(".ibd").read_bytes()
+    assert not Upload.objects.exists()
+
+
+def test_it_refuses_a_file_above_the_limit_with_the_servers_reason(ion, tmp_path, settings):
+    settings.IONSIEVE_MAX_UPLOAD_BYTES = 10
+    path = tmp_path / "big.ibd"
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(UploadFailed) as err:
+        ion.upload_file("colon", path, state=tmp_path / "s.json")
+    assert err.value.status == 413 and "above this server's limit" in err.value.detail
