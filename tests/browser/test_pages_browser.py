@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from django.utils import timezone
 
-from classifier.models import ModelVersion
+from classifier.models import HeldOutScore, ModelVersion
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import PASSWORD, ProjectFactory, UserFactory
 from tests.gallery_data import make_ready_dataset, set_probabilities
@@ -126,16 +127,20 @@ def test_it_renders_the_review_charts(new_page):
     for im in ds.images.all()[:30]:
         set_labels(project, [im], owner, "off" if rng.random() < 0.5 else "on")
     v1 = ModelVersion.objects.create(project=project, number=1, arch="compact", task="binary",
-                                     classes=project.classes, is_active=True,
-                                     metrics={"overall": {"f1": 0.8, "roc_auc": 0.85}})
+                                     classes=project.classes, is_active=True, labels_at=timezone.now(),
+                                     held_out_by="images", metrics={"overall": {"f1": 0.8, "roc_auc": 0.85}})
     set_probabilities(project, ds, rng.random(40), version=v1)
+    # What training stores: each labelled image's out-of-fold probabilities (here random).
+    HeldOutScore.objects.bulk_create([
+        HeldOutScore(image=im, model_version=v1, label=im.consensus, probabilities=[p, 1 - p], thresholds=[0.5, 0.5])
+        for im, p in zip(ds.images.filter(consensus__isnull=False), rng.random(30), strict=False)])
     page = new_page()
     log_in(page, owner.username, PASSWORD)
     page.goto(f"/p/{project.slug}/review/")
     for fig in ["#fig-roc", "#fig-pr", "#fig-confusion0"]:
         page.wait_for_selector(f"{fig} .main-svg")
     assert page.locator("#fig-roc .scatterlayer .trace").count() == 3  # chance line + v1 + default
-    assert page.locator("#per-dataset tbody tr").count() == 2
+    assert page.locator("#per-dataset tbody").count() == 2  # the project, then its one dataset
     screenshot(page, "review.png")
     page.goto(f"/images/{ds.images.first().pk}/")
     page.wait_for_selector("#fig-image .main-svg")
