@@ -54,10 +54,11 @@ def _refresh(image_ids: list[int]) -> None:
         counts[image_id] += 1
         if not unsure:
             values[image_id].append(value)
-    images = list(IonImage.objects.filter(pk__in=image_ids))
-    for im in images:
-        im.consensus, im.users_disagree = consensus_of(values[im.pk])
-        im.label_count = counts[im.pk]
+    # bulk_update writes only these fields by pk: no need to read the rows first.
+    images = []
+    for i in image_ids:
+        consensus, disagree = consensus_of(values[i])
+        images.append(IonImage(pk=i, consensus=consensus, users_disagree=disagree, label_count=counts[i]))
     IonImage.objects.bulk_update(images, ["consensus", "users_disagree", "label_count"], batch_size=500)
 
 
