@@ -12,7 +12,9 @@ from PIL import Image
 from tests.imagesets.helpers import METASPACE, png_bytes, png_header
 from webapp.imagesets.errors import ImageSetError
 from webapp.imagesets.images import image_shape, read_image
-from webapp.imagesets.viridis import VIRIDIS_LUT, VIRIDIS_LUT_8BIT
+from webapp.msi.colormaps import lut_8bit, lut_float
+
+VIRIDIS_LUT, VIRIDIS_LUT_8BIT = lut_float("viridis"), lut_8bit("viridis")
 
 
 def test_it_reads_16_bit_png_over_the_full_range(tmp_path):

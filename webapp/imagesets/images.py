@@ -19,7 +19,9 @@ import numpy as np
 from PIL import Image
 
 from webapp.imagesets.errors import ImageSetError
-from webapp.imagesets.viridis import VIRIDIS_LUT
+from webapp.msi.colormaps import lut_float
+
+VIRIDIS_LUT = lut_float("viridis")  # the one copy of the map, shared with thumbnails
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 40_000_000
