@@ -292,9 +292,24 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
     stack = arrays.load_stack(dataset)
     if stack.ndim != 3:
         return None
-    raw = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), arrays.dataset_context(dataset, stack))
+    if shares_acquisition(dataset, images):
+        raw = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), arrays.dataset_context(dataset, stack))
+    else:
+        # Unrelated pictures: each scored cropped to its own size, with no shared sample area.
+        raw = ml.default_binary_scores([arrays.image_array(stack, im) for im in images], None,
+                                       shared_context=False)
     _store_default(images, raw)
     return raw
+
+
+def shares_acquisition(dataset: Dataset, images: list[IonImage]) -> bool:
+    """Whether the dataset's images come from one acquisition, so that where the sample lies
+    can be learnt from all of them together. An imzML dataset does; an image collection only
+    when every picture has the same size (pictures of one METASPACE dataset, say). Pictures of
+    different sizes were padded with 'no data' to the largest one: they share no sample area."""
+    if dataset.kind != Dataset.Kind.IMAGES:
+        return True
+    return len({(im.height or dataset.height, im.width or dataset.width) for im in images}) <= 1
 
 
 def _has_default_scores(images: list[IonImage]) -> bool:

@@ -248,21 +248,34 @@ def blend(p_model: np.ndarray, p_ctx: np.ndarray, how: dict | None) -> np.ndarra
     return np.quantile(p_model, np.clip(r, 0, 1)) if n > 1 else p_model
 
 
-def default_binary_scores(images: np.ndarray, tic: np.ndarray | None,
-                          model_path: str | os.PathLike | None = None) -> np.ndarray:
-    """(k, 2) [p_off, p_on] for a project nobody has trained a model for yet."""
+def default_binary_scores(images: np.ndarray | list[np.ndarray], tic: np.ndarray | None,
+                          model_path: str | os.PathLike | None = None, shared_context: bool = True) -> np.ndarray:
+    """(k, 2) [p_off, p_on] for a project nobody has trained a model for yet.
+
+    `images` is a (k, h, w) stack of one acquisition (an MSI dataset: the context half looks
+    for the sample area they share), or a list of arrays each cropped to its own size. With
+    `shared_context` False, or images of different sizes, the images are unrelated pictures
+    (an image collection from several acquisitions): there is no common sample area to find,
+    so each image is scored on its own by the pretrained model.
+    """
     from classifier.ml.training import predict
 
-    images = np.asarray(images, dtype=np.float32)
-    k = images.shape[0]
+    k = len(images)
     if k == 0:
         return np.zeros((0, 2))
-    ctx, has_bg, _ = context_scores(images, tic)
+    shapes = {np.shape(a)[:2] for a in images}
+    shared = shared_context and len(shapes) == 1
     bundle = _default_bundle(model_path)
-    if bundle is None:
-        p = ctx
+    if not shared:
+        arrays = [np.asarray(a, dtype=np.float32) for a in images]
+        p = predict(bundle, arrays)[:, 0] if bundle is not None else np.full(k, 0.5)
     else:
-        pm = predict(bundle, list(images))[:, 0]
-        p = blend(pm, ctx, bundle.extra.get("blend")) if has_bg else pm
+        stack = np.asarray(images, dtype=np.float32)
+        ctx, has_bg, _ = context_scores(stack, tic)
+        if bundle is None:
+            p = ctx
+        else:
+            pm = predict(bundle, list(stack))[:, 0]
+            p = blend(pm, ctx, bundle.extra.get("blend")) if has_bg else pm
     p = np.clip(p, 0.0, 1.0)
     return np.stack([p, 1 - p], axis=1)
