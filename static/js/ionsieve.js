@@ -79,6 +79,15 @@
     window.Plotly.newPlot(el, fig.data, fig.layout, { responsive: true, displaylogo: false });
   }
 
+  // A dotted line at one m/z on a (dataset's, shared and cached) spectrum: what
+  // figures.with_marker draws on the server.
+  function mark(fig, mz) {
+    fig.layout.shapes = [{ type: "line", x0: mz, x1: mz, xref: "x", y0: 0, y1: 1, yref: "y domain",
+                           line: { color: "#e03131", width: 1.5, dash: "dot" } }];
+    fig.layout.annotations = [{ text: "m/z " + mz.toFixed(4), x: mz, xref: "x", y: 1, yref: "y domain",
+                                showarrow: false, xanchor: "left", yanchor: "top" }];
+  }
+
   // Render every <div data-figure="json-script-id"> (figure embedded in the page) and every
   // <div data-figure-url="..."> (figure fetched as JSON after the page loads, cached by the
   // browser: the server no longer builds figures inside page requests). Each fetched figure
@@ -105,6 +114,8 @@
             el.textContent = el.getAttribute("data-empty") || "Not available.";
             return;
           }
+          var mz = parseFloat(el.getAttribute("data-marker-mz"));
+          if (isFinite(mz)) mark(fig, mz);
           plot(el, fig);
           el.dispatchEvent(new CustomEvent("ionsieve:figure", { bubbles: true }));
         })

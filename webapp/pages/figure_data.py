@@ -27,7 +27,7 @@ from webapp.datasets.models import Dataset, IonImage
 from webapp.pages import figures
 
 DATASET_FIGURES = ("tic", "spectrum")
-IMAGE_FIGURES = ("image", "tic", "spectrum", "history")
+IMAGE_FIGURES = ("image", "history")
 YEAR = 31536000
 
 
@@ -38,17 +38,20 @@ def dataset_figure_urls(ds: Dataset) -> dict[str, str]:
 
 
 def image_figure_urls(image: IonImage) -> dict[str, str]:
+    """The image page's figures: its own heatmap and history, and its dataset's TIC and
+    spectrum under the dataset's URLs, so that the browser fetches those once per dataset (the
+    page marks the image's m/z on the spectrum itself: static/js/ionsieve.js)."""
     ds = image.dataset
-    has = {"image": ds.array_path.exists(), "tic": ds.tic_path.exists(), "spectrum": ds.spectrum_path.exists(),
+    has = {"image": ds.array_path.exists(),
            # Any prediction leaves its copy on the row; the history itself is read when asked for.
            "history": image.probabilities is not None}
-    return {name: f"{reverse('pages:image_figure', args=[image.pk, name])}?r={ds.revision}"
+    urls = {name: f"{reverse('pages:image_figure', args=[image.pk, name])}?r={ds.revision}"
             for name in IMAGE_FIGURES if has[name]}
+    return {**urls, **dataset_figure_urls(ds)}
 
 
-def cached_dataset_figure(ds: Dataset, name: str, marker_mz: float | None = None) -> bytes | None:
-    """The dataset's TIC or spectrum figure as JSON bytes, built once per revision and file;
-    `marker_mz`: the spectrum with that m/z marked (the image page)."""
+def cached_dataset_figure(ds: Dataset, name: str) -> bytes | None:
+    """The dataset's TIC or spectrum figure as JSON bytes, built once per revision and file."""
     path = ds.tic_path if name == "tic" else ds.spectrum_path
     try:
         mtime = path.stat().st_mtime_ns
@@ -56,19 +59,14 @@ def cached_dataset_figure(ds: Dataset, name: str, marker_mz: float | None = None
         return None
     # The file's mtime is in the key: a rewrite (or a test database reusing ids) is never stale.
     key = f"ionsieve:fig:{ds.pk}:{ds.revision}:{mtime}:{name}"
-    parts = cache.get(key)
-    if parts is None:
+    data = cache.get(key)
+    if data is None:
         fig = build_dataset_figure(ds, name)
         if fig is None:
             return None
-        # Kept as the encoded traces and the small layout apart, so that marking an m/z copies
-        # the 5,000-point traces as bytes instead of decoding and encoding them again.
-        parts = (_dumps(fig["data"]), fig["layout"])
-        cache.set(key, parts)
-    traces, layout = parts
-    if marker_mz is not None:
-        layout = figures.with_marker({"layout": layout}, marker_mz)["layout"]
-    return b'{"data":' + traces + b',"layout":' + _dumps(layout) + b"}"
+        data = _dumps(fig)
+        cache.set(key, data)
+    return data
 
 
 def _dumps(value) -> bytes:
@@ -117,11 +115,7 @@ def image_figure(request, pk: int, name: str):
         raise Http404("No such figure.")
     image = image_for(request.user, pk)
     ds = image.dataset
-    if name == "tic":
-        data = cached_dataset_figure(ds, "tic")
-    elif name == "spectrum":
-        data = cached_dataset_figure(ds, "spectrum", marker_mz=image.mz)
-    elif name == "image":
+    if name == "image":
         data = _image_heatmap(image)
     else:
         project = ds.project

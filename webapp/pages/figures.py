@@ -70,25 +70,15 @@ def ion_image(values, scaled, title: str, step: int = 1) -> dict:
     return heatmap(scaled, title, customdata=_grid(values), height=440, step=step)
 
 
-def spectrum(mz: list[float], intensity: list[float], marker_mz: float | None = None, height: int = 300) -> dict:
+def spectrum(mz: list[float], intensity: list[float], height: int = 300) -> dict:
+    """The mean spectrum; pages mark an image's m/z on it in the browser (static/js/ionsieve.js),
+    so that one cached figure serves every image of a dataset."""
     fig = go.Figure(go.Scattergl(x=mz, y=intensity, mode="lines", line={"width": 1, "color": "#1d2330"},
                                  hovertemplate="m/z %{x:.4f}<br>intensity %{y:.4g}<extra></extra>", name="mean"))
     fig.update_layout(template=TEMPLATE, title={"text": "Mean spectrum", "font": {"size": 14}}, height=height,
                       margin={"l": 50, "r": 10, "t": 36, "b": 40}, xaxis_title="m/z", yaxis_title="mean intensity",
                       showlegend=False)
-    out = to_json(fig)
-    return with_marker(out, marker_mz) if marker_mz is not None else out
-
-
-def with_marker(fig: dict, marker_mz: float) -> dict:
-    """A copy of a (cached) spectrum figure with a dotted line at `marker_mz`: the shape and
-    label plotly's add_vline draws, added without rebuilding 5,000 points through plotly."""
-    layout = {**fig["layout"],
-              "shapes": [{"type": "line", "x0": marker_mz, "x1": marker_mz, "xref": "x", "y0": 0, "y1": 1,
-                          "yref": "y domain", "line": {"color": "#e03131", "width": 1.5, "dash": "dot"}}],
-              "annotations": [{"text": f"m/z {marker_mz:.4f}", "x": marker_mz, "xref": "x", "y": 1,
-                               "yref": "y domain", "showarrow": False, "xanchor": "left", "yanchor": "top"}]}
-    return {**fig, "layout": layout}
+    return to_json(fig)
 
 
 def probability_history(history: list[dict], classes: list[str], labels: dict[str, str]) -> dict:
