@@ -30,6 +30,9 @@ class ModelVersion(models.Model):
     # How held-out predictions were made: "groups" (folds by dataset) or "images" (one dataset,
     # stratified folds inside it); empty for versions trained before they were kept.
     held_out_by = models.CharField(max_length=16, blank=True)
+    # A quick update (classifier.active): a linear head on the stored embeddings of a full
+    # version (params["base"]) or of the shipped model (base None); a full training supersedes it.
+    quick = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -46,6 +49,11 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"v{self.number} ({self.arch})"
+
+    @property
+    def base_id(self) -> int | None:
+        """The full version whose embeddings a quick version learnt from (None: the shipped model)."""
+        return (self.params or {}).get("base") if self.quick else self.pk
 
     @property
     def path(self) -> Path:

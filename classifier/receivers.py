@@ -109,7 +109,8 @@ def auto_retrain_state(project) -> AutoRetrainState | None:
     from webapp.datasets.models import LabelEvent
 
     labelled = _labelled(project)
-    active = project.model_versions.filter(is_active=True).first()
+    # Quick updates (classifier.active) do not count: the last full model does.
+    active = project.model_versions.filter(quick=False).order_by("-is_active", "-number").first()
     new = labelled.count() - (active.label_total if active else 0)
     s = AutoRetrainState(state="idle", threshold=threshold, new_labels=new)
 
@@ -150,3 +151,14 @@ def maybe_retrain(sender, project, count: int = 0, **kwargs) -> None:
         log.info("auto-retrain of %s after %d failed run(s): %d label changes since", project.slug, s.failures,
                  s.changes_since)
     services.start_training(project, user=None)
+
+
+@receiver(labels_changed)
+def live_update(sender, project, count: int = 0, **kwargs) -> None:
+    """Queue the project's live update (classifier.active): a job row, nothing more here."""
+    from classifier import active
+
+    try:
+        active.labels_arrived(project)
+    except Exception:  # noqa: BLE001 - a label must be saved whatever happens to the update
+        log.exception("could not queue the live update of %s", project.slug)

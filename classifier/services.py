@@ -233,8 +233,8 @@ def active_bundle(project: Project):
     from classifier import ml
 
     version = project.model_versions.filter(is_active=True).first()
-    if version is None:
-        return None, None
+    if version is None or version.quick:  # a quick version has a head, not a network
+        return version, None
     bundle = ml.load_bundle(version.path)
     if bundle is None:
         log.warning("model v%s of %s cannot be loaded; using the default scorer", version.number, project.slug)
@@ -258,30 +258,44 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
     from classifier import ml
 
     project = dataset.project
+    from classifier import active
+
     if use_active and version is None and bundle is None:
         version, bundle = active_bundle(project)
-    if bundle is None:
-        version = None
     images = list(dataset.images.order_by("index"))
     if not images or not dataset.array_path.exists():
         return 0
+    if version is not None and version.quick:
+        return active.score_with_quick(dataset, version, images)
+    if bundle is None:
+        version = None
     if bundle is not None:
         xs, ctxs = arrays.arrays_for(dataset, images, with_context=bundle.params.context)
-        probs = ml.predict(bundle, xs, contexts=ctxs)
+        if bundle.params.tta:
+            probs = ml.predict(bundle, xs, contexts=ctxs)
+            emb = None
+        else:  # one pass gives the scores and the embeddings quick updates learn from
+            from classifier.ml.active import predict_and_embed
+
+            probs, emb = predict_and_embed(bundle, xs, ctxs)
         thresholds = np.asarray(bundle.thresholds, dtype=np.float64)
+        store_predictions(project, images, probs, thresholds, version)
+        if emb is not None:
+            active.save_embeddings(dataset, version.pk, images, emb)
         if project.task == Task.BINARY and not _has_default_scores(images):
             default_raw_scores(dataset, images)  # so the review can set the default score beside models
-    elif project.task == Task.BINARY:
+        return len(images)
+    if project.task == Task.BINARY:
         raw = default_raw_scores(dataset, images)
         if raw is None:
             return 0
         probs, thresholds = calibrate_default(project, raw)
         store_predictions(project, images, probs, thresholds, None, record=False)
         return len(images)
-    else:
-        return 0  # multi-class projects have no score until a model is trained
-    store_predictions(project, images, probs, thresholds, version)
-    return len(images)
+    # Multi-class and multi-label projects have no score until a model is trained; the shipped
+    # model's embeddings let quick updates and "label next" work from the first labels.
+    active.compute_embeddings(dataset, images, None)
+    return 0
 
 
 def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray | None:
@@ -292,13 +306,18 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
     stack = arrays.load_stack(dataset)
     if stack.ndim != 3:
         return None
+    from classifier import active
+
     if shares_acquisition(dataset, images):
-        raw = ml.default_binary_scores(np.asarray(stack, dtype=np.float32), arrays.dataset_context(dataset, stack))
+        raw, emb = ml.default_binary_scores(np.asarray(stack, dtype=np.float32),
+                                            arrays.dataset_context(dataset, stack), with_embeddings=True)
     else:
         # Unrelated pictures: each scored cropped to its own size, with no shared sample area.
-        raw = ml.default_binary_scores([arrays.image_array(stack, im) for im in images], None,
-                                       shared_context=False)
+        raw, emb = ml.default_binary_scores([arrays.image_array(stack, im) for im in images], None,
+                                            shared_context=False, with_embeddings=True)
     _store_default(images, raw)
+    if emb is not None:  # the shipped model's embeddings: quick updates before any training
+        active.save_embeddings(dataset, None, images, emb)
     return raw
 
 

@@ -34,3 +34,10 @@ def predict(job_id: int) -> None:
         return f"{n:,} images scored"
 
     run_job(job_id, work)
+
+
+@shared_task(name="classifier.quick_update", acks_late=True, reject_on_worker_lost=True)
+def quick_update(job_id: int) -> None:
+    from classifier import active
+
+    run_job(job_id, active.run_live_update)

@@ -15,6 +15,9 @@ def _media_root(settings, tmp_path, request):
     app.conf.task_always_eager = request.node.get_closest_marker("integration") is None
     # Throttling would make repeated test logins flaky.
     settings.AXES_ENABLED = False
+    # Live updates (a quick update after labels) are tested on their own (tests/active); elsewhere
+    # they would run inline after every label of an eager test.
+    settings.IONSIEVE_LIVE_UPDATE_LABELS = 0
 
 
 @pytest.fixture

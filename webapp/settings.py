@@ -163,6 +163,10 @@ IONSIEVE_MAX_PIXELS = env_int("IONSIEVE_MAX_PIXELS", 20_000_000)
 IONSIEVE_MAX_IMAGE_ARRAY_BYTES = env_int("IONSIEVE_MAX_IMAGE_ARRAY_BYTES", 8 * 1024**3)
 # Retrain automatically once this many new labels arrived since the active model (0 = never).
 IONSIEVE_AUTO_RETRAIN_LABELS = env_int("IONSIEVE_AUTO_RETRAIN_LABELS", 0)
+# Live update (classifier.active): a quick update after this many label changes, or once labelling
+# paused this many seconds; 0 turns it off.
+IONSIEVE_LIVE_UPDATE_LABELS = env_int("IONSIEVE_LIVE_UPDATE_LABELS", 10)
+IONSIEVE_LIVE_UPDATE_IDLE_SECONDS = float(os.environ.get("IONSIEVE_LIVE_UPDATE_IDLE_SECONDS", "3"))
 # Thumbnails: signed URLs valid for one to two of these periods (webapp/datasets/media.py).
 IONSIEVE_SIGNED_URL_SECONDS = env_int("IONSIEVE_SIGNED_URL_SECONDS", 86400)
 # "" (Django sends files), "nginx" (X-Accel-Redirect to the prefix below) or "sendfile" (X-Sendfile).

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from skimage.filters import gaussian
 
+from classifier.ml.fastpredict import load_plan, plan_path_for
 from classifier.ml.preprocess import clip_scale
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,33 @@ def _default_bundle(path: str | os.PathLike | None):
     return _CACHE[key]
 
 
+_PLANS: dict[tuple, object] = {}
+
+
+def default_scorer(model_path: str | os.PathLike | None = None):
+    """What gives the default model's scores: its Keras bundle when this process has it loaded
+    already (warm TensorFlow is fastest), else its numpy plan (fastpredict.py: no TensorFlow
+    start-up, ~5 s, for a command-line import or a fresh worker), else the bundle loaded now.
+    `training.predict` takes either."""
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key in _CACHE:
+        return _CACHE[key]
+    if key not in _PLANS:
+        _PLANS.clear()  # one model file at a time: a replaced file's plan goes
+        _PLANS[key] = load_plan(plan_path_for(path), source=path)  # None when missing or stale
+    return _PLANS[key] or _default_bundle(path)
+
+
+def warm_default_scorer() -> None:
+    """Load the default scorer now (each worker process at start): the first dataset waits less."""
+    default_scorer()
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
     return np.log(p / (1 - p))
@@ -249,7 +277,8 @@ def blend(p_model: np.ndarray, p_ctx: np.ndarray, how: dict | None) -> np.ndarra
 
 
 def default_binary_scores(images: np.ndarray | list[np.ndarray], tic: np.ndarray | None,
-                          model_path: str | os.PathLike | None = None, shared_context: bool = True) -> np.ndarray:
+                          model_path: str | os.PathLike | None = None, shared_context: bool = True,
+                          with_embeddings: bool = False):
     """(k, 2) [p_off, p_on] for a project nobody has trained a model for yet.
 
     `images` is a (k, h, w) stack of one acquisition (an MSI dataset: the context half looks
@@ -257,25 +286,39 @@ def default_binary_scores(images: np.ndarray | list[np.ndarray], tic: np.ndarray
     `shared_context` False, or images of different sizes, the images are unrelated pictures
     (an image collection from several acquisitions): there is no common sample area to find,
     so each image is scored on its own by the pretrained model.
+    With `with_embeddings`, returns (scores, (k, d) embeddings of the pretrained model or None),
+    from the same pass of the network (classifier.ml.active learns from them).
     """
+    from classifier.ml.active import predict_and_embed
     from classifier.ml.training import predict
+
+    emb = None
+
+    def model_p(arrays: list[np.ndarray]) -> np.ndarray:
+        nonlocal emb
+        if not with_embeddings:
+            return predict(bundle, arrays)[:, 0]
+        probs, emb = predict_and_embed(bundle, arrays)
+        return probs[:, 0]
 
     k = len(images)
     if k == 0:
-        return np.zeros((0, 2))
+        return (np.zeros((0, 2)), None) if with_embeddings else np.zeros((0, 2))
     shapes = {np.shape(a)[:2] for a in images}
     shared = shared_context and len(shapes) == 1
-    bundle = _default_bundle(model_path)
+    # Embeddings need the Keras model; scores alone come from the numpy plan when it is cold.
+    bundle = _default_bundle(model_path) if with_embeddings else default_scorer(model_path)
     if not shared:
         arrays = [np.asarray(a, dtype=np.float32) for a in images]
-        p = predict(bundle, arrays)[:, 0] if bundle is not None else np.full(k, 0.5)
+        p = model_p(arrays) if bundle is not None else np.full(k, 0.5)
     else:
         stack = np.asarray(images, dtype=np.float32)
         ctx, has_bg, _ = context_scores(stack, tic)
         if bundle is None:
             p = ctx
         else:
-            pm = predict(bundle, list(stack))[:, 0]
+            pm = model_p(list(stack))
             p = blend(pm, ctx, bundle.extra.get("blend")) if has_bg else pm
     p = np.clip(p, 0.0, 1.0)
-    return np.stack([p, 1 - p], axis=1)
+    out = np.stack([p, 1 - p], axis=1)
+    return (out, emb) if with_embeddings else out

@@ -31,6 +31,7 @@ class Job(models.Model):
         IMPORT = "import", "Importing images"
         TRAIN = "train", "Training a model"
         PREDICT = "predict", "Scoring images"
+        QUICK = "quick", "Updating the scores from new labels"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -93,7 +94,8 @@ class Job(models.Model):
 
     # Which Celery task runs each kind, by name so that this app imports none of them.
     TASKS = {Kind.INGEST: "datasets.ingest", Kind.IMPORT: "datasets.import_images",
-             Kind.TRAIN: "classifier.train", Kind.PREDICT: "classifier.predict"}
+             Kind.TRAIN: "classifier.train", Kind.PREDICT: "classifier.predict",
+             Kind.QUICK: "classifier.quick_update"}
 
     def start(self) -> None:
         """Mark the job running in this process (the command line path; workers claim jobs)."""

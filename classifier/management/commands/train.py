@@ -25,6 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--context", action="store_true", help="add the dataset's TIC as a second channel")
         parser.add_argument("--force", action="store_true", help="train even if the labels did not change")
         parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+        parser.add_argument("--quick", action="store_true",
+                            help="the quick update: a linear head on the stored image features, in seconds, "
+                                 "then rescoring (the live update's work, run here)")
 
     def handle(self, *args, **o):
         project = Project.objects.filter(slug=o["project"]).first()
@@ -32,6 +35,8 @@ class Command(BaseCommand):
             raise CommandError(f"No project '{o['project']}'.")
         if o["folds"] < 2 or o["ensemble"] < 1 or (o["epochs"] is not None and o["epochs"] < 1):
             raise CommandError("--folds must be at least 2, --ensemble and --epochs at least 1.")
+        if o["quick"]:
+            return self.quick(project, o)
         params = {k: o[k] for k in ("arch", "folds", "ensemble", "epochs", "context")}
         job = Job.objects.create(project=project, kind=Job.Kind.TRAIN, message="command line")
         run = TrainingRun.objects.create(project=project, job=job, params={**services.DEFAULT_TRAIN_PARAMS, **params})
@@ -54,6 +59,29 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(version.metrics, indent=2))
         else:
             self.stdout.write(format_metrics(version))
+
+    def quick(self, project, o) -> None:
+        from classifier import active
+
+        job = Job.objects.create(project=project, kind=Job.Kind.QUICK, message="command line")
+        job.start()
+        try:
+            version = active.run_quick_update(project, report=lambda f, m: print(
+                f"{int(f * 100):3d}% {m}", file=sys.stderr, flush=True))
+        except active.QuickUpdateError as exc:
+            job.fail(str(exc))
+            raise CommandError(str(exc)) from None
+        except Exception as exc:
+            job.fail(f"{type(exc).__name__}: {exc}")
+            raise
+        job.finish(f"Quick update v{version.number}")
+        if o["json"]:
+            self.stdout.write(json.dumps(version.metrics, indent=2))
+        else:
+            self.stdout.write(f"Quick update v{version.number} from {version.label_total} labels "
+                              f"(image features of {version.params.get('features')}); every image rescored.")
+            if version.metrics.get("overall"):
+                self.stdout.write(format_metrics(version).split("\n", 1)[1])
 
 
 def format_metrics(version) -> str:

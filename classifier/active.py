@@ -1,0 +1,448 @@
+"""Learn while you label: stored embeddings, the quick update, the live update and "label next".
+
+Embeddings: at scoring time each dataset keeps, beside its image array, one float16 row per image
+(row = image index) of the scoring network's last hidden layer: `embeddings/v<id>.npy` for a full
+model version, `embeddings/default.npy` for the shipped off-sample model. A quick update fits a
+linear head (classifier.ml.active) on the embeddings of the active full version (or of the
+shipped model before any training) and rescores every image from them, without running a network.
+
+Live update: labels arriving (any source) queue one QUICK job per project through the jobs
+runner (webapp.jobs); the worker waits until `IONSIEVE_LIVE_UPDATE_LABELS` label changes came in or
+the project was idle for `IONSIEVE_LIVE_UPDATE_IDLE_SECONDS`, then updates. The label request only
+writes a job row.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from classifier.models import ModelVersion
+from webapp.datasets import arrays
+from webapp.datasets.models import Dataset, IonImage, Label, LabelEvent
+from webapp.jobs.dispatch import dispatch
+from webapp.jobs.models import Job
+from webapp.projects.models import Project, Task
+
+log = logging.getLogger(__name__)
+
+QUICK_KEEP = 5  # quick versions kept (older inactive ones are deleted with their scores)
+
+
+# ---------------------------------------------------------------- embeddings on disk
+def _key(base_id: int | None) -> str:
+    return f"v{base_id}" if base_id else "default"
+
+
+def embeddings_path(dataset: Dataset, base_id: int | None) -> Path:
+    return dataset.directory / "embeddings" / f"{_key(base_id)}.npy"
+
+
+def save_embeddings(dataset: Dataset, base_id: int | None, images: list[IonImage], emb: np.ndarray) -> None:
+    """Keep one float16 row per image (row = image index); drop other full versions' files."""
+    from webapp.datasets import storage
+
+    if emb is None or len(images) == 0:
+        return
+    rows = np.zeros((max(im.index for im in images) + 1, emb.shape[1]), np.float16)
+    rows[[im.index for im in images]] = np.asarray(emb, dtype=np.float16)
+    path = embeddings_path(dataset, base_id)
+    storage.save_npy(path, rows)
+    for other in path.parent.glob("v*.npy"):
+        if other.name != path.name:
+            other.unlink(missing_ok=True)
+
+
+def load_embeddings(dataset: Dataset, base_id: int | None, images: list[IonImage]) -> np.ndarray | None:
+    """(len(images), d) float32, or None when they were not stored (or not for every image)."""
+    path = embeddings_path(dataset, base_id)
+    try:
+        rows = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    idx = np.fromiter((im.index for im in images), dtype=np.int64, count=len(images))
+    if len(idx) and idx.max() >= len(rows):
+        return None
+    return np.asarray(rows[idx], dtype=np.float32)
+
+
+def compute_embeddings(dataset: Dataset, images: list[IonImage], base: ModelVersion | None,
+                       bundle=None) -> np.ndarray | None:
+    """Embeddings of the images by `base` (None: the shipped model), stored for next time."""
+    from classifier.ml import active as mla
+
+    if not images or not dataset.array_path.exists():
+        return None
+    if base is not None:
+        xs, ctxs = arrays.arrays_for(dataset, images, with_context=bundle.params.context)
+        emb = mla.predict_and_embed(bundle, xs, ctxs)[1]
+    else:
+        xs, _ = arrays.arrays_for(dataset, images)
+        emb = mla.default_embeddings(xs)
+    if emb is not None:
+        save_embeddings(dataset, base.pk if base else None, images, emb)
+    return emb
+
+
+# ---------------------------------------------------------------- the quick update
+class QuickUpdateError(Exception):
+    """Why a quick update cannot run yet, for the user."""
+
+
+@dataclass
+class Embedded:
+    dataset: Dataset
+    images: list[IonImage]
+    emb: np.ndarray
+
+
+def _base(project: Project) -> tuple[ModelVersion | None, object]:
+    """The full version whose embeddings quick updates learn from, and its loaded bundle;
+    (None, None) for the shipped model (no full version active, or its file is unusable)."""
+    from classifier import ml
+
+    active = project.model_versions.filter(is_active=True).first()
+    base_id = active.base_id if active else None
+    base = ModelVersion.objects.filter(pk=base_id, quick=False).first() if base_id else None
+    if base is None:
+        return None, None
+    bundle = ml.load_bundle(base.path)
+    return (base, bundle) if bundle is not None else (None, None)
+
+
+def embedded_project(project: Project, report=None) -> tuple[ModelVersion | None, list[Embedded]]:
+    """Every ready dataset's images with their embeddings from one network: the active full
+    version (the base of an active quick version), else the shipped model. Missing files are
+    computed (and kept)."""
+    active = project.model_versions.filter(is_active=True).first()
+    base_id = active.base_id if active else None
+    datasets = [(ds, list(ds.images.order_by("index")))
+                for ds in project.datasets.filter(status=Dataset.Status.READY).order_by("pk")]
+    datasets = [(ds, ims) for ds, ims in datasets if ims]
+    stored = [load_embeddings(ds, base_id, ims) for ds, ims in datasets]
+    base = ModelVersion.objects.filter(pk=base_id).first() if base_id else None
+    if any(e is None for e in stored):
+        base, bundle = _base(project)
+        if (base.pk if base else None) != base_id:  # the full version's file is unusable
+            stored = [load_embeddings(ds, None, ims) for ds, ims in datasets]
+        for i, ((ds, ims), e) in enumerate(zip(datasets, stored, strict=True)):
+            if e is None:
+                if report:
+                    report(0.05 + 0.4 * i / max(1, len(datasets)), f"Computing image features of {ds.name}")
+                stored[i] = compute_embeddings(ds, ims, base, bundle)
+    return base, [Embedded(ds, ims, e) for (ds, ims), e in zip(datasets, stored, strict=True) if e is not None]
+
+
+def _targets(project: Project, values: list[str]) -> np.ndarray:
+    from classifier.services import label_target
+
+    ys = [label_target(project, v) for v in values]
+    return np.stack(ys) if project.task == Task.MULTILABEL else np.asarray(ys, dtype=np.int64)
+
+
+def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
+    """Fit the quick head on every consensus label, store it as a quick ModelVersion (with
+    held-out predictions cross-validated over datasets where there are several), activate it
+    and rescore every image of the project. Raises QuickUpdateError."""
+    from classifier import services
+    from classifier.ml import active as mla
+    from classifier.ml.calibration import best_f1_threshold, cross_fitted
+    from classifier.ml.cv import grouped_folds
+    from classifier.ml.metrics import compute_metrics
+    from classifier.ml.training import _jsonable
+
+    report = report or (lambda f, m: None)
+    labels_at = timezone.now()
+    report(0.02, "Reading the image features")
+    base, parts = embedded_project(project, report)
+    if not parts:
+        raise QuickUpdateError("No image features yet: the datasets are still being processed.")
+    classes = list(project.classes)
+    lab_images, lab_emb, groups = [], [], []
+    for part in parts:
+        for j, im in enumerate(part.images):
+            if im.consensus is not None and services._fits(project, im.consensus):
+                lab_images.append(im)
+                lab_emb.append(part.emb[j])
+                groups.append(part.dataset.pk)
+    if len(lab_images) < 2:
+        raise QuickUpdateError(f"Only {len(lab_images)} labelled image(s): label a few images of two classes first.")
+    counts, digest = services.label_fingerprint(project, lab_images, [])
+    active = project.model_versions.filter(is_active=True).first()
+    if active is not None and active.quick and active.label_hash == digest and active.base_id == (base.pk if base else None):
+        return active
+    x = np.stack(lab_emb)
+    y = _targets(project, [im.consensus for im in lab_images])
+    k = len(classes)
+    task = project.task
+    report(0.5, "Learning from the labels")
+    try:
+        head = mla.fit_head(x, y, task, k)
+    except mla.HeadError as exc:
+        raise QuickUpdateError(str(exc)) from None
+    groups_a = np.asarray(groups)
+    notes = []
+    if len(lab_images) >= 4:
+        folds = grouped_folds(groups_a, 5, y if task != Task.MULTILABEL else None)
+        oof = mla.cross_validated_head(x, y, task, k, folds)
+        held, held_t, fold_of = cross_fitted(task, oof, y, folds, calibrate=False)
+    else:
+        folds, oof = [], None
+    held_out_by = "groups" if len(set(groups)) > 1 else "images"
+    if task == Task.BINARY:
+        t = best_f1_threshold(oof[:, 0], y == 0) if oof is not None else 0.5
+        thresholds = [t, 1 - t]
+    elif task == Task.MULTILABEL:
+        thresholds = ([best_f1_threshold(oof[:, c], y[:, c] > 0.5) for c in range(k)]
+                      if oof is not None else [0.5] * k)
+    else:
+        thresholds = [0.5] * k
+    metrics: dict = {"thresholds": [float(v) for v in thresholds], "folds": len(folds)}
+    if oof is not None:
+        metrics.update(_jsonable(compute_metrics(y, oof, task, classes, groups=groups_a.astype(str),
+                                                 thresholds=thresholds)))
+        notes.append(f"Quick update: a logistic regression on the image features of "
+                     f"{'model v' + str(base.number) if base else 'the shipped off-sample model'}; held-out "
+                     f"scores from {len(folds)} folds " + ("grouped by dataset." if held_out_by == "groups" else
+                                                            "inside the one labelled dataset (optimistic)."))
+    report(0.7, "Saving the quick update")
+    with transaction.atomic():
+        number = (project.model_versions.aggregate(n=Max("number"))["n"] or 0) + 1
+        file_name = f"v{number}-quick.npz"
+        path = Path(settings.MEDIA_ROOT) / "models" / str(project.pk) / file_name
+        _save_head(head, path)
+        version = ModelVersion.objects.create(
+            project=project, number=number, arch="quick", task=task, classes=classes, quick=True,
+            params={"quick": True, "base": base.pk if base else None,
+                    "features": f"v{base.number}" if base else "shipped model"},
+            label_counts=counts, label_total=len(lab_images), label_hash=digest,
+            dataset_count=len(set(groups)), metrics=metrics, notes=notes, file_name=file_name,
+            created_by=user, labels_at=labels_at, held_out_by=held_out_by if oof is not None else "",
+        )
+        if oof is not None:
+            services.store_held_out(version, lab_images, held, held_t, fold_of)
+        services.activate(version)
+    report(0.8, "Rescoring the images")
+    for part in parts:
+        probs = mla.head_probabilities(head, part.emb)
+        store_fast(project, part.images, probs, np.asarray(thresholds), version)
+    prune_quick(project)
+    return version
+
+
+def _save_head(head, path: Path) -> None:
+    from webapp.datasets import storage
+
+    with storage.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **head.to_arrays())
+
+
+def load_head(version: ModelVersion):
+    from classifier.ml.active import Head
+
+    try:
+        with np.load(version.path) as a:
+            return Head.from_arrays(a)
+    except (OSError, ValueError, KeyError):
+        log.warning("quick version v%s of project %s cannot be read", version.number, version.project_id)
+        return None
+
+
+def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonImage]) -> int:
+    """Scores of a dataset by an active quick version (a new dataset, or a rescore)."""
+    from classifier import services
+    from classifier.ml import active as mla
+
+    head = load_head(version)
+    base = ModelVersion.objects.filter(pk=version.base_id).first() if version.base_id else None
+    emb = load_embeddings(dataset, version.base_id, images)
+    if emb is None:
+        bundle = None
+        if base is not None:
+            from classifier import ml
+
+            bundle = ml.load_bundle(base.path)
+        if head is None or (base is not None and bundle is None):
+            return services.score_dataset(dataset, use_active=False)
+        emb = compute_embeddings(dataset, images, base, bundle)
+    if head is None or emb is None or emb.shape[1] != head.coef.shape[1]:
+        return services.score_dataset(dataset, use_active=False)
+    probs = mla.head_probabilities(head, emb)
+    store_fast(dataset.project, images, probs, np.asarray(version.metrics.get("thresholds") or [0.5] * probs.shape[1]),
+               version)
+    return len(images)
+
+
+def store_fast(project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray,
+               version: ModelVersion) -> None:
+    """services.store_predictions for thousands of rows in well under a second: the gallery
+    fields by one executemany UPDATE, the version's Prediction rows by bulk_create."""
+    from django.db import connection
+
+    from classifier.models import Prediction
+    from classifier.services import describe
+
+    probs = np.round(np.asarray(probs, dtype=np.float64), 6)
+    rows = []
+    table = IonImage._meta.db_table
+    for im, p in zip(images, probs, strict=True):
+        im.probabilities = p.tolist()
+        im.probability = im.probabilities[0]
+        im.predicted, im.uncertainty = describe(project, p, thresholds)
+        im.prediction_version = version
+        rows.append((_json(im.probabilities), im.probability, im.predicted, im.uncertainty, version.pk, im.pk))
+    with transaction.atomic(), connection.cursor() as cur:
+        q = connection.ops.quote_name
+        cur.executemany(
+            f"UPDATE {q(table)} SET {q('probabilities')} = %s, {q('probability')} = %s, {q('predicted')} = %s, "
+            f"{q('uncertainty')} = %s, {q('prediction_version_id')} = %s WHERE {q('id')} = %s", rows)
+        Prediction.objects.bulk_create(
+            [Prediction(image_id=im.pk, model_version=version, probabilities=im.probabilities) for im in images],
+            update_conflicts=True, unique_fields=["image", "model_version"], update_fields=["probabilities"],
+            batch_size=2000)
+
+
+def _json(values: list[float]) -> str:
+    return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+
+
+def prune_quick(project: Project) -> None:
+    """Keep the newest QUICK_KEEP quick versions (and any active one): their Prediction and
+    held-out rows go with them."""
+    old = list(project.model_versions.filter(quick=True, is_active=False).order_by("-number")
+               .values_list("pk", "file_name")[QUICK_KEEP:])
+    if not old:
+        return
+    ModelVersion.objects.filter(pk__in=[pk for pk, _ in old]).delete()
+    for _, name in old:
+        (Path(settings.MEDIA_ROOT) / "models" / str(project.pk) / name).unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------- the live update
+def live_update_labels() -> int:
+    return int(getattr(settings, "IONSIEVE_LIVE_UPDATE_LABELS", 10))
+
+
+def live_update_idle() -> float:
+    return float(getattr(settings, "IONSIEVE_LIVE_UPDATE_IDLE_SECONDS", 3))
+
+
+def labels_arrived(project: Project) -> Job | None:
+    """Called after labels were saved: queue the project's live update unless one is waiting
+    already (it will see these labels). Writes one job row; never runs the update here."""
+    if live_update_labels() <= 0:
+        return None
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).first()  # one queued job per project
+        if Job.objects.filter(project=project, kind=Job.Kind.QUICK, status=Job.Status.QUEUED).exists():
+            return None
+        job = Job.objects.create(project=project, kind=Job.Kind.QUICK, message="Waiting for more labels")
+        dispatch(job)
+    return job
+
+
+def _changes_since(project: Project, since) -> tuple[int, object]:
+    qs = LabelEvent.objects.filter(image__dataset__project=project)
+    if since is not None:
+        qs = qs.filter(at__gt=since)
+    agg = qs.aggregate(n=Count("pk"), last=Max("at"))
+    return agg["n"] or 0, agg["last"]
+
+
+def run_live_update(job: Job, sleep=time.sleep) -> str:
+    """The QUICK job's work in the worker: wait for enough labels or a pause, then update."""
+    project = job.project
+    need, idle = live_update_labels(), live_update_idle()
+    last_quick = project.model_versions.filter(quick=True).order_by("-number").first()
+    since = last_quick.labels_at if last_quick else None
+    deadline = time.monotonic() + max(30.0, 10 * idle)
+    while True:
+        n, last = _changes_since(project, since)
+        quiet = last is None or (timezone.now() - last).total_seconds() >= idle
+        if n >= need or quiet or time.monotonic() > deadline:
+            break
+        job.stop_if_cancelled()
+        job.report(0.0, f"Waiting for more labels ({n} new)")
+        sleep(min(0.5, idle))
+    if n == 0:
+        return "No new labels."
+    try:
+        version = run_quick_update(project, report=job.report)
+    except QuickUpdateError as exc:
+        return str(exc)
+    # Labels that came in while this ran start the next update.
+    if LabelEvent.objects.filter(image__dataset__project=project, at__gt=version.labels_at).exists():
+        transaction.on_commit(lambda: labels_arrived(project))
+    return f"Scores updated from {version.label_total} labels (quick update v{version.number})"
+
+
+# ---------------------------------------------------------------- label next
+def unlabelled(qs, user=None):
+    """Images nobody labelled (with a user: that user has not labelled and no consensus exists)."""
+    if user is None:
+        return qs.filter(label_count=0)
+    mine = Label.objects.filter(user=user).values("image_id")
+    return qs.filter(consensus__isnull=True).exclude(pk__in=mine)
+
+
+def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user=None) -> list[IonImage]:
+    """The n unlabelled images to label next, best first (see classifier.ml.active.select)."""
+    from classifier.ml import active as mla
+
+    if strategy not in mla.STRATEGIES:
+        raise ValueError(f"Unknown strategy '{strategy}': one of {', '.join(mla.STRATEGIES)}.")
+    if isinstance(scope, Dataset):
+        datasets = [scope] if scope.is_ready else []
+    else:
+        datasets = list(scope.datasets.filter(status=Dataset.Status.READY).order_by("pk"))
+    project = scope if isinstance(scope, Project) else scope.project
+    active = project.model_versions.filter(is_active=True).first()
+    base_id = active.base_id if active else None
+    cands: list[IonImage] = []
+    embs, lab_embs = [], []
+    have_emb = True
+    fields = ("id", "dataset_id", "index", "name", "mz", "probability", "uncertainty", "consensus")
+    for ds in datasets:
+        qs = IonImage.objects.filter(dataset=ds).only(*fields).order_by("index")
+        todo = list(unlabelled(qs, user))
+        if not todo:
+            continue
+        cands += todo
+        if have_emb and strategy == "active":
+            e = load_embeddings(ds, base_id, todo)
+            if e is None and base_id:
+                e = load_embeddings(ds, None, todo)  # the shipped model's, until the dataset is rescored
+                lab_key = None
+            else:
+                lab_key = base_id
+            if e is None:
+                have_emb = False
+                continue
+            embs.append(e)
+            done = list(qs.filter(consensus__isnull=False))
+            le = load_embeddings(ds, lab_key, done) if done else None
+            if le is not None:
+                lab_embs.append(le)
+    if not cands:
+        return []
+    u = np.array([np.nan if im.uncertainty is None else im.uncertainty for im in cands])
+    p = np.array([np.nan if im.probability is None else im.probability for im in cands])
+    emb = np.concatenate(embs) if have_emb and embs and sum(map(len, embs)) == len(cands) else None
+    lab = np.concatenate(lab_embs) if emb is not None and lab_embs else None
+    if lab is not None and lab.shape[1] != emb.shape[1]:
+        lab = None
+    seed = int(hashlib.sha256(f"{scope.pk}:{len(cands)}".encode()).hexdigest()[:8], 16)
+    order = mla.select(n, strategy, uncertainty=u, probability=p, embeddings=emb, labelled_embeddings=lab, seed=seed)
+    return [cands[i] for i in order]
+
+
+def image_name(im: IonImage) -> str:
+    return im.name or im.display_name
