@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from classifier.api import active as active_api
 from classifier.api import image_data as classifier_image_data
 from classifier.api import review as review_api
 from classifier.api import views as classifier
@@ -66,4 +67,7 @@ urlpatterns = [
     path("projects/<slug:slug>/annotators/", review_api.Annotators.as_view(), name="project-annotators"),
     path("images/<int:pk>/data/", classifier_image_data.ImageData.as_view(), name="image-data"),
     path("datasets/<int:pk>/spectrum/", image_data.DatasetSpectrum.as_view(), name="dataset-spectrum"),
+    path("datasets/<int:pk>/next/", active_api.NextImages.as_view(), name="dataset-next"),
+    path("projects/<slug:slug>/next/", active_api.NextImages.as_view(), name="project-next"),
+    path("projects/<slug:slug>/live/", active_api.Live.as_view(), name="project-live"),
 ]
