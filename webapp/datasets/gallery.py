@@ -19,13 +19,16 @@ ORDERINGS = {
 
 
 LIST_FIELDS = ("id", "dataset_id", "index", "mz", "name", "formula", "adduct", "probability", "probabilities",
-               "predicted", "uncertainty", "consensus", "label_count", "users_disagree", "prediction_version_id",
-               "dataset__name", "dataset__revision", "prediction_version__number")
+               "predicted", "uncertainty", "consensus", "label_count", "users_disagree", "prediction_version_id")
 
 
 def for_listing(qs: QuerySet) -> QuerySet:
-    """Only what a gallery tile shows, so sorting carries small rows."""
-    return qs.select_related("dataset", "prediction_version").only(*LIST_FIELDS)
+    """Only what a gallery tile shows, so sorting carries small rows. The dataset's name and
+    revision and the model version's number come as columns (ImageSerializer reads them),
+    not as a Dataset and a ModelVersion object per row."""
+    return qs.only(*LIST_FIELDS).annotate(
+        dataset_name=F("dataset__name"), dataset_revision=F("dataset__revision"),
+        model_version_number=F("prediction_version__number"))
 
 
 def attach_my_labels(images: list, user) -> None:
@@ -46,8 +49,12 @@ def ordered(qs: QuerySet, ordering: str | None) -> QuerySet:
     return qs.order_by(*ORDERINGS.get(ordering or "-probability", ORDERINGS["-probability"]))
 
 
-def class_q(field: str, name: str) -> Q:
-    """Images whose `field` (one class name, or several joined by spaces) includes `name`."""
+def class_q(field: str, name: str, multilabel: bool = True) -> Q:
+    """Images whose `field` (one class name, or several joined by spaces) includes `name`.
+    Outside multi-label projects a field holds one name: an equality (a smaller query to build
+    and to run)."""
+    if not multilabel:
+        return Q(**{field: name})
     return (Q(**{field: name}) | Q(**{f"{field}__startswith": f"{name} "})
             | Q(**{f"{field}__endswith": f" {name}"}) | Q(**{f"{field}__contains": f" {name} "}))
 
@@ -99,7 +106,7 @@ class ImageFilter(filters.FilterSet):
 
 
 
-def counts(qs: QuerySet, user, classes: list[str]) -> dict:
+def counts(qs: QuerySet, user, classes: list[str], multilabel: bool = True) -> dict:
     """How many images each filter would show, for the gallery's filter bar."""
     mine = Label.objects.filter(image=OuterRef("pk"), user=user)
     others = Label.objects.filter(image=OuterRef("pk")).exclude(user=user)
@@ -112,8 +119,8 @@ def counts(qs: QuerySet, user, classes: list[str]) -> dict:
         disagreement=Count("pk", filter=disagreement_q()),
         users_disagree=Count("pk", filter=Q(users_disagree=True)),
         scored=Count("pk", filter=Q(probability__isnull=False)),
-        **{f"p_{i}": Count("pk", filter=class_q("predicted", c)) for i, c in enumerate(classes)},
-        **{f"l_{i}": Count("pk", filter=class_q("consensus", c)) for i, c in enumerate(classes)},
+        **{f"p_{i}": Count("pk", filter=class_q("predicted", c, multilabel)) for i, c in enumerate(classes)},
+        **{f"l_{i}": Count("pk", filter=class_q("consensus", c, multilabel)) for i, c in enumerate(classes)},
     )
     agg["labelled_by_me"] = qs.filter(Exists(mine)).count()
     agg["labelled_by_others"] = qs.filter(Exists(others)).count()

@@ -50,9 +50,13 @@ class ImageSerializer(serializers.ModelSerializer):
     def to_representation(self, im: IonImage) -> dict:
         # The same JSON as the declared fields give (tests/datasets/test_api.py compares them),
         # built directly: field by field through DRF was half the time of a 100-image page.
-        version = im.prediction_version.number if im.prediction_version_id is not None else None
+        if hasattr(im, "model_version_number"):  # gallery.for_listing: columns, not related objects
+            version, dataset_name = im.model_version_number, im.dataset_name
+        else:
+            version = im.prediction_version.number if im.prediction_version_id is not None else None
+            dataset_name = im.dataset.name
         return {
-            "id": im.pk, "dataset": im.dataset_id, "dataset_name": im.dataset.name, "index": im.index,
+            "id": im.pk, "dataset": im.dataset_id, "dataset_name": dataset_name, "index": im.index,
             "mz": _float(im.mz), "name": im.name, "formula": im.formula, "adduct": im.adduct,
             "probability": _float(im.probability), "probabilities": self.get_probabilities(im),
             "predicted": im.predicted, "uncertainty": _float(im.uncertainty), "label": im.consensus,
@@ -77,7 +81,8 @@ class ImageSerializer(serializers.ModelSerializer):
     def get_thumbnail_url(self, im: IonImage) -> str:
         # Signed: served without a permission query (webapp/datasets/media.py); the caller's
         # access was checked when this listing was served.
-        return media.signed_thumbnail_url(im.dataset_id, im.index, im.dataset.revision)
+        revision = im.dataset_revision if hasattr(im, "dataset_revision") else im.dataset.revision
+        return media.signed_thumbnail_url(im.dataset_id, im.index, revision)
 
 
 def _float(value) -> float | None:

@@ -177,7 +177,8 @@ class ImageCounts(ImageList):
     @extend_schema(parameters=GALLERY_PARAMS, responses={200: CountsSerializer})
     def get(self, request, *args, **kwargs):
         qs = self.filter_queryset(self.get_queryset())
-        return Response(gallery.counts(qs.order_by(), request.user, self.project.classes))
+        return Response(gallery.counts(qs.order_by(), request.user, self.project.classes,
+                                       multilabel=self.project.task == Task.MULTILABEL))
 
 
 class ImageDetail(generics.RetrieveAPIView):
