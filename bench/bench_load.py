@@ -11,7 +11,18 @@ at the end):
 2. postgres - the same on PostgreSQL (database `ionsieve_bench`, created and dropped here).
 3. full     - PostgreSQL + Redis broker, 50 users browsing like people do: project page,
               gallery page, image page, gallery API pages, filter counts, thumbnails, labels.
-              Targets: p95 < 300 ms for pages and API reads, 0 errors.
+              Like a browser, each user fetches a page's thumbnails (the signed `thumbnail_url`s
+              of its last gallery API page) and the image page's figures concurrently, over 4
+              connections of its own, and keeps what the server marks immutable.
+              Targets (issue 14): p95 < 300 ms for pages, API reads and thumbnails, label PUT
+              p95 < 150 ms, >= 150 requests/s for the mix, 0 errors.
+
+Think time (--think, seconds between two actions of one user) defaults to 0.5-1.5 s for the
+labelling scenarios and to none for `full` (--full-think): with 1 s of thinking, 50 users
+cannot ask for more than ~80 requests/s, so a throughput target needs the users to keep the
+server busy. The client runs on the same cores as the server: its own CPU share is printed.
+Each run's figures are kept in var/bench/bench_load.json and the next run prints its ratios
+to them.
 
 The dataset is made without the MSI pipeline (tests/gallery_data.py: random images,
 thumbnails, rows via save_images, default-score predictions via store_predictions).
@@ -22,8 +33,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,6 +45,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +60,11 @@ PG_DB = "ionsieve_bench"
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 IMAGES = 10_000
 ORDERINGS = ["-probability", "probability", "uncertainty", "mz", "-mz", "index", "name"]
+LAST_RUN = ROOT / "var" / "bench" / "bench_load.json"
+# bench_load.py --only full as measured when issue 14 was filed (2 cores, gunicorn 3 x 4, think 0.5-1.5 s,
+# thumbnails one after another through the permission-checked endpoint, figures built in the pages).
+ISSUE_14 = {"rps": 37, "p95": {"page": 3600, "api-read": 1500, "thumbnail": 1800, "label": 1500}}
+FIGURE_URL = re.compile(r'data-figure-url="([^"]+)"')
 
 
 def pct(values: list[float], q: float) -> float:
@@ -75,20 +94,48 @@ class Recorder:
                 self.errors[kind].append(f"{status} {method} {url}: {body[:120]!r}")
         return status, body
 
-    def report(self, title: str, wall: float) -> list[str]:
+    def figures(self, wall: float, client_cpu: float, machine_busy: float | None) -> dict:
         total = sum(len(v) for v in self.times.values())
-        errors = sum(len(v) for v in self.errors.values())
-        lines = [f"{title}: {total:,} requests in {wall:.1f} s = {total / wall:.0f} req/s, {errors} errors",
-                 f"  {'kind':<10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'err':>4}"]
+        return {"requests": total, "wall": wall, "rps": total / wall,
+                "errors": sum(len(v) for v in self.errors.values()),
+                "client_cpu": client_cpu, "machine_busy": machine_busy, "server_cpu_ms": None,
+                "p95": {k: pct(v, 95) for k, v in self.times.items()},
+                "p50": {k: statistics.median(v) for k, v in self.times.items()}}
+
+    def report(self, title: str, run: Run, previous: dict | None = None) -> tuple[list[str], dict]:
+        """Print the figures; `previous`: the same scenario's figures from the last run, for ratios."""
+        wall = run.wall
+        fig = self.figures(wall, run.client_cpu, run.machine_busy)
+        total, errors = fig["requests"], fig["errors"]
+        lines = [f"{title}: {total:,} requests in {wall:.1f} s = {fig['rps']:.0f} req/s, {errors} errors"
+                 + (f" (previous run {previous['rps']:.0f} req/s: x{fig['rps'] / previous['rps']:.2f})"
+                    if previous else ""),
+                 f"  client: {run.client_cpu:.0%} of one core (bench process CPU / wall)"
+                 + (f"; all {os.cpu_count()} cores {run.machine_busy:.0%} busy" if run.machine_busy is not None else "")]
+        if run.server_cpu and total:
+            per = {k: v / total * 1000 for k, v in run.server_cpu.items()}
+            client = run.client_cpu * wall / total * 1000
+            fig["server_cpu_ms"] = per
+            # What the server would sustain if these cores ran nothing else (client included).
+            ceiling = (os.cpu_count() or 1) * 1000 / (sum(per.values()) + client)
+            lines.append(f"  CPU per request: gunicorn {per['gunicorn']:.1f} ms + PostgreSQL {per['postgres']:.1f} ms"
+                         f" + client {client:.1f} ms -> at most ~{ceiling:.0f} req/s on {os.cpu_count()} idle cores"
+                         f"; the server got {sum(run.server_cpu.values()) / wall:.2f} cores of them here")
+        lines.append(f"  {'kind':<10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'err':>4}"
+                     + ("  p95 previous -> now" if previous else ""))
         for kind in sorted(self.times):
             v = self.times[kind]
-            lines.append(f"  {kind:<10} {len(v):>6} {statistics.median(v):>8.1f} {pct(v, 95):>8.1f} "
-                         f"{pct(v, 99):>8.1f} {max(v):>8.1f} {len(self.errors[kind]):>4}")
+            line = (f"  {kind:<10} {len(v):>6} {statistics.median(v):>8.1f} {pct(v, 95):>8.1f} "
+                    f"{pct(v, 99):>8.1f} {max(v):>8.1f} {len(self.errors[kind]):>4}")
+            before = (previous or {}).get("p95", {}).get(kind)
+            if before:
+                line += f"  {before:.0f} ms -> x{before / pct(v, 95):.2f} faster"
+            lines.append(line)
         for kind, errs in self.errors.items():
             for e in errs[:3]:
                 lines.append(f"  error {kind}: {e}")
         print("\n".join(lines), flush=True)
-        return lines
+        return lines, fig
 
 
 THINK = (0.5, 1.5)  # seconds between two actions of one person (set by --think)
@@ -99,16 +146,72 @@ def think(rng: random.Random) -> None:
         time.sleep(rng.uniform(*THINK))
 
 
-def run_users(n_users: int, per_user: int, limit_s: float, user_loop) -> float:
+def cpu_ticks() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine, from /proc/stat (None where there is none)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def server_cpu(master_pid: int | None) -> dict[str, float]:
+    """CPU seconds used so far by the gunicorn master and workers, and by the PostgreSQL
+    backends serving the bench database (other engineers' processes share these cores: this
+    is what the server itself spent, whatever else ran)."""
+    out = {"gunicorn": 0.0, "postgres": 0.0}
+    if master_pid is None:
+        return out
+    hz = os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            cmd = (d / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        pid, ppid, cpu = int(d.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / hz
+        if pid == master_pid or ppid == master_pid:
+            out["gunicorn"] += cpu
+        elif cmd.startswith(b"postgres: ") and f" {PG_DB} ".encode() in cmd:
+            out["postgres"] += cpu
+    return out
+
+
+class Run:
+    """Wall time, the bench process's own CPU, the server's and the machine's over one scenario."""
+
+    def __init__(self):
+        self.wall = self.client_cpu = 0.0
+        self.machine_busy: float | None = None
+        self.server_cpu: dict[str, float] = {}
+
+
+def run_users(n_users: int, per_user: int, limit_s: float, user_loop, master_pid: int | None = None) -> Run:
     stop_at = time.monotonic() + limit_s
-    barrier = threading.Barrier(n_users)
+    # The barrier's action runs once, when every user is ready: the clock starts there, after
+    # the unmeasured warm-up requests.
+    run, marks = Run(), {}
+
+    def start_clock():
+        marks.update(t=time.perf_counter(), cpu=time.process_time(), ticks=cpu_ticks(), server=server_cpu(master_pid))
+
+    barrier = threading.Barrier(n_users, action=start_clock)
     threads = [threading.Thread(target=user_loop, args=(u, per_user, stop_at, barrier)) for u in range(n_users)]
-    start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - start
+    run.wall = time.perf_counter() - marks["t"]
+    run.client_cpu = (time.process_time() - marks["cpu"]) / run.wall
+    run.server_cpu = {k: v - marks["server"][k] for k, v in server_cpu(master_pid).items()}
+    end = cpu_ticks()
+    if end and marks["ticks"] and end[1] > marks["ticks"][1]:
+        run.machine_busy = (end[0] - marks["ticks"][0]) / (end[1] - marks["ticks"][1])
+    return run
 
 
 def labelling_scenario(title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float):
@@ -135,8 +238,9 @@ def labelling_scenario(title: str, server: Gunicorn, site: dict, users: int, per
                 rec.timed("label", s, "PUT", f"{server.url}/api/images/{rng.choice(images)}/label/",
                           json={"label": rng.choice(site["classes"])})
 
-    wall = run_users(users, per_user, limit_s, loop)
-    return rec.report(title, wall), rec
+    run = run_users(users, per_user, limit_s, loop, server.proc.pid if server.proc else None)
+    lines, fig = rec.report(title, run, previous_run().get(title))
+    return lines, rec, fig
 
 
 def browsing_scenario(title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float):
@@ -152,33 +256,84 @@ def browsing_scenario(title: str, server: Gunicorn, site: dict, users: int, per_
         s.get(f"{server.url}/accounts/login/")  # a csrftoken cookie for the session-authenticated PUTs
         s.get(f"{server.url}/p/{slug}/")  # warm-up, not measured
         csrf = s.cookies.get("csrftoken", "")
-        barrier.wait()
-        for i in range(n):
-            if time.monotonic() > stop_at:
-                return
-            think(rng)
-            step = i % 10
-            if step == 0:
-                rec.timed("page", s, "GET", f"{server.url}/p/{slug}/")
-            elif step == 1:
-                rec.timed("page", s, "GET", f"{server.url}/datasets/{ds}/gallery/")
-            elif step in (2, 5, 8):
-                st, body = rec.timed("api-read", s, "GET", f"{server.url}/api/datasets/{ds}/images/",
-                                     params={"ordering": rng.choice(ORDERINGS), "page": rng.randint(1, 100)})
-            elif step == 3:
-                rec.timed("api-read", s, "GET", f"{server.url}/api/datasets/{ds}/images/counts/")
-            elif step in (4, 7):
-                for im in rng.sample(images, 4):
-                    rec.timed("thumbnail", s, "GET", f"{server.url}/api/images/{im}/thumbnail/")
-            elif step == 6:
-                rec.timed("page", s, "GET", f"{server.url}/images/{rng.choice(images)}/")
-            else:
-                rec.timed("label", s, "PUT", f"{server.url}/api/images/{rng.choice(images)}/label/",
-                          json={"label": rng.choice(site["classes"])},
-                          headers={"X-CSRFToken": csrf, "Referer": server.url + "/"})
+        # A browser's parallel connections: thumbnails and figures are fetched 4 at a time, each
+        # connection with its own keep-alive session (a requests.Session is not thread-safe).
+        local = threading.local()
 
-    wall = run_users(users, per_user, limit_s, loop)
-    return rec.report(title, wall), rec
+        def side_session() -> requests.Session:
+            if not hasattr(local, "s"):
+                local.s = requests.Session()
+                local.s.cookies.update(s.cookies)
+            return local.s
+
+        kept: set[str] = set()  # URLs answered "immutable": the browser would not ask again
+
+        def fetch(kind: str, url: str) -> None:
+            if url in kept:
+                return
+            st, _ = rec.timed(kind, side_session(), "GET", server.url + url)
+            if st == 200:
+                kept.add(url)
+
+        def fetch_all(kind: str, urls: list[str]) -> None:
+            list(pool.map(lambda x: fetch(kind, x), urls))
+
+        thumbs: list[str] = []
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            barrier.wait()
+            for i in range(n):
+                if time.monotonic() > stop_at:
+                    return
+                think(rng)
+                step = i % 10
+                if step == 0:
+                    rec.timed("page", s, "GET", f"{server.url}/p/{slug}/")
+                elif step == 1:
+                    rec.timed("page", s, "GET", f"{server.url}/datasets/{ds}/gallery/")
+                elif step in (2, 5, 8):
+                    st, body = rec.timed("api-read", s, "GET", f"{server.url}/api/datasets/{ds}/images/",
+                                         params={"ordering": rng.choice(ORDERINGS), "page": rng.randint(1, 100)})
+                    if st == 200:
+                        thumbs = [item["thumbnail_url"] for item in json.loads(body)["results"]]
+                elif step == 3:
+                    rec.timed("api-read", s, "GET", f"{server.url}/api/datasets/{ds}/images/counts/")
+                elif step in (4, 7):
+                    # The tiles a user scrolls to: 4 of the last page's 100, fetched side by side.
+                    fetch_all("thumbnail", rng.sample(thumbs, 4) if len(thumbs) >= 4 else [
+                        f"/api/images/{im}/thumbnail/" for im in rng.sample(images, 4)])
+                elif step == 6:
+                    st, body = rec.timed("page", s, "GET", f"{server.url}/images/{rng.choice(images)}/")
+                    if st == 200:
+                        fetch_all("figure", [m.replace("&amp;", "&") for m in FIGURE_URL.findall(body.decode())])
+                else:
+                    rec.timed("label", s, "PUT", f"{server.url}/api/images/{rng.choice(images)}/label/",
+                              json={"label": rng.choice(site["classes"])},
+                              headers={"X-CSRFToken": csrf, "Referer": server.url + "/"})
+
+    run = run_users(users, per_user, limit_s, loop, server.proc.pid if server.proc else None)
+    lines, fig = rec.report(title, run, previous_run().get(title))
+    mix = sum(len(v) for k, v in rec.times.items() if k != "figure")
+    fig["rps_mix"] = mix / run.wall
+    extra = [f"  without the figure requests (the mix of the earlier runs, whose pages embedded them): "
+             f"{mix:,} requests = {mix / run.wall:.0f} req/s",
+             f"  issue 14 baseline: {ISSUE_14['rps']} req/s, p95 " + ", ".join(
+                 f"{k} {v:,} ms" for k, v in ISSUE_14["p95"].items()) + " -> now x"
+             + f"{fig['rps_mix'] / ISSUE_14['rps']:.1f} req/s, p95 " + ", ".join(
+                 f"{k} x{v / fig['p95'][k]:.1f} faster" for k, v in ISSUE_14["p95"].items() if k in fig["p95"])]
+    print("\n".join(extra), flush=True)
+    return lines + extra, rec, fig
+
+
+def previous_run() -> dict:
+    try:
+        return json.loads(LAST_RUN.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def save_run(figures: dict) -> None:
+    LAST_RUN.parent.mkdir(parents=True, exist_ok=True)
+    LAST_RUN.write_text(json.dumps({**previous_run(), **figures}, indent=1))
 
 
 def psql(sql: str) -> None:
@@ -186,12 +341,16 @@ def psql(sql: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def verdict(rec: Recorder, targets: dict[str, float]) -> list[str]:
+def verdict(rec: Recorder, targets: dict[str, float], min_rps: float | None = None,
+            fig: dict | None = None) -> list[str]:
     out = []
     for kind, limit in targets.items():
         v = rec.times.get(kind, [])
         p95 = pct(v, 95)
         out.append(f"  {kind} p95 {p95:.0f} ms (target < {limit:.0f} ms): {'met' if p95 < limit else 'MISSED'}")
+    if min_rps is not None and fig is not None:
+        rps = fig.get("rps_mix", fig["rps"])
+        out.append(f"  throughput {rps:.0f} req/s (target >= {min_rps:.0f}): {'met' if rps >= min_rps else 'MISSED'}")
     errors = sum(len(v) for v in rec.errors.values())
     out.append(f"  errors: {errors} ({'met' if errors == 0 else 'MISSED'})")
     print("\n".join(out), flush=True)
@@ -205,15 +364,23 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=max(2, (os.cpu_count() or 2) + 1))
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--think", default="0.5,1.5", help="min,max seconds between a person's actions (0,0: none)")
+    ap.add_argument("--full-think", default="0.5,1.5;0,0",
+                    help="the full scenario's think times, one run each, ';'-separated (default: as people "
+                         "think, then none: the most the server sustains)")
+    ap.add_argument("--users", type=int, default=50, help="users of the full scenario")
     args = ap.parse_args()
     global THINK
     THINK = tuple(float(x) for x in args.think.split(","))
+    full_thinks = [tuple(float(x) for x in t.split(",")) for t in args.full_think.split(";") if t]
     only = set(args.only.split(","))
     per_user = 20 if args.quick else 60
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-load-"))
     print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); {os.cpu_count()} CPUs; "
-          f"{IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s", flush=True)
+          f"{IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
+          + "; ".join(f"{a}-{b} s" for a, b in full_thinks) + ")",
+          flush=True)
     summary: list[str] = []
+    figures: dict[str, dict] = {}
     try:
         if "sqlite" in only:
             env = site_env(f"sqlite:///{tmp / 'bench.sqlite3'}", tmp / "media-sqlite")
@@ -222,7 +389,8 @@ def main() -> None:
             site = seed_subprocess(env, images=IMAGES, annotators=20, thumbnails=True)
             print(f"sqlite: dataset of {IMAGES:,} images made in {time.perf_counter() - t:.1f} s", flush=True)
             with Gunicorn(env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-sqlite.log") as g:
-                lines, rec = labelling_scenario("SQLite, 20 users", g, site, 20, per_user, 120)
+                title = "SQLite, 20 users"
+                lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
                 summary += lines + verdict(rec, {"gallery": 300, "label": 100})
         if only & {"postgres", "full"}:
             psql(f"DROP DATABASE IF EXISTS {PG_DB}")
@@ -238,17 +406,22 @@ def main() -> None:
             subprocess.run(["psql", pg_url, "-q", "-c", "ANALYZE"], check=True)
             with Gunicorn(env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-pg.log") as g:
                 if "postgres" in only:
-                    lines, rec = labelling_scenario("PostgreSQL, 20 users", g, site, 20, per_user, 120)
+                    title = "PostgreSQL, 20 users"
+                    lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
                     summary += lines + verdict(rec, {"gallery": 300, "label": 100})
-                if "full" in only:
-                    lines, rec = browsing_scenario("PostgreSQL + Redis, 50 users browsing", g, site, 50,
-                                                   per_user, 180)
-                    summary += lines + verdict(rec, {"page": 300, "api-read": 300, "thumbnail": 300})
+                for THINK in full_thinks if "full" in only else []:
+                    title = f"PostgreSQL + Redis, {args.users} users browsing, think {THINK[0]:g}-{THINK[1]:g} s"
+                    lines, rec, fig = browsing_scenario(title, g, site, args.users, per_user, 180)
+                    figures[title] = fig
+                    summary += lines + verdict(rec, {"page": 300, "api-read": 300, "thumbnail": 300, "label": 150},
+                                               min_rps=150, fig=fig)
     finally:
         if only & {"postgres", "full"}:
             with contextlib.suppress(subprocess.CalledProcessError):
                 psql(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
         shutil.rmtree(tmp, ignore_errors=True)
+    if not args.quick:  # smoke runs are not a reference for the next run's ratios
+        save_run(figures)
     print("\nSummary\n" + "\n".join(summary))
 
 
