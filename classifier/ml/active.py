@@ -91,7 +91,11 @@ def predict_and_embed(bundle, images: Sequence[np.ndarray], contexts: Sequence[n
                       ) -> tuple[np.ndarray, np.ndarray]:
     """((n, C) probabilities as `training.predict` gives them (without test-time augmentation),
     (n, d) float32 embeddings) in one pass of the network."""
+    from classifier.ml.fastpredict import Plan
     from classifier.ml.training import finish
+
+    if isinstance(bundle, Plan):  # the shipped model's numpy plan: no TensorFlow start-up
+        return bundle.predict_and_embed(images, contexts)
 
     n = len(images)
     d = _embed_dim(bundle)

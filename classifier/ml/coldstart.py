@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from skimage.filters import gaussian
 
+from classifier.ml.fastpredict import load_plan, plan_path_for
 from classifier.ml.preprocess import clip_scale
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,28 @@ def _default_bundle(path: str | os.PathLike | None):
     return _CACHE[key]
 
 
+_PLANS: dict[tuple, object] = {}
+
+
+def default_scorer(model_path: str | os.PathLike | None = None):
+    """What gives the default model's scores: its Keras bundle when this process has it loaded
+    already (warm TensorFlow is fastest), else its numpy plan (fastpredict.py: no TensorFlow
+    start-up, ~5 s, for a command-line import or a fresh worker), else the bundle loaded now.
+    `training.predict` takes either."""
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key in _CACHE:
+        return _CACHE[key]
+    if key not in _PLANS:
+        _PLANS.clear()  # one model file at a time: a replaced file's plan goes
+        _PLANS[key] = load_plan(plan_path_for(path), source=path)  # None when missing or stale
+    return _PLANS[key] or _default_bundle(path)
+
+
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
     return np.log(p / (1 - p))
@@ -278,7 +301,7 @@ def default_binary_scores(images: np.ndarray | list[np.ndarray], tic: np.ndarray
         return (np.zeros((0, 2)), None) if with_embeddings else np.zeros((0, 2))
     shapes = {np.shape(a)[:2] for a in images}
     shared = shared_context and len(shapes) == 1
-    bundle = _default_bundle(model_path)
+    bundle = default_scorer(model_path)  # the numpy plan unless TensorFlow is warm already
     if not shared:
         arrays = [np.asarray(a, dtype=np.float32) for a in images]
         p = model_p(arrays) if bundle is not None else np.full(k, 0.5)

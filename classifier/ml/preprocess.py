@@ -88,10 +88,9 @@ def square_resize(batch: np.ndarray, size: int) -> np.ndarray:
     Downscaling is a block mean by the integer factor (an exact box filter; the <f px left
     over at the edges are dropped) then a bilinear step of less than 2x: antialiased like
     tf.image.resize(antialias=True), which is ~20x slower on CPU. Pooling before padding
-    keeps the big arrays uncopied.
+    keeps the big arrays uncopied. numpy only (the same numbers as TensorFlow's avg_pool2d and
+    bilinear resize, tests/ml/test_fastpredict.py): scoring must not pay TensorFlow's start-up.
     """
-    import tensorflow as tf
-
     g, h, w, c = batch.shape
     f = max(1, max(h, w) // size)
     if f > 1:
@@ -99,7 +98,9 @@ def square_resize(batch: np.ndarray, size: int) -> np.ndarray:
         x = batch[:, :hc, :wc]
         if x.shape[1] < f or x.shape[2] < f:  # a thin strip: pad it up to one block
             x = np.pad(x, ((0, 0), (0, max(0, f - x.shape[1])), (0, max(0, f - x.shape[2])), (0, 0)))
-        batch = tf.nn.avg_pool2d(x, f, f, "VALID").numpy()
+        g, hh, ww, c = x.shape
+        x = x[:, :hh // f * f, :ww // f * f]
+        batch = x.reshape(g, hh // f, f, ww // f, f, c).mean(axis=(2, 4), dtype=np.float32)
         g, h, w, c = batch.shape
     s = max(h, w)
     if h != w:
@@ -109,8 +110,24 @@ def square_resize(batch: np.ndarray, size: int) -> np.ndarray:
         batch = out
     if s == size:
         return np.ascontiguousarray(batch, dtype=np.float32)
-    r = tf.image.resize(batch, (size, size), method="bilinear")
-    return np.clip(r.numpy(), 0.0, 1.0)
+    return np.clip(_bilinear(np.asarray(batch, np.float32), size), 0.0, 1.0)
+
+
+def _bilinear_taps(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source rows and weights of a bilinear resize n -> m with half-pixel centres (TF2's)."""
+    src = (np.arange(m, dtype=np.float64) + 0.5) * (n / m) - 0.5
+    lo_f = np.floor(src)
+    lo = np.clip(lo_f, 0, n - 1).astype(np.int64)
+    hi = np.clip(np.ceil(src), 0, n - 1).astype(np.int64)
+    return lo, hi, (src - lo_f).astype(np.float32)
+
+
+def _bilinear(batch: np.ndarray, size: int) -> np.ndarray:
+    _, h, w, _ = batch.shape
+    lo, hi, fy = _bilinear_taps(h, size)
+    rows = batch[:, lo] + (batch[:, hi] - batch[:, lo]) * fy[None, :, None, None]
+    lo, hi, fx = _bilinear_taps(w, size)
+    return rows[:, :, lo] + (rows[:, :, hi] - rows[:, :, lo]) * fx[None, None, :, None]
 
 
 def _prepare_arrays(arrays: Sequence[np.ndarray], size: int, channels: int) -> np.ndarray:

@@ -305,6 +305,10 @@ def predict(bundle: ModelBundle, images: Sequence[np.ndarray], contexts: Sequenc
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from classifier.ml.fastpredict import Plan
+
+    if isinstance(bundle, Plan):  # the numpy plan of a compact model: no TensorFlow needed
+        return bundle.predict(images, contexts)
     k = len(bundle.classes)
     n = len(images)
     if n == 0:

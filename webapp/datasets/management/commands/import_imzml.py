@@ -13,6 +13,9 @@ from webapp.projects.models import Project
 
 class Command(BaseCommand):
     help = "Import an imzML/ibd pair into a project and make its ion images (in this process)."
+    # The system checks import every URL module (the whole API and its ML imports): seconds
+    # of a command that otherwise takes a few. `manage.py check` and the server still run them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="the .imzML file; the .ibd must lie beside it")
