@@ -81,9 +81,16 @@ def compute_embeddings(dataset: Dataset, images: list[IonImage], base: ModelVers
 
     if not images or not dataset.array_path.exists():
         return None
+    binary = dataset.project.task == Task.BINARY
     if base is not None:
         xs, ctxs = arrays.arrays_for(dataset, images, with_context=bundle.params.context)
-        emb = mla.predict_and_embed(bundle, xs, ctxs)[1]
+        probs, emb = mla.predict_and_embed(bundle, xs, ctxs)
+        emb = mla.with_prior(emb, probs) if binary else emb
+    elif binary:  # the default score computes them, with its own opinion beside them
+        from classifier import services
+
+        services.default_raw_scores(dataset, images)
+        return load_embeddings(dataset, None, images)
     else:
         xs, _ = arrays.arrays_for(dataset, images)
         emb = mla.default_embeddings(xs)

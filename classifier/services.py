@@ -281,7 +281,10 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
         thresholds = np.asarray(bundle.thresholds, dtype=np.float64)
         store_predictions(project, images, probs, thresholds, version)
         if emb is not None:
-            active.save_embeddings(dataset, version.pk, images, emb)
+            from classifier.ml.active import with_prior
+
+            active.save_embeddings(dataset, version.pk, images,
+                                   with_prior(emb, probs) if project.task == Task.BINARY else emb)
         if project.task == Task.BINARY and not _has_default_scores(images):
             default_raw_scores(dataset, images)  # so the review can set the default score beside models
         return len(images)
@@ -316,8 +319,10 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
         raw, emb = ml.default_binary_scores([arrays.image_array(stack, im) for im in images], None,
                                             shared_context=False, with_embeddings=True)
     _store_default(images, raw)
-    if emb is not None:  # the shipped model's embeddings: quick updates before any training
-        active.save_embeddings(dataset, None, images, emb)
+    if emb is not None:  # the shipped model's embeddings (+ this score): quick updates before any training
+        from classifier.ml.active import with_prior
+
+        active.save_embeddings(dataset, None, images, with_prior(emb, raw))
     return raw
 
 

@@ -134,6 +134,17 @@ def default_embeddings(images: Sequence[np.ndarray], model_path=None) -> np.ndar
     return np.concatenate(parts, axis=1)
 
 
+def with_prior(emb: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
+    """Embeddings with the scorer's own opinion appended (the logit of its first-class
+    probability), so a quick head starts from what the scorer knew (the default score's context
+    half is in no embedding) instead of from nothing."""
+    emb = np.asarray(emb, dtype=np.float32)
+    if probs is None:
+        return emb
+    p = np.clip(np.asarray(probs, dtype=np.float64)[:, :1], 1e-4, 1 - 1e-4)
+    return np.concatenate([emb, np.log(p / (1 - p)).astype(np.float32)], axis=1)
+
+
 def _grey(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float32)
     return np.nanmean(a, axis=2) if a.ndim == 3 else a

@@ -42,8 +42,9 @@ def test_it_queues_one_live_update_and_rescores_in_the_worker_without_blocking_l
                 r = api.put(f"/api/images/{im.pk}/label/", {"label": lab}, format="json")
                 took.append(time.perf_counter() - t)
             assert r.status_code == 200
-    # The requests wrote labels and one job row: no model was fitted inside them.
-    assert max(took) < 1.0
+    # The requests wrote labels and one job row: no model was fitted inside them (the first
+    # request of a test process also imports the URL configuration).
+    assert np.median(took) < 0.25 and max(took[1:]) < 1.0
     assert not ModelVersion.objects.filter(project=project).exists()
     jobs = list(Job.objects.filter(project=project, kind=Job.Kind.QUICK))
     assert len(jobs) == 1 and jobs[0].status == Job.Status.QUEUED and queued == [jobs[0].pk]

@@ -1,0 +1,248 @@
+"""Learn while you label: how many labels each strategy needs, and how fast a quick update is.
+
+    .venv/bin/python bench/bench_active.py [--quick] [--images 500] [--budget 250] [--repeats 3]
+
+1. Label efficiency (pure classifier.ml, no database). Generated projects (classifier/ml/synthetic.py,
+   seeds 70000+, never used in development; the shipped model that gives the embeddings and the
+   first scores was pretrained on this generator with other seeds, so these are generated data,
+   not real ones), one dataset of --images images each:
+     - binary, hard, off-sample ions dominate (75 %);
+     - binary, hard, the generator's usual mix (15-50 % off);
+     - multi-class, 5 classes = families of the generator's signal kinds (two on-sample, three
+       off-sample), no trained model: the shipped model's embeddings only.
+   Rounds of 10 labels; each strategy (active, random, probability) starts from the same state
+   in the same run, picks 10 unlabelled images, gets their true labels, fits the quick head
+   (logistic regression on the embeddings) and is scored on the dataset's REMAINING images (held
+   out by image, not by dataset: the images a user has not labelled yet). F1: macro F1 (the mean
+   of every class's F1, binary included, so that calling everything off-sample cannot reach the
+   target on a dataset dominated by off-sample ions). Random order is averaged over --repeats seeds.
+   Binary embeddings carry the default score beside them (as the app stores them).
+   Printed: F1 after each round, labels needed to reach F1 0.90 and 0.95 (">N": not within the
+   budget), and the ratio active / random (target: <= 0.5 at 0.95).
+2. Speed (Django, a temporary SQLite database): a 10,000-image dataset scored by the default
+   score (embeddings stored), 200 labels, then the quick update + rescoring of all 10,000 images
+   (classifier.active.run_quick_update, what the live update runs in the worker), and the
+   `next` query. Target: <= 5 s on two cores.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from classifier.ml import active as mla  # noqa: E402
+from classifier.ml import synthetic  # noqa: E402
+
+FAMILIES = {
+    "on-structured": ("gradient", "subregion", "veins", "texture", "uniform", "rim_thin"),
+    "on-spotty": ("hotspots", "speckles", "weak"),
+    "off-matrix": ("matrix", "matrix_ring", "matrix_clusters", "bright_surround", "partial_bg"),
+    "off-halo": ("halo", "halo_thick"),
+    "off-diffuse": ("delocalised", "slide_gradient", "suppressed", "noise_only", "edge_stripe"),
+}
+TARGETS = (0.90, 0.95)
+STRATS = ("active", "random", "probability")
+
+
+def project(kind: str, n: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    off = 0.75 if kind == "binary-off-heavy" else None
+    ds = synthetic.make_dataset(rng, 64, 64, n_ions=n, off_fraction=off, mode="blobs", hard=True)
+    if kind == "multiclass-kinds":
+        family = {s: i for i, (_, styles) in enumerate(FAMILIES.items()) for s in styles}
+        y = np.array([family[k.split(":")[1]] for k in ds.kinds])
+        return {"kind": kind, "task": "multiclass", "k": len(FAMILIES), "y": y, "images": ds.images,
+                "tic": ds.tic, "scores": None}
+    return {"kind": kind, "task": "binary", "k": 2, "y": ds.labels, "images": ds.images, "tic": ds.tic}
+
+
+def f1_of(task: str, y: np.ndarray, probs: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    # Macro F1 (binary too: a dataset dominated by off-sample ions cannot reach the target by
+    # calling everything off); classes present among the remaining images.
+    pred = probs.argmax(axis=1)
+    return float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0))
+
+
+def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, budget: int, seed: int):
+    """F1 on the remaining images after 0, 10, 20... labels; and the quick-head times."""
+    y, task, k = p["y"], p["task"], p["k"]
+    n = len(y)
+    labelled: list[int] = []
+    probs = start if start is not None else np.full((n, k), 1.0 / k)
+    f1s, times = [], []
+    while True:
+        rest = np.setdiff1d(np.arange(n), labelled)
+        f1s.append(f1_of(task, y[rest], probs[rest]) if start is not None or labelled else 0.0)
+        if len(labelled) >= budget or len(rest) <= 10:
+            break
+        scored = start is not None or labelled
+        u = mla.uncertainty(probs[rest], task) if scored else None
+        pick = mla.select(10, strategy, uncertainty=u, probability=probs[rest, 0] if scored else None,
+                          embeddings=emb[rest], labelled_embeddings=emb[labelled] if labelled else None,
+                          seed=seed + len(labelled))
+        labelled += [int(i) for i in rest[pick]]
+        t = time.perf_counter()
+        try:
+            head = mla.fit_head(emb[labelled], y[labelled], task, k)
+            probs = mla.head_probabilities(head, emb)
+        except mla.HeadError:
+            pass  # one class only so far: the previous scores stay
+        times.append(time.perf_counter() - t)
+    return f1s, times
+
+
+def needed(f1s: list[float], target: float) -> int | None:
+    for r, f in enumerate(f1s):
+        if f >= target:
+            return 10 * r
+    return None
+
+
+def fmt_need(v: float | None, budget: int) -> str:
+    return f">{budget}" if v is None else f"{v:.0f}"
+
+
+def label_efficiency(a) -> list[dict]:
+    from classifier.ml.coldstart import default_binary_scores
+
+    out = []
+    kinds = ("binary-off-heavy", "binary-hard", "multiclass-kinds")
+    for kind in kinds:
+        for rep in range(a.projects):
+            p = project(kind, a.images, 70000 + 100 * kinds.index(kind) + rep)
+            t = time.perf_counter()
+            if p["task"] == "binary":
+                start, emb = default_binary_scores(p["images"], p["tic"], with_embeddings=True)
+                emb = mla.with_prior(emb, start)  # as the app stores them
+            else:
+                start, emb = None, mla.default_embeddings(list(p["images"]))
+            t_embed = time.perf_counter() - t
+            res = {"kind": kind, "rep": rep, "n": len(p["y"]), "embed_s": t_embed}
+            for s in STRATS:
+                seeds = range(a.repeats) if s == "random" else [0]
+                runs = [curve(p, emb, start, s, a.budget, 1000 * sd) for sd in seeds]
+                f1s = np.mean([r[0] for r in runs], axis=0)
+                res[s] = {"f1": f1s.tolist(), "times": [t for r in runs for t in r[1]],
+                          **{f"need_{tg}": _median_need([needed(r[0], tg) for r in runs], a.budget) for tg in TARGETS}}
+            out.append(res)
+            print_project(res, a.budget)
+    return out
+
+
+def _median_need(vals: list[int | None], budget: int) -> float | None:
+    # "not reached" counts as beyond the budget; the median is None when most runs did not reach it.
+    v = sorted(budget + 10 if x is None else x for x in vals)
+    m = statistics.median(v)
+    return None if m > budget else m
+
+
+def print_project(res: dict, budget: int) -> None:
+    print(f"\n{res['kind']} #{res['rep']}: {res['n']} generated images (embeddings {res['embed_s']:.1f} s)")
+    rounds = len(res["active"]["f1"])
+    shown = [r for r in range(rounds) if r <= 10 or r % 5 == 0]
+    print("  labels      " + "".join(f"{10 * r:>6}" for r in shown))
+    for s in STRATS:
+        f = res[s]["f1"]
+        print(f"  F1 {s:<9}" + "".join(f"{f[r]:>6.2f}" if r < len(f) else "     -" for r in shown))
+    for tg in TARGETS:
+        a_, r_, p_ = (res[s][f"need_{tg}"] for s in STRATS)
+        ratio = f"{a_ / r_:.2f}" if a_ is not None and r_ else "-"
+        print(f"  labels to F1 {tg:.2f}: active {fmt_need(a_, budget)}, random {fmt_need(r_, budget)}, "
+              f"probability {fmt_need(p_, budget)}; active/random {ratio}")
+
+
+def summary(results: list[dict], budget: int) -> None:
+    print("\nSummary (median over projects of each kind; labels to reach held-out F1 on the remaining images)")
+    for kind in dict.fromkeys(r["kind"] for r in results):
+        rs = [r for r in results if r["kind"] == kind]
+        for tg in TARGETS:
+            vals = {s: _median_need([r[s][f"need_{tg}"] for r in rs], budget) for s in STRATS}
+            ratio = (f"{vals['active'] / vals['random']:.2f}" if vals["active"] is not None and vals["random"]
+                     else "-")
+            print(f"  {kind:<18} F1 {tg:.2f}: " + ", ".join(f"{s} {fmt_need(vals[s], budget)}" for s in STRATS)
+                  + f"; active/random {ratio}")
+    times = [t for r in results for s in STRATS for t in r[s]["times"]]
+    print(f"  quick head (fit + score {results[0]['n']} images), pure: median {1000 * statistics.median(times):.0f} ms,"
+          f" max {1000 * max(times):.0f} ms")
+
+
+# ---------------------------------------------------------------- speed through Django
+def speed(a) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-active-"))
+    os.environ.update(DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", MEDIA_ROOT=str(tmp / "media"),
+                      DJANGO_SETTINGS_MODULE="webapp.settings", IONSIEVE_LIVE_UPDATE_LABELS="0", AXES_ENABLED="0")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from classifier import active, services
+    from tests.gallery_data import make_ready_dataset
+    from webapp.datasets import labels
+    from webapp.projects.services import create_project
+
+    call_command("migrate", "--noinput", verbosity=0)
+    user = get_user_model().objects.create_user("bench", password="x")
+    proj = create_project(user, "bench", slug="bench-active")
+    n = a.speed_images
+    ds = make_ready_dataset(proj, n=n, shape=(24, 24), name="10k", seed=1, user=user, thumbnails=False)
+    t = time.perf_counter()
+    services.score_dataset(ds)
+    print(f"\nSpeed: {n:,} generated 24x24 images, SQLite, {os.cpu_count()} CPUs visible")
+    print(f"  default score + embeddings stored at scoring time: {time.perf_counter() - t:.1f} s (once per dataset)")
+    images = list(ds.images.order_by("index"))
+    rng = np.random.default_rng(0)
+    for im in images[:200]:
+        labels.set_labels(proj, [im], user, "off" if rng.random() < 0.4 else "on")
+    runs = []
+    for r in range(a.speed_repeats):
+        labels.set_labels(proj, [images[200 + r]], user, "off")
+        t = time.perf_counter()
+        v = active.run_quick_update(proj)
+        runs.append(time.perf_counter() - t)
+        assert v.quick and v.label_total == 201 + r
+    nxt = []
+    for _ in range(3):
+        t = time.perf_counter()
+        active.next_images(ds, 20, "active")
+        nxt.append(time.perf_counter() - t)
+    med = statistics.median(runs)
+    print(f"  quick update + rescoring of {n:,} images (run_quick_update, {len(runs)} runs): median {med:.2f} s, "
+          f"max {max(runs):.2f} s; target 5 s: ratio {med / 5:.2f}")
+    print(f"  next 20 images (active) among {n - 200:,} unlabelled: median {1000 * statistics.median(nxt):.0f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer, smaller projects (a smoke run)")
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--budget", type=int, default=250)
+    ap.add_argument("--projects", type=int, default=3, help="projects of each kind")
+    ap.add_argument("--repeats", type=int, default=3, help="random orders averaged")
+    ap.add_argument("--speed-images", type=int, default=10_000)
+    ap.add_argument("--speed-repeats", type=int, default=3)
+    ap.add_argument("--only", choices=["curves", "speed"], default=None)
+    a = ap.parse_args()
+    if a.quick:
+        a.images, a.budget, a.projects, a.repeats, a.speed_images = 200, 100, 1, 2, 2000
+    if a.only != "speed":
+        summary(label_efficiency(a), a.budget)
+    if a.only != "curves":
+        speed(a)
+
+
+if __name__ == "__main__":
+    main()
