@@ -86,7 +86,7 @@ def value_for(param: str, route: str, w: World):
         if route.startswith("api/jobs/"):
             return w.job.pk
     if param == "name" and "/figures/" in route:
-        return "tic"
+        return "image" if route.startswith("images/") else "tic"
     if "<str:sig>" in route:
         signed = {"dataset": w.dataset.pk, "index": w.image.index, "revision": w.dataset.revision,
                   "expires": 4_000_000_000, "sig": "0" * 32}
