@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,15 @@ class ResumableUpload:
         """Upload (or finish uploading) the file; returns {'id': upload id, 'crc32': hex}."""
         attempt, start, started_at = 0, None, time.monotonic()
         offset = -1
-        with open(self.path, "rb") as f:
+        fd = os.open(self.path, os.O_RDONLY)
+
+        def read(at: int) -> bytes:
+            return os.pread(fd, min(self.part_size, self.size - at), at)
+
+        # The next part is read from disk while this one is on the wire.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ionsieve-read")
+        ahead: tuple[int, Future] | None = None
+        try:
             while True:
                 try:
                     if offset < 0:
@@ -173,14 +182,15 @@ class ResumableUpload:
                     if start is None:
                         start = offset
                     while offset < self.size:
-                        f.seek(offset)
-                        data = f.read(min(self.part_size, self.size - offset))
+                        data = ahead[1].result() if ahead and ahead[0] == offset else read(offset)
+                        nxt = offset + len(data)
+                        ahead = (nxt, pool.submit(read, nxt)) if nxt < self.size else None
                         crc = self._crc_at.get(offset)
                         if crc is None:  # resumed in a new run: the CRC of what the server has, read here
                             crc = self._crc_at[offset] = file_crc32(self.path, offset)
                         new = self.send_part(offset, data)
-                        if new != offset + len(data):
-                            raise UploadFailed(409, f"the server stopped at byte {new}, not {offset + len(data)}")
+                        if new != nxt:
+                            raise UploadFailed(409, f"the server stopped at byte {new}, not {nxt}")
                         self._crc_at = {new: zlib.crc32(data, crc)}
                         offset, attempt = new, 0
                         if self.progress:
@@ -194,6 +204,9 @@ class ResumableUpload:
                         raise
                     time.sleep(min(0.2 * 2 ** attempt, 10))
                     offset = -1  # ask the server where it stands
+        finally:
+            pool.shutdown(wait=True)
+            os.close(fd)
         self._save_state(None)
         self.close()
         upload_id = self.url.rstrip("/").rsplit("/", 1)[-1]  # type: ignore[union-attr]

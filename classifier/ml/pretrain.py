@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
 from classifier.ml import synthetic
-from classifier.ml.bundle import ModelBundle, save_bundle
+from classifier.ml.bundle import ModelBundle, load_bundle, save_bundle
 from classifier.ml.calibration import apply_calibration, best_f1_threshold
 from classifier.ml.coldstart import _logit, blend, context_scores
 from classifier.ml.params import TrainParams
@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> dict:
         metrics={"held_out": report}, extra={"blend": how, "calibration": "platt"},
     )
     save_bundle(bundle, a.out)
+    # Its numpy plan beside it: the default score then runs without TensorFlow (fastpredict.py).
+    from classifier.ml.fastpredict import export_plan
+
+    export_plan(load_bundle(a.out), a.out)
     report["seconds_total"] = round(time.time() - t0, 1)
     print(json.dumps(report, indent=1))
     return report
