@@ -402,6 +402,8 @@ def unlabelled(qs, user=None):
 
 def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user=None) -> list[IonImage]:
     """The n unlabelled images to label next, best first (see classifier.ml.active.select)."""
+    from types import SimpleNamespace
+
     from classifier.ml import active as mla
 
     if strategy not in mla.STRATEGIES:
@@ -411,44 +413,48 @@ def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user
     else:
         datasets = list(scope.datasets.filter(status=Dataset.Status.READY).order_by("pk"))
     project = scope if isinstance(scope, Project) else scope.project
-    active = project.model_versions.filter(is_active=True).first()
-    base_id = active.base_id if active else None
-    cands: list[IonImage] = []
-    embs, lab_embs = [], []
-    have_emb = True
-    fields = ("id", "dataset_id", "index", "name", "mz", "probability", "uncertainty", "consensus")
+    act = project.model_versions.filter(is_active=True).first()
+    base_id = act.base_id if act else None
+    ids: list[int] = []
+    u_all, p_all, embs, lab_embs = [], [], [], []
+    have_emb = strategy == "active"
     for ds in datasets:
-        qs = IonImage.objects.filter(dataset=ds).only(*fields).order_by("index")
-        todo = list(unlabelled(qs, user))
+        qs = IonImage.objects.filter(dataset=ds)
+        todo = [SimpleNamespace(pk=i, index=x, probability=p, uncertainty=u) for i, x, p, u in
+                unlabelled(qs, user).order_by("index").values_list("pk", "index", "probability", "uncertainty")]
         if not todo:
             continue
-        cands += todo
-        if have_emb and strategy == "active":
-            e = load_embeddings(ds, base_id, todo)
-            if e is None and base_id:
-                e = load_embeddings(ds, None, todo)  # the shipped model's, until the dataset is rescored
-                lab_key = None
-            else:
-                lab_key = base_id
-            if e is None:
-                have_emb = False
-                continue
-            embs.append(e)
-            done = list(qs.filter(consensus__isnull=False))
-            le = load_embeddings(ds, lab_key, done) if done else None
-            if le is not None:
-                lab_embs.append(le)
-    if not cands:
+        ids += [t.pk for t in todo]
+        u_all += [np.nan if t.uncertainty is None else t.uncertainty for t in todo]
+        p_all += [np.nan if t.probability is None else t.probability for t in todo]
+        if not have_emb:
+            continue
+        key = base_id
+        e = load_embeddings(ds, key, todo)
+        if e is None and base_id:
+            key = None  # the shipped model's, until the dataset is rescored
+            e = load_embeddings(ds, None, todo)
+        if e is None or (embs and e.shape[1] != embs[0].shape[1]):
+            have_emb = False
+            continue
+        embs.append(e)
+        done = [SimpleNamespace(index=x) for x in qs.filter(consensus__isnull=False).values_list("index", flat=True)]
+        le = load_embeddings(ds, key, done) if done else None
+        if le is not None:
+            lab_embs.append(le)
+    if not ids:
         return []
-    u = np.array([np.nan if im.uncertainty is None else im.uncertainty for im in cands])
-    p = np.array([np.nan if im.probability is None else im.probability for im in cands])
-    emb = np.concatenate(embs) if have_emb and embs and sum(map(len, embs)) == len(cands) else None
+    emb = np.concatenate(embs) if have_emb and embs else None
     lab = np.concatenate(lab_embs) if emb is not None and lab_embs else None
     if lab is not None and lab.shape[1] != emb.shape[1]:
         lab = None
-    seed = int(hashlib.sha256(f"{scope.pk}:{len(cands)}".encode()).hexdigest()[:8], 16)
-    order = mla.select(n, strategy, uncertainty=u, probability=p, embeddings=emb, labelled_embeddings=lab, seed=seed)
-    return [cands[i] for i in order]
+    seed = int(hashlib.sha256(f"{scope.pk}:{len(ids)}".encode()).hexdigest()[:8], 16)
+    order = mla.select(n, strategy, uncertainty=np.array(u_all, dtype=np.float64),
+                       probability=np.array(p_all, dtype=np.float64), embeddings=emb, labelled_embeddings=lab,
+                       seed=seed)
+    chosen = [ids[i] for i in order]
+    rows = IonImage.objects.in_bulk(chosen)
+    return [rows[i] for i in chosen if i in rows]
 
 
 def image_name(im: IonImage) -> str:

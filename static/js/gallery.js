@@ -16,6 +16,11 @@
   var selected = new Set();
   // Undo lives on the server (label history), so it survives reloads and filter changes.
   var grid, sentinel;
+  // Label next: a queue of unlabelled images chosen by a strategy instead of the filtered gallery.
+  var nextMode = new URLSearchParams(window.location.search).get("mode") === "next" && !!cfg.canLabel;
+  var sessionLabels = 0;
+  var live = null;          // the last /live/ answer
+  var newScores = false;    // scores changed since the queue was fetched
 
   function $(id) { return document.getElementById(id); }
 
@@ -40,14 +45,24 @@
     return p;
   }
 
+  function queueUrl() {
+    return cfg.nextUrl + "?n=40&mine=true&strategy=" + encodeURIComponent($("next-strategy").value);
+  }
+
   function reload() {
     generation += 1;
     items = []; focus = -1; anchor = -1; selected.clear();
     // ARIA grid: the tiles are the cells of one row (display: contents keeps the CSS grid layout).
     grid.innerHTML = "<div role='row' class='grid-row'></div>";
     var p = params();
-    nextUrl = cfg.imagesUrl + "?" + p.toString();
-    history.replaceState(null, "", "?" + p.toString());
+    if (nextMode) {
+      newScores = false;
+      nextUrl = queueUrl();
+      history.replaceState(null, "", "?mode=next&strategy=" + encodeURIComponent($("next-strategy").value));
+    } else {
+      nextUrl = cfg.imagesUrl + "?" + p.toString();
+      history.replaceState(null, "", "?" + p.toString());
+    }
     loadMore();
     loadCounts(p);
     updateSelection();
@@ -82,7 +97,8 @@
       nextUrl = page.next;
       page.results.forEach(function (item) { items.push(item); grid.firstChild.appendChild(tile(item, items.length - 1)); });
       if (focus < 0 && items.length) setFocus(0, false);
-      if (!items.length) grid.firstChild.innerHTML = "<div role='gridcell' class='empty'>No image matches these filters.</div>";
+      if (!items.length) grid.firstChild.innerHTML = "<div role='gridcell' class='empty'>" +
+        (nextMode ? "Nothing left to label here: every image is labelled." : "No image matches these filters.") + "</div>";
       $("load-more").hidden = !nextUrl;
       updateShown();
       saveOrder();
@@ -222,6 +238,9 @@
       if (j >= 0) refresh(j, fresh);
       if (el) el.classList.remove("saving");
       countsLater();
+      if (nextMode && method !== "DELETE") { sessionLabels += 1; showLive(); }
+      if (nextMode && newScores) refreshQueue();
+      pollSoon();
     }).catch(function (e) {
       if (el) {
         el.classList.remove("saving"); el.classList.add("failed");
@@ -238,6 +257,82 @@
 
   function advance(i) {
     if (autoAdvance() && i + 1 < items.length) setFocus(i + 1);
+    else if (nextMode && autoAdvance() && i + 1 >= items.length) enqueue(refreshQueue);
+  }
+
+  // ---------------------------------------------------------- new scores (live update)
+  // The images labelled so far stay where they are; what follows the focus is replaced by the
+  // queue as the new scores order it.
+  function refreshQueue() {
+    newScores = false;
+    var gen = generation;
+    return S.api(queueUrl()).then(function (page) {
+      if (gen !== generation) return;
+      // The focused image goes too when nothing was given to it yet (the focus moved on to it).
+      var el = tileAt(focus), cur = items[focus];
+      var done = cur && (cur.my_label || cur.my_unsure || (el && el.classList.contains("saving")));
+      var cut = focus >= 0 && cur && !done ? focus : focus + 1;
+      var keep = items.slice(0, cut), seen = new Set(keep.map(function (x) { return x.id; }));
+      grid.querySelectorAll(".tile").forEach(function (t) { if (+t.dataset.index >= cut) t.remove(); });
+      var empty = grid.querySelector(".empty"); if (empty) empty.remove();
+      items = keep;
+      page.results.forEach(function (item) {
+        if (seen.has(item.id)) return;
+        items.push(item); grid.firstChild.appendChild(tile(item, items.length - 1));
+      });
+      if (cut === focus) { focus = -1; setFocus(cut); }
+      else if (focus + 1 < items.length && autoAdvance() && done) setFocus(focus + 1);
+      updateShown();
+      saveOrder();
+    }).catch(function (e) { S.toast("Could not fetch the next images: " + e.message, "error"); });
+  }
+
+  function rescoreShown() {
+    // Gallery mode: the tiles around the focus take their new scores (at most 60 requests).
+    var lo = Math.max(0, focus - 20);
+    refetch(items.slice(lo, lo + 60).map(function (x) { return x.id; }));
+  }
+
+  var pollTimer = null, polling = false;
+  function pollSoon() { clearTimeout(pollTimer); pollTimer = setTimeout(poll, 1500); }
+  function poll() {
+    clearTimeout(pollTimer);
+    if (polling || !cfg.liveUrl) return;
+    if (document.visibilityState === "hidden") { pollTimer = setTimeout(poll, 5000); return; }
+    polling = true;
+    S.api(cfg.liveUrl).then(function (r) {
+      var changed = live && (r.version !== live.version || r.scored_from !== live.scored_from);
+      live = r;
+      showLive();
+      if (changed) {
+        S.toast("New scores from " + r.scored_from + " labels" + (r.quick ? " (quick update)" : "") + ".", "info");
+        if (nextMode) newScores = true; else rescoreShown();
+        if (nextMode && focus >= items.length - 1) refreshQueue();
+      }
+    }).catch(function () { /* the next poll tries again */ }).then(function () {
+      polling = false;
+      pollTimer = setTimeout(poll, live && live.updating ? 1500 : 4000);
+    });
+  }
+
+  function fmt(x) { return x == null ? "–" : x.toFixed(2); }
+  function showLive() {
+    var box = $("live-counter");
+    if (!box || !nextMode) return;
+    var parts = [sessionLabels + (sessionLabels === 1 ? " label" : " labels") + " given here"];
+    if (live) {
+      parts.push(live.labelled + " labelled in the project");
+      parts.push(live.version == null ? "scores: default score" :
+        "scores: v" + live.version + (live.quick ? " (quick update)" : "") + " from " + live.scored_from + " labels");
+      var est = (live.estimates || []).filter(function (e) { return e.n > 0 && e.f1 != null; });
+      if (est.length) {
+        var last = est[est.length - 1], prev = est.length > 1 ? est[est.length - 2] : null;
+        parts.push("held-out F1 estimate " + (prev ? fmt(prev.f1) + " (v" + prev.number + ") → " : "") + fmt(last.f1) +
+          (last.f1_ci ? " (" + fmt(last.f1_ci[0]) + "–" + fmt(last.f1_ci[1]) + ")" : "") + " (v" + last.number + ", " + last.n + " labels)");
+      }
+      if (live.updating) parts.push("updating the scores…");
+    }
+    box.textContent = parts.join(" · ");
   }
 
   function labelOne(i, c) {
@@ -484,10 +579,23 @@
     applyDensity(+density.value);
     density.addEventListener("input", function () { applyDensity(+density.value); setPref("density", +density.value); });
     var adv = $("auto-advance");
+    // Label next moves on after each key by default (its own preference).
+    var advPref = nextMode ? "autoAdvanceNext" : "autoAdvance";
     if (adv) {
-      adv.checked = pref("autoAdvance", false);
-      adv.addEventListener("change", function () { setPref("autoAdvance", adv.checked); grid.focus({ preventScroll: true }); });
+      adv.checked = pref(advPref, nextMode);
+      adv.addEventListener("change", function () { setPref(advPref, adv.checked); grid.focus({ preventScroll: true }); });
     }
+    if (nextMode) {
+      $("next-panel").hidden = false;
+      $("filters").hidden = true;
+      $("select-all").hidden = true;
+      $("enter-next").hidden = true;
+      var st = new URLSearchParams(window.location.search).get("strategy");
+      if (st && document.querySelector("#next-strategy option[value='" + st + "']")) $("next-strategy").value = st;
+      $("next-strategy").addEventListener("change", function () { reload(); grid.focus({ preventScroll: true }); });
+    }
+    if ($("enter-next")) $("enter-next").href = "?mode=next";
+    poll();
     rubberBand();
     if ("IntersectionObserver" in window) {
       new IntersectionObserver(function (entries) { if (entries[0].isIntersecting) loadMore(); },
@@ -498,5 +606,6 @@
   });
 
   window.IonSieveGallery = { items: function () { return items; }, focus: function () { return focus; },
-                             selected: function () { return Array.from(selected); } };
+                             selected: function () { return Array.from(selected); },
+                             nextMode: function () { return nextMode; }, poll: poll };
 })();

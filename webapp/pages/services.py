@@ -107,6 +107,9 @@ def gallery_config(project: Project, user, dataset: Dataset | None) -> dict:
         "undoUrl": reverse("project-labels-undo", args=[project.slug]),
         "classes": class_config(project), "multilabel": project.task == Task.MULTILABEL,
         "binary": project.task == Task.BINARY, "canLabel": can_label(project), "me": user.username,
+        # Label next (classifier.active): the queue and the cheap endpoint polled for new scores.
+        "nextUrl": reverse("dataset-next", args=[dataset.pk]) if dataset else reverse("project-next", args=[project.slug]),
+        "liveUrl": reverse("project-live", args=[project.slug]),
     }
 
 
