@@ -65,4 +65,5 @@ bench: dev-install
 	$(PY) bench/bench_classifier.py
 	$(PY) bench/bench_real.py
 	$(PY) bench/bench_accuracy.py
+	$(PY) bench/bench_active.py
 	./scripts/services.sh && $(PY) bench/bench_load.py
