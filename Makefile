@@ -62,6 +62,8 @@ lint:
 bench: dev-install
 	$(PY) bench/bench_ingest.py
 	$(PY) bench/bench_thumbnails.py
+	$(PY) bench/bench_ingest_score.py
+	$(PY) bench/bench_upload.py
 	$(PY) bench/bench_classifier.py
 	$(PY) bench/bench_real.py
 	$(PY) bench/bench_accuracy.py

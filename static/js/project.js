@@ -58,6 +58,7 @@
       return S.api(base + "datasets/from-uploads/", { method: "POST", body: body });
     }).then(function (ds) {
       bar.querySelector("span").textContent = "Uploaded; processing has started.";
+      $("upload-unfinished").hidden = true;
       S.toast("Upload complete: '" + ds.name + "' is being processed.", "success");
       setTimeout(function () { window.location.reload(); }, 800);
     }).catch(function (e) {
