@@ -50,12 +50,17 @@ def test_it_resumes_a_dataset_upload_after_a_cut_and_a_reload(new_page, tmp_path
     page.fill("#ds-name", "cut and resumed")
     page.click("#upload-btn")
     page.wait_for_function("() => Number(document.querySelector('#upload-progress progress').value) > 0")
-    page.wait_for_timeout(1500)  # retries against the dead network
+    # Parts go one after the other: once the 4th was cut, the 3rd is stored (no fixed sleep).
+    for _ in range(300):
+        if len(urls) > 3:
+            break
+        page.wait_for_timeout(100)
     held = Upload.objects.get(filename=imzml.name).offset
     assert held == 3 * PART and not Dataset.objects.exists()  # nothing half-made visible
 
-    page.unroute("**/api/uploads/*/")
+    # Reload before the network comes back: a retry of the old page must not get through first.
     page.reload()
+    page.unroute("**/api/uploads/*/")
     assert "Unfinished upload of" in page.locator("#upload-unfinished").inner_text()
     first_after_reload = len(offsets)
     page.set_input_files("#files", [str(imzml), str(ibd)])
