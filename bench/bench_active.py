@@ -95,7 +95,8 @@ def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, bud
         labelled += [int(i) for i in rest[pick]]
         t = time.perf_counter()
         try:
-            head = mla.fit_head(emb[labelled], y[labelled], task, k)
+            prior = mla.prior_pseudo_labels(emb[np.setdiff1d(np.arange(n), labelled)]) if task == "binary" else None
+            head = mla.fit_head(emb[labelled], y[labelled], task, k, prior=prior)
             probs = mla.head_probabilities(head, emb)
         except mla.HeadError:
             pass  # one class only so far: the previous scores stay

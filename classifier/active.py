@@ -173,13 +173,15 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     if not parts:
         raise QuickUpdateError("No image features yet: the datasets are still being processed.")
     classes = list(project.classes)
-    lab_images, lab_emb, groups = [], [], []
+    lab_images, lab_emb, groups, free = [], [], [], []
     for part in parts:
         for j, im in enumerate(part.images):
             if im.consensus is not None and services._fits(project, im.consensus):
                 lab_images.append(im)
                 lab_emb.append(part.emb[j])
                 groups.append(part.dataset.pk)
+            elif im.label_count == 0:
+                free.append(part.emb[j])
     if len(lab_images) < 2:
         raise QuickUpdateError(f"Only {len(lab_images)} labelled image(s): label a few images of two classes first.")
     counts, digest = services.label_fingerprint(project, lab_images, [])
@@ -191,15 +193,18 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     k = len(classes)
     task = project.task
     report(0.5, "Learning from the labels")
+    # Binary: the scorer's opinion of unlabelled images (stored beside the embeddings) is fitted
+    # too, with the weight of a few labels, so ten labels refine it instead of replacing it.
+    prior = mla.prior_pseudo_labels(np.stack(free)) if task == Task.BINARY and free else None
     try:
-        head = mla.fit_head(x, y, task, k)
+        head = mla.fit_head(x, y, task, k, prior=prior)
     except mla.HeadError as exc:
         raise QuickUpdateError(str(exc)) from None
     groups_a = np.asarray(groups)
     notes = []
     if len(lab_images) >= 4:
         folds = grouped_folds(groups_a, 5, y if task != Task.MULTILABEL else None)
-        oof = mla.cross_validated_head(x, y, task, k, folds)
+        oof = mla.cross_validated_head(x, y, task, k, folds, prior=prior)
         held, held_t, fold_of = cross_fitted(task, oof, y, folds, calibrate=False)
     else:
         folds, oof = [], None

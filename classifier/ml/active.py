@@ -13,6 +13,7 @@ ask for next. Pure numpy / TensorFlow / scikit-learn.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -185,10 +186,32 @@ def _targets(y: np.ndarray, task: str, k: int) -> np.ndarray:
     return np.asarray(y, dtype=np.float32).reshape(len(y), k) if task == "multilabel" else np.asarray(y, np.int64)
 
 
-def fit_head(emb: np.ndarray, y: np.ndarray, task: str, k: int, c: float = 0.5) -> Head:
+PRIOR_WEIGHT = 20.0  # the scorer's opinion counts like this many labels, however many images it covers
+PRIOR_SAMPLE = 1000
+
+
+def prior_pseudo_labels(emb: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Binary embeddings made by `with_prior` carry the scorer's logit in their last column: a
+    sample of them, labelled by the scorer, with weights by its confidence summing to
+    PRIOR_WEIGHT. Fitted beside the user's labels, they keep a head built on a few labels from
+    throwing away what the scorer knew; as labels grow, their share shrinks."""
+    emb = np.asarray(emb, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(emb), size=min(len(emb), PRIOR_SAMPLE), replace=False) if len(emb) else np.zeros(0, int)
+    z = emb[idx, -1].astype(np.float64)
+    y = np.where(z > 0, 0, 1)  # logit of p(first class) > 0: the first class
+    conf = np.abs(np.tanh(z / 2))  # |2p - 1|
+    w = conf * PRIOR_WEIGHT / max(float(conf.sum()), 1e-9)
+    return emb[idx], y, w
+
+
+def fit_head(emb: np.ndarray, y: np.ndarray, task: str, k: int, c: float = 0.5,
+             prior: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Head:
     """Logistic regression (balanced class weights) of y on the embeddings. Single-label tasks
     need two classes among the labels; classes nobody labelled yet get no probability.
-    Multi-label: one regression per class; a class always (or never) given keeps its rate."""
+    Multi-label: one regression per class; a class always (or never) given keeps its rate.
+    `prior` (binary): (embeddings, labels, weights) from prior_pseudo_labels, fitted beside y."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     x = np.asarray(emb, dtype=np.float32)
@@ -213,7 +236,17 @@ def fit_head(emb: np.ndarray, y: np.ndarray, task: str, k: int, c: float = 0.5) 
     present = np.unique(t)
     if len(present) < 2:
         raise HeadError("The quick update needs labels of at least two classes.")
-    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=300).fit(z, t)
+    # Balanced class weights over the user's labels (computed here: pseudo-labels must not count).
+    counts = np.bincount(t, minlength=k).astype(np.float64)
+    sw = (len(t) / (len(present) * counts[t])).astype(np.float64)
+    if prior is not None and task == "binary" and len(prior[0]):
+        pz = (np.asarray(prior[0], dtype=np.float32) - mean) / scale
+        z = np.concatenate([z, pz])
+        t = np.concatenate([t, np.asarray(prior[1], dtype=np.int64)])
+        sw = np.concatenate([sw, np.asarray(prior[2], dtype=np.float64)])
+    with warnings.catch_warnings():  # a few hundred iterations short of the optimum still ranks well
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        lr = LogisticRegression(C=c, max_iter=500).fit(z, t, sample_weight=sw)
     intercept[:] = -1e4  # a class nobody labelled yet: never predicted
     if len(present) == 2:
         # scikit-learn keeps one row for two classes: logit of the second against the first.
@@ -237,14 +270,14 @@ def head_probabilities(head: Head, emb: np.ndarray) -> np.ndarray:
 
 
 def cross_validated_head(emb: np.ndarray, y: np.ndarray, task: str, k: int,
-                         folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+                         folds: list[tuple[np.ndarray, np.ndarray]], prior=None) -> np.ndarray:
     """Out-of-fold head probabilities: each image scored by a head that never saw its fold (a
     fold whose training part lacks a second class gets the class rates of that part)."""
     t = _targets(y, task, k)
     oof = np.zeros((len(emb), k))
     for tr, va in folds:
         try:
-            oof[va] = head_probabilities(fit_head(emb[tr], y[tr], task, k), emb[va])
+            oof[va] = head_probabilities(fit_head(emb[tr], y[tr], task, k, prior=prior), emb[va])
         except HeadError:
             if task == "multilabel":
                 oof[va] = t[tr].mean(axis=0)
