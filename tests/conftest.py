@@ -1,6 +1,8 @@
 """Shared fixtures: a temporary MEDIA_ROOT, users and projects from factories."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.factories import ProjectFactory, UserFactory
@@ -13,6 +15,14 @@ def _media_root(settings, tmp_path, request):
     from webapp.celery import app
 
     app.conf.task_always_eager = request.node.get_closest_marker("integration") is None
+    if settings.CELERY_BROKER_URL.startswith("filesystem://") and app.conf.task_always_eager:
+        # The watchdog reads the broker's queue folder: never the checkout's own var/broker,
+        # where a `make run` may have left messages (job ids that collide with the test's).
+        folders = {k: str(tmp_path / "broker" / Path(v).name) for k, v in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
+                   if k.endswith("folder") or k.startswith("data_folder")}
+        for folder in folders.values():
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, **folders}
     # Throttling would make repeated test logins flaky.
     settings.AXES_ENABLED = False
     # Live updates (a quick update after labels) are tested on their own (tests/active); elsewhere
