@@ -190,3 +190,17 @@ def test_it_frees_abandoned_uploads_after_the_set_time(api, user, project, setti
     assert not upload.path.exists() and not Upload.objects.exists()
     r = patch(api, url, 50, b"x" * 50)
     assert r.status_code == 404 and "start it again" in r.json()["detail"]
+
+
+def test_it_cleans_up_periodically_in_each_worker(monkeypatch):
+    import threading
+
+    from webapp.datasets import resumable
+
+    calls = threading.Event()
+    monkeypatch.setattr(resumable, "cleanup", lambda: calls.set() or (0, 0))
+    stop = resumable.start_janitor(interval=0.05)
+    try:
+        assert calls.wait(5)
+    finally:
+        stop.set()

@@ -335,16 +335,18 @@ def cleanup(now=None) -> tuple[int, int]:
     return removed, freed
 
 
-def start_janitor(interval: float | None = None) -> None:
-    """Run `cleanup` every `interval` seconds in a daemon thread (started by each worker)."""
+def start_janitor(interval: float | None = None):
+    """Run `cleanup` every `interval` seconds in a daemon thread (started by each worker);
+    returns the Event that stops it."""
     import threading
 
     every = interval or float(os.environ.get("IONSIEVE_UPLOAD_CLEANUP_SECONDS", "3600"))
+    stop = threading.Event()
 
     def loop() -> None:
         from django.db import connection
 
-        while True:
+        while not stop.is_set():
             try:
                 removed, freed = cleanup()
                 if removed:
@@ -353,6 +355,7 @@ def start_janitor(interval: float | None = None) -> None:
                 log.exception("upload cleanup")
             finally:
                 connection.close()
-            threading.Event().wait(every)
+            stop.wait(every)
 
     threading.Thread(target=loop, daemon=True, name="ionsieve-upload-janitor").start()
+    return stop
