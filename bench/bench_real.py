@@ -15,8 +15,9 @@ missing data stops the run with exit 1), in two sets that are never pooled in a 
 Scorers (all settings fixed before any figure on the evaluation images was seen):
 
   default score        what a project shows before any label: classifier.ml.default_binary_scores
-                       on each set imported as one dataset, as `import_images` stores it (images
-                       NaN-padded to the largest, the mean image as context), threshold 0.5.
+                       on each set imported as one dataset, as the app scores it (pictures of
+                       different sizes: each alone, no context half; one size: the NaN-padded
+                       stack with the mean image as context), threshold 0.5.
   shipped model alone  the shipped model's p(off) on each image alone (unpadded): the default
                        score of a single image (its context half needs many ions of one dataset).
   fine-tuned           what Train gives a binary project: classifier.ml.train with the app's
@@ -107,8 +108,12 @@ def scores(is_off: np.ndarray, p_off: np.ndarray, threshold: np.ndarray, boot: i
 
 # ---------------------------------------------------------------- scorers
 def default_score(s: RealSet) -> tuple[np.ndarray, bool]:
-    """p(off) of the default scorer on the set imported as one dataset (as image_import stores
-    it: NaN-padded to the largest image; context = the mean image, as arrays.dataset_context)."""
+    """p(off) of the default scorer on the set imported as one dataset, as the app scores it
+    (classifier.services.default_raw_scores): pictures of different sizes share no acquisition,
+    so each is scored cropped to its own size without the context half; pictures of one size
+    are scored as one acquisition (NaN-padded stack, context = the mean image)."""
+    if len({a.shape[:2] for a in s.images}) > 1:
+        return ml.default_binary_scores(list(s.images), None, shared_context=False)[:, 0], False
     h = max(a.shape[0] for a in s.images)
     w = max(a.shape[1] for a in s.images)
     stack = np.full((len(s.images), h, w), np.nan, np.float32)

@@ -328,7 +328,11 @@ def _json(values: list[float]) -> str:
 
 def prune_quick(project: Project) -> None:
     """Keep the newest QUICK_KEEP quick versions (and any active one): their Prediction and
-    held-out rows go with them."""
+    held-out rows go with them; finished live-update jobs beyond the newest 20 go too."""
+    done = list(project.jobs.filter(kind=Job.Kind.QUICK, status=Job.Status.DONE)
+                .order_by("-created_at").values_list("pk", flat=True)[20:])
+    if done:
+        Job.objects.filter(pk__in=done).delete()
     old = list(project.model_versions.filter(quick=True, is_active=False).order_by("-number")
                .values_list("pk", "file_name")[QUICK_KEEP:])
     if not old:

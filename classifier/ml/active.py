@@ -187,7 +187,7 @@ def _targets(y: np.ndarray, task: str, k: int) -> np.ndarray:
 
 
 PRIOR_WEIGHT = 20.0  # the scorer's opinion counts like this many labels, however many images it covers
-PRIOR_SAMPLE = 1000
+PRIOR_SAMPLE = 500
 
 
 def prior_pseudo_labels(emb: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
