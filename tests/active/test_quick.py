@@ -120,3 +120,23 @@ def test_score_dataset_uses_an_active_quick_version_for_new_datasets(project, us
     assert services.score_dataset(new) == new.image_count
     assert set(new.images.values_list("prediction_version", flat=True)) == {v.pk}
     assert ds.images.count() == 12
+
+
+def test_it_learns_multiclass_from_two_labelled_classes_and_refuses_one(user, tmp_path, capsys):
+    from tests.factories import ProjectFactory
+
+    mc = ProjectFactory(owner=user, task="multiclass", classes=["off", "on", "other"])
+    [ds] = make_datasets(mc, user, tmp_path, capsys, n=1, label=False)
+    ims = list(ds.images.order_by("index"))
+    first = [(im, lab) for im, (_mz, lab) in zip(ims, ds.truth.ions, strict=True)]
+    off = [im for im, lab in first if lab == "off"][:3]
+    labels.set_labels(mc, off, user, "off")
+    with pytest.raises(CommandError, match="two classes"):
+        call_command("train", "--project", mc.slug, "--quick")
+    on = [im for im, lab in first if lab == "on"][:3]
+    labels.set_labels(mc, on, user, "on")
+    call_command("train", "--project", mc.slug, "--quick")
+    v = ModelVersion.objects.get(project=mc, quick=True)
+    assert v.held_out_by == "images" and len(v.metrics["thresholds"]) == 3
+    probs = np.array([im.probabilities for im in ds.images.all()])
+    assert probs.shape == (12, 3) and np.allclose(probs.sum(axis=1), 1) and probs[:, 2].max() < 1e-6
