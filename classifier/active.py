@@ -356,6 +356,9 @@ def labels_arrived(project: Project) -> Job | None:
     already (it will see these labels). Writes one job row; never runs the update here."""
     if live_update_labels() <= 0:
         return None
+    waiting = Job.objects.filter(project=project, kind=Job.Kind.QUICK, status=Job.Status.QUEUED)
+    if waiting.exists():  # the common case, without a lock
+        return None
     with transaction.atomic():
         Project.objects.select_for_update().filter(pk=project.pk).first()  # one queued job per project
         if Job.objects.filter(project=project, kind=Job.Kind.QUICK, status=Job.Status.QUEUED).exists():

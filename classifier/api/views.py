@@ -23,7 +23,8 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = ["id", "number", "arch", "task", "classes", "params", "label_counts", "label_total", "label_hash",
-                  "dataset_count", "collections_used", "metrics", "notes", "is_active", "created_by", "created_at"]
+                  "dataset_count", "collections_used", "metrics", "notes", "is_active", "quick", "created_by",
+                  "created_at"]
         read_only_fields = fields
 
 
