@@ -37,3 +37,25 @@ def test_it_gives_the_declared_fields_json(user, task, classes):
         assert list(fast) == list(declared)  # same key order too
     assert ser.to_representation(images[0])["probability"] is None
     assert ser.to_representation(images[1])["my_label"] in ("off", ["a", "b"])
+
+
+@pytest.mark.parametrize("ordering", list(gallery.ORDERINGS))
+def test_it_pages_through_the_gallery_in_the_same_order_as_one_sorted_query(api, user, ordering):
+    project = ProjectFactory(owner=user)
+    probs = np.round(np.random.default_rng(5).random(230), 1)  # many ties: the index breaks them
+    ds = make_ready_dataset(project, n=230, user=user, thumbnails=False, probs=probs)
+    IonImage.objects.filter(dataset=ds, index__in=[3, 50, 199]).update(probability=None, uncertainty=None)
+    set_labels(project, list(ds.images.filter(index__lt=120)), user, "off")
+    api.force_authenticate(user)
+    for params, qs in [({}, IonImage.objects.filter(dataset=ds)),
+                       ({"labelled": "true"}, IonImage.objects.filter(dataset=ds, label_count__gt=0))]:
+        expected = list(gallery.ordered(qs, ordering).values_list("pk", flat=True))
+        got, page = [], 1
+        while True:
+            r = api.get(f"/api/datasets/{ds.pk}/images/", {"ordering": ordering, "page": page, **params}).json()
+            got += [item["id"] for item in r["results"]]
+            assert r["count"] == len(expected)
+            if not r["next"]:
+                break
+            page += 1
+        assert got == expected, (ordering, params)

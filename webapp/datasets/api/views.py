@@ -1,7 +1,7 @@
 """Datasets, images, labels and thumbnails over REST; every object goes through the access helpers."""
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import FileResponse, Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -114,13 +114,30 @@ def with_my_label(im: IonImage, user) -> IonImage:
         "dataset", "prediction_version").get()
 
 
+class DeferredJoinPaginator(DjangoPaginator):
+    """Pages found on the narrow sort keys first: `WHERE id IN (SELECT id ... ORDER BY ...
+    LIMIT 100 OFFSET n)`, then only those 100 wide rows are read. Deep pages otherwise make
+    PostgreSQL sort the whole dataset's wide rows (its JSON included) to skip n of them."""
+
+    def page(self, number):
+        if not connection.features.allow_sliced_subqueries_with_in:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        rows = self.object_list.filter(pk__in=self.object_list.values("pk")[bottom:top])
+        return self._get_page(rows, number, self)
+
+
 class GalleryPagination(PageNumberPagination):
     """Page numbers; the total comes from the dataset row when nothing is filtered."""
 
     known_count: int | None = None
 
     def django_paginator_class(self, object_list, per_page):
-        paginator = DjangoPaginator(object_list, per_page)
+        paginator = DeferredJoinPaginator(object_list, per_page)
         if self.known_count is not None:
             # Paginator.count is a cached_property: setting it skips the COUNT(*) over the dataset.
             paginator.count = self.known_count
