@@ -123,9 +123,9 @@ def _embed_dim(bundle) -> int:
 
 def default_embeddings(images: Sequence[np.ndarray], model_path=None) -> np.ndarray | None:
     """(n, d x channels) embeddings from the shipped off-sample model, or None without it."""
-    from classifier.ml.coldstart import _default_bundle
+    from classifier.ml.coldstart import default_scorer
 
-    bundle = _default_bundle(model_path)
+    bundle = default_scorer(model_path)  # the numpy plan unless TensorFlow is warm already
     if bundle is None:
         return None
     channels = channels_of(images) if len(images) else 1

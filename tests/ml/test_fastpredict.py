@@ -89,6 +89,20 @@ def test_it_scores_a_dataset_by_default_without_importing_tensorflow():
     assert out.stdout.strip().splitlines()[-1] == "(30, 2) False False"
 
 
+def test_it_embeds_multichannel_pictures_without_importing_tensorflow():
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from classifier.ml.active import default_embeddings\n"
+        "rng = np.random.default_rng(0)\n"
+        "e = default_embeddings([rng.random((30, 40, 3)).astype(np.float32) for _ in range(4)])\n"
+        "print(e.shape, 'tensorflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "(4, 768) False"
+
+
 @pytest.mark.parametrize("shape", [(5, 120, 150, 1), (3, 30, 40, 1), (2, 56, 56, 1), (2, 7, 300, 1),
                                    (4, 200, 90, 3), (2, 1, 1, 1), (2, 57, 57, 2), (3, 111, 113, 1)])
 def test_it_resizes_as_tensorflow_did(shape):
