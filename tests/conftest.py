@@ -18,7 +18,7 @@ def _media_root(settings, tmp_path, request):
     if settings.CELERY_BROKER_URL.startswith("filesystem://") and app.conf.task_always_eager:
         # The watchdog reads the broker's queue folder: never the checkout's own var/broker,
         # where a `make run` may have left messages (job ids that collide with the test's).
-        folders = {k: str(tmp_path / "broker" / Path(v).name) for k, v in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
+        folders = {k: str(tmp_path / "test-broker" / Path(v).name) for k, v in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
                    if k.endswith("folder") or k.startswith("data_folder")}
         for folder in folders.values():
             Path(folder).mkdir(parents=True, exist_ok=True)
