@@ -131,7 +131,8 @@ def embedded_project(project: Project, report=None) -> tuple[ModelVersion | None
     computed (and kept)."""
     active = project.model_versions.filter(is_active=True).first()
     base_id = active.base_id if active else None
-    datasets = [(ds, list(ds.images.order_by("index")))
+    fields = ("id", "dataset_id", "index", "consensus", "label_count")
+    datasets = [(ds, list(ds.images.only(*fields).order_by("index")))
                 for ds in project.datasets.filter(status=Dataset.Status.READY).order_by("pk")]
     datasets = [(ds, ims) for ds, ims in datasets if ims]
     stored = [load_embeddings(ds, base_id, ims) for ds, ims in datasets]
@@ -296,34 +297,38 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
 def store_fast(project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray,
                version: ModelVersion) -> None:
     """services.store_predictions for thousands of rows in well under a second: the gallery
-    fields by one executemany UPDATE, the version's Prediction rows by bulk_create."""
+    fields by one executemany UPDATE, the version's Prediction rows by one executemany INSERT
+    (ON CONFLICT: a rescore replaces them); bulk_create spent 0.5 ms a row preparing values."""
     from django.db import connection
 
     from classifier.models import Prediction
     from classifier.services import describe
 
     probs = np.round(np.asarray(probs, dtype=np.float64), 6)
-    rows = []
-    table = IonImage._meta.db_table
+    json_field = IonImage._meta.get_field("probabilities")
+    now = timezone.now()
+    q = connection.ops.quote_name
+    updates, inserts = [], []
     for im, p in zip(images, probs, strict=True):
         im.probabilities = p.tolist()
         im.probability = im.probabilities[0]
         im.predicted, im.uncertainty = describe(project, p, thresholds)
         im.prediction_version = version
-        rows.append((_json(im.probabilities), im.probability, im.predicted, im.uncertainty, version.pk, im.pk))
+        value = json_field.get_db_prep_save(im.probabilities, connection)
+        updates.append((value, im.probability, im.predicted, im.uncertainty, version.pk, im.pk))
+        inserts.append((im.pk, version.pk, value, now))
+    created = Prediction._meta.get_field("created_at").get_db_prep_save(now, connection)
+    inserts = [(a, b, c, created) for a, b, c, _ in inserts]
     with transaction.atomic(), connection.cursor() as cur:
-        q = connection.ops.quote_name
         cur.executemany(
-            f"UPDATE {q(table)} SET {q('probabilities')} = %s, {q('probability')} = %s, {q('predicted')} = %s, "
-            f"{q('uncertainty')} = %s, {q('prediction_version_id')} = %s WHERE {q('id')} = %s", rows)
-        Prediction.objects.bulk_create(
-            [Prediction(image_id=im.pk, model_version=version, probabilities=im.probabilities) for im in images],
-            update_conflicts=True, unique_fields=["image", "model_version"], update_fields=["probabilities"],
-            batch_size=2000)
-
-
-def _json(values: list[float]) -> str:
-    return "[" + ", ".join(repr(float(v)) for v in values) + "]"
+            f"UPDATE {q(IonImage._meta.db_table)} SET {q('probabilities')} = %s, {q('probability')} = %s, "
+            f"{q('predicted')} = %s, {q('uncertainty')} = %s, {q('prediction_version_id')} = %s WHERE {q('id')} = %s",
+            updates)
+        cur.executemany(
+            f"INSERT INTO {q(Prediction._meta.db_table)} ({q('image_id')}, {q('model_version_id')}, "
+            f"{q('probabilities')}, {q('created_at')}) VALUES (%s, %s, %s, %s) "
+            f"ON CONFLICT ({q('image_id')}, {q('model_version_id')}) DO UPDATE SET {q('probabilities')} = excluded.{q('probabilities')}",
+            inserts)
 
 
 def prune_quick(project: Project) -> None:

@@ -119,7 +119,9 @@ def test_score_dataset_uses_an_active_quick_version_for_new_datasets(project, us
     [new] = make_datasets(project, user, tmp_path, capsys, n=1, label=False)
     assert services.score_dataset(new) == new.image_count
     assert set(new.images.values_list("prediction_version", flat=True)) == {v.pk}
-    assert ds.images.count() == 12
+    # Rescoring with the same version replaces its rows (no duplicate, no error).
+    assert services.score_dataset(ds) == 12
+    assert Prediction.objects.filter(image__dataset=ds, model_version=v).count() == 12
 
 
 def test_it_learns_multiclass_from_two_labelled_classes_and_refuses_one(user, tmp_path, capsys):
