@@ -25,6 +25,7 @@ class World:
     collection: object
     training_collection: object | None
     membership: object  # the annotator's membership (what an owner would change)
+    upload: object  # a resumable upload the owner started
 
 
 def make_world() -> World:
@@ -50,8 +51,11 @@ def make_world() -> World:
         training = TrainingCollection.objects.create(project=project, collection=collection, added_by=owner)
     except ImportError:  # pragma: no cover - collections are written in parallel
         pass
+    from webapp.datasets import resumable
+
+    upload = resumable.create(owner, project, length=10, filename="run.imzML")
     return World(
-        users={"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider},
+        upload=upload, users={"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider},
         project=project, dataset=dataset, image=image, job=job, model_version=version, collection=collection,
         training_collection=training, membership=membership,
     )

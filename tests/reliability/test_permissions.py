@@ -85,6 +85,8 @@ def value_for(param: str, route: str, w: World):
             return w.image.pk
         if route.startswith("api/jobs/"):
             return w.job.pk
+        if route.startswith("api/uploads/"):
+            return w.upload.pk
     if param == "name" and "/figures/" in route:
         return "image" if route.startswith("images/") else "tic"
     if "<str:sig>" in route:

@@ -151,6 +151,8 @@ def get(user, upload_id) -> Upload:
     if upload is None:
         raise UploadRefused("this upload does not exist (finished, cancelled or expired): start it again", 404)
     if upload.user_id != getattr(user, "pk", None):
+        if upload.project.role_of(user) is None:  # outside the project: as if it did not exist
+            raise UploadRefused("this upload does not exist (finished, cancelled or expired): start it again", 404)
         raise UploadRefused("this upload was started by another user: only they can resume it; start your own", 403)
     if upload.expires_at <= timezone.now():
         discard(upload)

@@ -142,6 +142,7 @@ class UploadDetail(APIView):
     )
     def patch(self, request, pk):
         try:
+            upload = self._get(request, pk)  # whose upload first: others learn nothing more
             _check_version(request)
             if request.content_type != "application/offset+octet-stream":
                 raise resumable.UploadRefused("send the file's bytes as application/offset+octet-stream", 415)
@@ -149,7 +150,6 @@ class UploadDetail(APIView):
             checksum = resumable.Checksum.parse(request.headers.get("Upload-Checksum"))
             raw_length = request.META.get("CONTENT_LENGTH")
             content_length = int(raw_length) if raw_length and raw_length.isdigit() else None
-            upload = self._get(request, pk)
             # Read the raw WSGI stream: no parser, no copy of the part in memory or on disk.
             upload = resumable.append(upload, offset, request._request.read, content_length, checksum)
         except resumable.UploadRefused as exc:
