@@ -361,6 +361,10 @@ def labels_arrived(project: Project) -> Job | None:
     already (it will see these labels). Writes one job row; never runs the update here."""
     if live_update_labels() <= 0:
         return None
+    from webapp.celery import app
+
+    if app.conf.task_always_eager:  # no worker (a single-process run): never inside a label request
+        return None
     waiting = Job.objects.filter(project=project, kind=Job.Kind.QUICK, status=Job.Status.QUEUED)
     if waiting.exists():  # the common case, without a lock
         return None
