@@ -35,6 +35,7 @@ from webapp.projects.models import Project, Task
 log = logging.getLogger(__name__)
 
 QUICK_KEEP = 5  # quick versions kept (older inactive ones are deleted with their scores)
+STORE_CHUNK = 1000  # rows rescored per transaction
 
 
 # ---------------------------------------------------------------- embeddings on disk
@@ -319,16 +320,19 @@ def store_fast(project: Project, images: list[IonImage], probs: np.ndarray, thre
         inserts.append((im.pk, version.pk, value, now))
     created = Prediction._meta.get_field("created_at").get_db_prep_save(now, connection)
     inserts = [(a, b, c, created) for a, b, c, _ in inserts]
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.executemany(
-            f"UPDATE {q(IonImage._meta.db_table)} SET {q('probabilities')} = %s, {q('probability')} = %s, "
-            f"{q('predicted')} = %s, {q('uncertainty')} = %s, {q('prediction_version_id')} = %s WHERE {q('id')} = %s",
-            updates)
-        cur.executemany(
-            f"INSERT INTO {q(Prediction._meta.db_table)} ({q('image_id')}, {q('model_version_id')}, "
-            f"{q('probabilities')}, {q('created_at')}) VALUES (%s, %s, %s, %s) "
-            f"ON CONFLICT ({q('image_id')}, {q('model_version_id')}) DO UPDATE SET {q('probabilities')} = excluded.{q('probabilities')}",
-            inserts)
+    # Short transactions of STORE_CHUNK rows: label writes (SQLite has one writer at a time) wait
+    # for one chunk, not for the whole project.
+    for s in range(0, len(updates), STORE_CHUNK):
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.executemany(
+                f"UPDATE {q(IonImage._meta.db_table)} SET {q('probabilities')} = %s, {q('probability')} = %s, "
+                f"{q('predicted')} = %s, {q('uncertainty')} = %s, {q('prediction_version_id')} = %s "
+                f"WHERE {q('id')} = %s", updates[s:s + STORE_CHUNK])
+            cur.executemany(
+                f"INSERT INTO {q(Prediction._meta.db_table)} ({q('image_id')}, {q('model_version_id')}, "
+                f"{q('probabilities')}, {q('created_at')}) VALUES (%s, %s, %s, %s) "
+                f"ON CONFLICT ({q('image_id')}, {q('model_version_id')}) "
+                f"DO UPDATE SET {q('probabilities')} = excluded.{q('probabilities')}", inserts[s:s + STORE_CHUNK])
 
 
 def prune_quick(project: Project) -> None:
