@@ -82,16 +82,22 @@ def f1_of(task: str, y: np.ndarray, probs: np.ndarray) -> float:
     return float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0))
 
 
-def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, budget: int, seed: int):
-    """F1 on the remaining images after 0, 10, 20... labels; and the quick-head times."""
+def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, budget: int, seed: int,
+          test: tuple | None = None):
+    """F1 on the remaining images after 0, 10, 20... labels (and, with `test` = (embeddings,
+    labels, start scores) of another dataset of the same kind, on that one: held out by
+    dataset); and the quick-head times."""
     y, task, k = p["y"], p["task"], p["k"]
     n = len(y)
     labelled: list[int] = []
     probs = start if start is not None else np.full((n, k), 1.0 / k)
-    f1s, times = [], []
+    tprobs = test[2] if test is not None and test[2] is not None else None
+    f1s, tf1s, times = [], [], []
     while True:
         rest = np.setdiff1d(np.arange(n), labelled)
         f1s.append(f1_of(task, y[rest], probs[rest]) if start is not None or labelled else 0.0)
+        if test is not None:
+            tf1s.append(f1_of(task, test[1], tprobs) if tprobs is not None else 0.0)
         if len(labelled) >= budget or len(rest) <= 10:
             break
         scored = start is not None or labelled
@@ -105,10 +111,12 @@ def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, bud
             prior = mla.prior_pseudo_labels(emb[np.setdiff1d(np.arange(n), labelled)]) if task == "binary" else None
             head = mla.fit_head(emb[labelled], y[labelled], task, k, prior=prior)
             probs = mla.head_probabilities(head, emb)
+            if test is not None:
+                tprobs = mla.head_probabilities(head, test[0])
         except mla.HeadError:
             pass  # one class only so far: the previous scores stay
         times.append(time.perf_counter() - t)
-    return f1s, times
+    return f1s, times, tf1s
 
 
 def needed(f1s: list[float], target: float) -> int | None:
@@ -127,23 +135,33 @@ def label_efficiency(a) -> list[dict]:
 
     out = []
     kinds = ("binary-off-heavy", "binary-hard", "binary-no-background", "multiclass-kinds")
+
+    def embed(p: dict):
+        if p["task"] == "binary":
+            start, emb = default_binary_scores(p["images"], p["tic"], with_embeddings=True)
+            return start, mla.with_prior(emb, start)  # as the app stores them
+        return None, mla.default_embeddings(list(p["images"]))
+
     for kind in kinds:
         for rep in range(a.projects):
-            p = project(kind, a.images, 70000 + 100 * kinds.index(kind) + rep)
+            seed = 70000 + 100 * kinds.index(kind) + rep
+            p = project(kind, a.images, seed)
             t = time.perf_counter()
-            if p["task"] == "binary":
-                start, emb = default_binary_scores(p["images"], p["tic"], with_embeddings=True)
-                emb = mla.with_prior(emb, start)  # as the app stores them
-            else:
-                start, emb = None, mla.default_embeddings(list(p["images"]))
+            start, emb = embed(p)
             t_embed = time.perf_counter() - t
+            other = project(kind, a.images, seed + 50)  # another dataset of the same kind, never labelled
+            ostart, oemb = embed(other)
+            test = (oemb, other["y"], ostart)
             res = {"kind": kind, "rep": rep, "n": len(p["y"]), "embed_s": t_embed}
             for s in STRATS:
                 seeds = range(a.repeats) if s == "random" else [0]
-                runs = [curve(p, emb, start, s, a.budget, 1000 * sd) for sd in seeds]
+                runs = [curve(p, emb, start, s, a.budget, 1000 * sd, test) for sd in seeds]
                 f1s = np.mean([r[0] for r in runs], axis=0)
-                res[s] = {"f1": f1s.tolist(), "times": [t for r in runs for t in r[1]],
-                          **{f"need_{tg}": _median_need([needed(r[0], tg) for r in runs], a.budget) for tg in TARGETS}}
+                tf1s = np.mean([r[2] for r in runs], axis=0)
+                res[s] = {"f1": f1s.tolist(), "test_f1": tf1s.tolist(), "times": [t for r in runs for t in r[1]],
+                          **{f"need_{tg}": _median_need([needed(r[0], tg) for r in runs], a.budget) for tg in TARGETS},
+                          **{f"test_need_{tg}": _median_need([needed(r[2], tg) for r in runs], a.budget)
+                             for tg in TARGETS}}
             out.append(res)
             print_project(res, a.budget)
     return out
@@ -160,27 +178,38 @@ def print_project(res: dict, budget: int) -> None:
     print(f"\n{res['kind']} #{res['rep']}: {res['n']} generated images (embeddings {res['embed_s']:.1f} s)")
     rounds = len(res["active"]["f1"])
     shown = [r for r in range(rounds) if r <= 10 or r % 5 == 0]
-    print("  labels      " + "".join(f"{10 * r:>6}" for r in shown))
-    for s in STRATS:
-        f = res[s]["f1"]
-        print(f"  F1 {s:<9}" + "".join(f"{f[r]:>6.2f}" if r < len(f) else "     -" for r in shown))
-    for tg in TARGETS:
-        a_, r_, p_ = (res[s][f"need_{tg}"] for s in STRATS)
-        ratio = f"{a_ / r_:.2f}" if a_ is not None and r_ else "-"
-        print(f"  labels to F1 {tg:.2f}: active {fmt_need(a_, budget)}, random {fmt_need(r_, budget)}, "
-              f"probability {fmt_need(p_, budget)}; active/random {ratio}")
+    print("    labels      " + "".join(f"{10 * r:>6}" for r in shown))
+    for key, what in (("f1", "remaining images of the dataset"), ("test_f1", "another dataset, held out")):
+        print(f"  macro F1 on the {what}:")
+        for s in STRATS:
+            f = res[s][key]
+            print(f"    {s:<12}" + "".join(f"{f[r]:>6.2f}" if r < len(f) else "     -" for r in shown))
+    for pre, what in (("need", "remaining"), ("test_need", "held-out dataset")):
+        for tg in TARGETS:
+            a_, r_, p_ = (res[s][f"{pre}_{tg}"] for s in STRATS)
+            ratio = f"{a_ / r_:.2f}" if a_ is not None and r_ else "-"
+            print(f"  labels to F1 {tg:.2f} ({what}): active {fmt_need(a_, budget)}, random {fmt_need(r_, budget)}, "
+                  f"probability {fmt_need(p_, budget)}; active/random {ratio}")
 
 
 def summary(results: list[dict], budget: int) -> None:
-    print("\nSummary (median over projects of each kind; labels to reach held-out F1 on the remaining images)")
+    print("\nSummary (median over projects of each kind): labels to reach macro F1 on the remaining images "
+          "of the dataset / on another dataset of the same kind; macro F1 after 100 and after all labels")
     for kind in dict.fromkeys(r["kind"] for r in results):
         rs = [r for r in results if r["kind"] == kind]
-        for tg in TARGETS:
-            vals = {s: _median_need([r[s][f"need_{tg}"] for r in rs], budget) for s in STRATS}
-            ratio = (f"{vals['active'] / vals['random']:.2f}" if vals["active"] is not None and vals["random"]
-                     else "-")
-            print(f"  {kind:<18} F1 {tg:.2f}: " + ", ".join(f"{s} {fmt_need(vals[s], budget)}" for s in STRATS)
-                  + f"; active/random {ratio}")
+        for pre, what in (("need", "remaining"), ("test_need", "held-out dataset")):
+            for tg in TARGETS:
+                vals = {s: _median_need([r[s][f"{pre}_{tg}"] for r in rs], budget) for s in STRATS}
+                ratio = (f"{vals['active'] / vals['random']:.2f}" if vals["active"] is not None and vals["random"]
+                         else "-")
+                print(f"  {kind:<20} F1 {tg:.2f} ({what}): "
+                      + ", ".join(f"{s} {fmt_need(vals[s], budget)}" for s in STRATS) + f"; active/random {ratio}")
+        for key in ("f1", "test_f1"):
+            at = {s: (statistics.median(r[s][key][min(10, len(r[s][key]) - 1)] for r in rs),
+                      statistics.median(r[s][key][-1] for r in rs)) for s in STRATS}
+            print(f"  {kind:<20} F1 at 100 / {10 * (len(rs[0]['active'][key]) - 1)} labels "
+                  f"({'remaining' if key == 'f1' else 'held-out dataset'}): "
+                  + ", ".join(f"{s} {v[0]:.2f} / {v[1]:.2f}" for s, v in at.items()))
     times = [t for r in results for s in STRATS for t in r[s]["times"]]
     print(f"  quick head (fit + score {results[0]['n']} images), pure: median {1000 * statistics.median(times):.0f} ms,"
           f" max {1000 * max(times):.0f} ms")

@@ -113,10 +113,19 @@ def test_it_learns_multilabel_from_the_first_labels_without_a_model(user, tmp_pa
     assert len(first) == 4
 
 
-def test_score_dataset_uses_an_active_quick_version_for_new_datasets(project, user, tmp_path, capsys):
+def test_an_active_quick_version_scores_only_datasets_it_has_labels_from(project, user, tmp_path, capsys):
     [ds] = make_datasets(project, user, tmp_path, capsys, n=1)
+    [other] = make_datasets(project, user, tmp_path, capsys, n=1, label=False)
+    before = dict(other.images.values_list("pk", "probability"))
     v = active.run_quick_update(project)
+    assert set(ds.images.values_list("prediction_version", flat=True)) == {v.pk}
+    # A dataset without labels keeps the scorer the head was built on (here the default score).
+    assert dict(other.images.values_list("pk", "probability")) == before
     [new] = make_datasets(project, user, tmp_path, capsys, n=1, label=False)
+    assert services.score_dataset(new) == new.image_count
+    assert set(new.images.values_list("prediction_version", flat=True)) == {None}
+    im = new.images.first()
+    labels.set_labels(project, [im], user, "off")
     assert services.score_dataset(new) == new.image_count
     assert set(new.images.values_list("prediction_version", flat=True)) == {v.pk}
     # Rescoring with the same version replaces its rows (no duplicate, no error).
