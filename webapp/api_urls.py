@@ -10,7 +10,7 @@ from classifier.api import review as review_api
 from classifier.api import views as classifier
 from webapp.collections.api import views as collections
 from webapp.datasets import media
-from webapp.datasets.api import image_data, label_history
+from webapp.datasets.api import exports, image_data, label_history
 from webapp.datasets.api import views as datasets
 from webapp.jobs.api import views as jobs
 from webapp.projects.api.views import MembershipViewSet, ProjectViewSet
@@ -26,6 +26,8 @@ urlpatterns = [
     path("projects/<slug:project_slug>/", include(members.urls)),
     path("projects/<slug:slug>/datasets/", datasets.ProjectDatasets.as_view(), name="project-datasets"),
     path("projects/<slug:slug>/export/", datasets.ProjectExport.as_view(), name="project-export"),
+    path("projects/<slug:slug>/exports/", exports.ProjectExports.as_view(), name="project-exports"),
+    path("exports/<int:pk>/", exports.ExportDownload.as_view(), name="export-download"),
     path("projects/<slug:slug>/imports/", datasets.ProjectImports.as_view(), name="project-imports"),
     path("projects/<slug:slug>/images/", datasets.ImageList.as_view(), name="project-images"),
     path("projects/<slug:slug>/images/counts/", datasets.ImageCounts.as_view(), name="project-image-counts"),

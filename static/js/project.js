@@ -86,7 +86,7 @@
       li.innerHTML = "<span></span> <progress max='100'></progress> <b></b> <span class='hint'></span>";
       li.children[0].textContent = j.kind_display;
       li.children[1].value = j.percent;
-      li.children[2].textContent = j.percent + "%";
+      li.children[2].textContent = j.percent + "%" + (j.eta_text ? " · " + j.eta_text : "");
       li.children[3].textContent = j.message || (j.status === "queued" ? "Waiting for a worker" : "");
       jobHelp(li, j);
       ul.appendChild(li);
@@ -103,7 +103,8 @@
       if (train) {
         show(box);
         box.querySelector("progress").value = train.percent;
-        box.querySelector("span").textContent = train.percent + "% " + (train.message || "");
+        box.querySelector("span").textContent = train.percent + "% " + (train.eta_text ? "(" + train.eta_text + ") " : "") +
+          (train.message || "");
         $("train-cancel").dataset.job = train.id;
         $("train-btn").disabled = true;
       } else {

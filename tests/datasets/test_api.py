@@ -149,3 +149,12 @@ def test_it_reports_a_bad_upload_clearly(api, user, project, tmp_path, django_ca
     ds = Dataset.objects.get(pk=r.json()["id"])
     assert ds.status == "failed" and "UUIDs differ" in ds.error
     assert project.jobs.get(kind="ingest").status == "failed"
+
+
+def test_it_refuses_a_dataset_filter_past_64_bits_with_400(api, user, project):
+    from tests.gallery_data import make_ready_dataset
+
+    make_ready_dataset(project, n=3, thumbnails=False)
+    api.force_authenticate(user)
+    for q in ("dataset=99999999999999999999", "dataset=1.5", "dataset=-1"):
+        assert api.get(f"/api/projects/{project.slug}/images/?{q}").status_code == 400, q

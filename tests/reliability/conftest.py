@@ -26,6 +26,7 @@ class World:
     training_collection: object | None
     membership: object  # the annotator's membership (what an owner would change)
     upload: object  # a resumable upload the owner started
+    export_job: object  # a download being prepared
 
 
 def make_world() -> World:
@@ -54,8 +55,13 @@ def make_world() -> World:
     from webapp.datasets import resumable
 
     upload = resumable.create(owner, project, length=10, filename="run.imzML")
+    from webapp.datasets.export_jobs import export_path
+
+    export_job = Job.objects.create(project=project, kind=Job.Kind.EXPORT, status=Job.Status.DONE, created_by=owner)
+    export_path(export_job).parent.mkdir(parents=True, exist_ok=True)
+    export_path(export_job).write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
     return World(
-        upload=upload, users={"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider},
+        upload=upload, export_job=export_job, users={"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider},
         project=project, dataset=dataset, image=image, job=job, model_version=version, collection=collection,
         training_collection=training, membership=membership,
     )

@@ -10,7 +10,7 @@ import csv
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from webapp.datasets.arrays import arrays_for
@@ -44,8 +44,11 @@ def check_layout(layout: str, task: str) -> None:
         raise ExportError("Folders per label cannot hold several labels per image: use the flat layout.")
 
 
-def export_zip(project: Project, images, out: Path, layout: str | None = None, with_arrays: bool = False) -> int:
-    """Write the project's `images` to the zip `out` (atomically); returns the number of images."""
+def export_zip(project: Project, images, out: Path, layout: str | None = None, with_arrays: bool = False,
+               progress: Callable[[float], None] | None = None) -> int:
+    """Write the project's `images` to the zip `out` (atomically); returns the number of images.
+    `progress(fraction)` is called as it goes (export jobs show it with the time left)."""
+    progress = progress or (lambda fraction: None)
     layout = layout or default_layout(project)
     check_layout(layout, project.task)
     images = list(images.select_related("dataset", "prediction_version").order_by("dataset_id", "index"))
@@ -55,7 +58,8 @@ def export_zip(project: Project, images, out: Path, layout: str | None = None, w
     for im in images:
         groups.setdefault(im.dataset_id, []).append(im)
     datasets = []
-    for ims in groups.values():
+    for n, ims in enumerate(groups.values()):
+        progress(0.5 * n / len(groups))  # reading the arrays: the first half
         arrays, _ = arrays_for(ims[0].dataset, ims)
         datasets.append((ims[0].dataset.name, [(im.name or im.display_name, a, im.consensus.split() if im.consensus else [])
                                                for im, a in zip(ims, arrays, strict=True)]))
@@ -70,12 +74,13 @@ def export_zip(project: Project, images, out: Path, layout: str | None = None, w
                 if ds.array_path.exists():
                     shutil.copyfile(ds.array_path, root / f"{safe_name(ds.name)}.ion_images.npy")
 
-    write_layout_zip(out, datasets, layout, project.channels or [], project.classes, extra)
+    write_layout_zip(out, datasets, layout, project.channels or [], project.classes, extra,
+                     progress=lambda f: progress(0.5 + 0.5 * f))
     return len(images)
 
 
 def write_layout_zip(out: Path, datasets: list, layout: str, channels: list[str], classes: list[str],
-                     extra=None) -> None:
+                     extra=None, progress: Callable[[float], None] | None = None) -> None:
     """`datasets`: [(dataset name, [(item name, array, labels), ...]), ...] -> a zip at `out`."""
     work = Path(tempfile.mkdtemp(prefix="ionsieve-export-"))
     try:
@@ -93,10 +98,12 @@ def write_layout_zip(out: Path, datasets: list, layout: str, channels: list[str]
         if extra is not None:
             extra(root)
         tmp = out.with_name(out.name + ".part")
+        files = [path for path in sorted(root.rglob("*")) if path.is_file()]
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-            for path in sorted(root.rglob("*")):
-                if path.is_file():
-                    z.write(path, path.relative_to(root).as_posix())
+            for n, path in enumerate(files):
+                z.write(path, path.relative_to(root).as_posix())
+                if progress is not None and n % 50 == 0:
+                    progress(0.2 + 0.8 * n / len(files))  # writing the images took the first fifth
         tmp.replace(out)
     finally:
         shutil.rmtree(work, ignore_errors=True)

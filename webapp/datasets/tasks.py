@@ -26,3 +26,11 @@ def import_images_task(job_id: int) -> None:
     from webapp.datasets.image_import import ImportError_, run_import_job
 
     run_job(job_id, run_import_job, user_errors=(ImportError_,))
+
+
+@shared_task(name="datasets.export", acks_late=True, reject_on_worker_lost=True)
+def export_task(job_id: int) -> None:
+    from webapp.datasets.export import ExportError
+    from webapp.datasets.export_jobs import run_export_job
+
+    run_job(job_id, run_export_job, user_errors=(ExportError,))

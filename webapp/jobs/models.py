@@ -32,6 +32,7 @@ class Job(models.Model):
         TRAIN = "train", "Training a model"
         PREDICT = "predict", "Scoring images"
         QUICK = "quick", "Updating the scores from new labels"
+        EXPORT = "export", "Preparing a download"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -50,6 +51,8 @@ class Job(models.Model):
     error = models.TextField(blank=True)
     # The row the job works on (a dataset id, a training run id...), by kind.
     target_id = models.BigIntegerField(null=True, blank=True)
+    # What the work needs besides its target (an export's layout and filters...), by kind.
+    params = models.JSONField(default=dict, blank=True)
     cancel_requested = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -78,6 +81,25 @@ class Job(models.Model):
     def percent(self) -> int:
         return int(round(self.progress * 100))
 
+    @property
+    def eta_seconds(self) -> int | None:
+        """Time left at the pace so far; None until there is a pace to go by."""
+        if self.status != self.Status.RUNNING or not self.started_at or not 0.02 <= self.progress < 1:
+            return None
+        elapsed = (timezone.now() - self.started_at).total_seconds()
+        return max(0, int(round(elapsed * (1 - self.progress) / self.progress)))
+
+    @property
+    def eta_text(self) -> str:
+        s = self.eta_seconds
+        if s is None:
+            return ""
+        if s < 60:
+            return "less than a minute left"
+        if s < 3600:
+            return f"about {round(s / 60)} min left"
+        return f"about {s / 3600:.1f} h left"
+
     def is_stuck(self, now: datetime | None = None) -> bool:
         """Running without a heartbeat for STALE_AFTER (its worker stopped), or never handed to
         the broker for that long (the broker was down)."""
@@ -95,7 +117,7 @@ class Job(models.Model):
     # Which Celery task runs each kind, by name so that this app imports none of them.
     TASKS = {Kind.INGEST: "datasets.ingest", Kind.IMPORT: "datasets.import_images",
              Kind.TRAIN: "classifier.train", Kind.PREDICT: "classifier.predict",
-             Kind.QUICK: "classifier.quick_update"}
+             Kind.QUICK: "classifier.quick_update", Kind.EXPORT: "datasets.export"}
 
     def start(self) -> None:
         """Mark the job running in this process (the command line path; workers claim jobs)."""
