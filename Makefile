@@ -69,3 +69,8 @@ bench: dev-install
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_active.py
 	./scripts/services.sh && $(PY) bench/bench_load.py
+
+# The user guide's pictures (docs/img/) come from the browser tests' screenshots.
+screenshots: dev-install
+	$(MAKE) test-browser
+	$(PY) scripts/guide_screenshots.py

@@ -120,4 +120,5 @@ def test_it_shows_each_images_label_history_on_its_page(new_page):
     assert owner.username in text and "none → off" in text and "page" in text
     page.goto(f"/p/{project.slug}/labels/")
     assert page.locator("#label-events tbody tr").count() == 1
+    screenshot(page, "label-history.png")
     assert not page.errors
