@@ -179,8 +179,8 @@ def print_project(res: dict, budget: int) -> None:
     rounds = len(res["active"]["f1"])
     shown = [r for r in range(rounds) if r <= 10 or r % 5 == 0]
     print("    labels      " + "".join(f"{10 * r:>6}" for r in shown))
-    for key, what in (("f1", "remaining images of the dataset"), ("test_f1", "another dataset, held out")):
-        print(f"  macro F1 on the {what}:")
+    for key, what in (("f1", "the remaining images of the dataset"), ("test_f1", "another dataset, held out")):
+        print(f"  macro F1 on {what}:")
         for s in STRATS:
             f = res[s][key]
             print(f"    {s:<12}" + "".join(f"{f[r]:>6.2f}" if r < len(f) else "     -" for r in shown))
