@@ -35,7 +35,7 @@ from webapp.projects.models import Project, Task
 log = logging.getLogger(__name__)
 
 QUICK_KEEP = 5  # quick versions kept (older inactive ones are deleted with their scores)
-STORE_CHUNK = 1000  # rows rescored per transaction
+STORE_CHUNK = 500  # rows rescored per transaction
 
 
 # ---------------------------------------------------------------- embeddings on disk
