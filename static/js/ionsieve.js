@@ -99,7 +99,8 @@
       if (!src) return;
       plot(el, JSON.parse(src.textContent));
     });
-    (root || document).querySelectorAll("[data-figure-url]").forEach(function (el) {
+    // [data-own]: the page's script fetches and draws it itself (the image page's pixels).
+    (root || document).querySelectorAll("[data-figure-url]:not([data-own])").forEach(function (el) {
       el.setAttribute("aria-busy", "true");
       fetch(el.getAttribute("data-figure-url"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
         .then(function (r) {

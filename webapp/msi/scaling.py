@@ -23,12 +23,47 @@ def hotspot_clip(img: np.ndarray, q: float = 99) -> np.ndarray:
     Zeros are left out of the percentile because they are usually background, not signal.
     """
     a = np.asarray(img, dtype=np.float64)
-    vals = a[np.isfinite(a) & (a != 0)]
-    if vals.size == 0:
+    hi = hotspot_threshold(a, q)
+    if hi is None:
         return a.copy()
-    hi = np.percentile(vals, q)
     with np.errstate(invalid="ignore"):
         return np.where(a > hi, hi, a)
+
+
+def hotspot_threshold(img: np.ndarray, q: float = 99) -> float | None:
+    """`hotspot_clip`'s upper bound: the q-th percentile of the non-zero finite pixels (None if none)."""
+    a = np.asarray(img, dtype=np.float64)
+    vals = a[np.isfinite(a) & (a != 0)]
+    return float(np.percentile(vals, q)) if vals.size else None
+
+
+# Clip sliders move in steps of 0.1 percentile: the page looks each step up in this table.
+QUANTILE_STEPS = 1000
+
+
+def display_stats(img: np.ndarray) -> dict:
+    """What the image page needs to scale an image as `display_scale` does, without sorting
+    millions of values in the browser: range, the default (hotspot) upper clip and where it
+    sits among the pixels, and the 0, 0.1, ..., 100th percentiles of the acquired pixels."""
+    a = np.asarray(img, dtype=np.float64)
+    v = a[np.isfinite(a)]
+    if v.size == 0:
+        return {"min": None, "max": None, "hotspot": None, "hotspot_percentile": 100.0, "quantiles": []}
+    hot = hotspot_threshold(v)
+    hot = float(v.max()) if hot is None else hot
+    return {
+        "min": float(v.min()), "max": float(v.max()), "hotspot": hot,
+        "hotspot_percentile": round(100 * np.count_nonzero(v <= hot) / v.size, 1),
+        "quantiles": np.percentile(v, np.linspace(0, 100, QUANTILE_STEPS + 1)).tolist(),
+    }
+
+
+def display_scale(img: np.ndarray, lo: float, hi: float, mode: str = "linear") -> np.ndarray:
+    """The image page's display: values clipped to [lo, hi], then `scale`d. static/js/scaling.js
+    does the same in the browser; tests/browser/test_image_viewer_browser.py checks they agree."""
+    a = np.asarray(img, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return scale(np.clip(a, lo, hi), mode)
 
 
 def scale(img: np.ndarray, mode: str = "linear") -> np.ndarray:

@@ -6,8 +6,9 @@ URLs below, and:
 
 - per-dataset figures (TIC, mean spectrum) are built once per dataset revision and file and
   kept in Django's cache (CACHES; Redis when CACHE_URL is set), as JSON bytes;
-- the image heatmap only changes with the revision too, so its URL carries `?r=<revision>`
-  and the browser keeps it (private, immutable);
+- the image's pixels (native resolution, base64 float32; drawn by static/js/image.js) only
+  change with the revision too, so their URL carries `?r=<revision>` and the browser keeps
+  them (private, immutable);
 - the probability history changes with every model version and is never cached.
 """
 from __future__ import annotations
@@ -131,12 +132,7 @@ def image_figure(request, pk: int, name: str):
 
 
 def _image_heatmap(image: IonImage) -> bytes | None:
-    from webapp.msi.scaling import hotspot_clip, scale
-
-    values = image_data.image_values(image)
-    if values is None:
-        return None
-    small, f = image_data.block_mean(values)
-    scaled = scale(hotspot_clip(small), "linear")
-    fig = figures.ion_image(image_data.grid_json(small), image_data.grid_json(scaled), image.display_name, step=f)
-    return _dumps(fig)
+    """Not a Plotly figure: the image's pixels at native resolution (static/js/image.js draws
+    and scales them in the browser, so clips and colour maps change without a request)."""
+    payload = image_data.pixels_payload(image)
+    return None if payload is None else _dumps(payload)

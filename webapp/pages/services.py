@@ -11,9 +11,15 @@ from classifier.models import ModelVersion
 from webapp.datasets.models import Dataset, IonImage, Label
 from webapp.jobs import services as job_services
 from webapp.jobs.models import Job
+from webapp.msi import colormaps
+from webapp.msi.colormaps import lut_8bit
 from webapp.pages import figure_data, figures
 from webapp.projects.access import role_allows
 from webapp.projects.models import Project, Role, Task
+
+# Colours a microscopy channel can be shown in on the image page (name, #rrggbb).
+CHANNEL_CHOICES = [["red", "#ff0000"], ["green", "#00ff00"], ["blue", "#0000ff"], ["yellow", "#ffff00"],
+                   ["cyan", "#00ffff"], ["magenta", "#ff00ff"], ["grey", "#ffffff"]]
 
 ARCHS = [("compact", "Compact CNN (fast, small data)"), ("resnet50", "ResNet-50 (pretrained)"),
          ("densenet121", "DenseNet-121 (pretrained)"), ("vgg16", "VGG-16 (pretrained)"),
@@ -157,8 +163,11 @@ def image_context(image: IonImage, user) -> dict:
             "image": image.pk, "dataset": ds.pk, "slug": project.slug, "classes": class_config(project),
             "multilabel": project.task == Task.MULTILABEL, "canLabel": can_label(project),
             "myLabel": mine.classes if mine and not mine.unsure else [], "myUnsure": bool(mine and mine.unsure),
-            "colorscales": figures.colorscales(),
+            # The same 256-entry tables as the thumbnails (webapp/msi/colormaps.py), as hex.
+            "colormaps": {name: lut_8bit(name).tobytes().hex() for name in colormaps.NAMES},
+            "channelColours": CHANNEL_CHOICES,
         },
+        "multichannel": ds.channels > 1,
     }
 
 
