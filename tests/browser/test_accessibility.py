@@ -53,6 +53,7 @@ def test_it_has_no_serious_accessibility_violations_on_any_page(new_page, site, 
     pages = ["/", f"/p/{p.slug}/", f"/p/{p.slug}/gallery/", f"/datasets/{ds.pk}/", f"/datasets/{ds.pk}/gallery/",
              f"/images/{site['image'].pk}/", f"/p/{p.slug}/review/", f"/p/{p.slug}/import/", f"/p/{p.slug}/labels/",
              f"/projects/{p.slug}/members/", f"/projects/{p.slug}/keys/", f"/p/{site['yeast'].slug}/gallery/",
+             f"/datasets/{ds.pk}/gallery/?mode=next", f"/p/{site['yeast'].slug}/gallery/?mode=next",
              "/projects/new/", "/collections/", "/accounts/profile/", "/accounts/password_change/"]
     for url in pages:
         page.goto(url)
