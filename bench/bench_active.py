@@ -135,6 +135,7 @@ def label_efficiency(a) -> list[dict]:
 
     out = []
     kinds = ("binary-off-heavy", "binary-hard", "binary-no-background", "multiclass-kinds")
+    chosen = a.kinds.split(",") if a.kinds else kinds
 
     def embed(p: dict):
         if p["task"] == "binary":
@@ -143,6 +144,8 @@ def label_efficiency(a) -> list[dict]:
         return None, mla.default_embeddings(list(p["images"]))
 
     for kind in kinds:
+        if kind not in chosen:
+            continue
         for rep in range(a.projects):
             seed = 70000 + 100 * kinds.index(kind) + rep
             p = project(kind, a.images, seed)
@@ -339,6 +342,7 @@ def main() -> None:
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--speed-puts", type=int, default=200, help="label PUTs timed during quick updates")
     ap.add_argument("--only", choices=["curves", "speed"], default=None)
+    ap.add_argument("--kinds", default="", help="comma-separated project kinds (default: all)")
     a = ap.parse_args()
     if a.quick:
         a.images, a.budget, a.projects, a.repeats, a.speed_images, a.speed_puts = 200, 100, 1, 2, 2000, 60
