@@ -56,7 +56,7 @@
     var n = viewer.h * viewer.w, mode = $("scaling").value, rgba = new Uint8ClampedArray(n * 4), i;
     var t0 = performance.now();
     if (viewer.channels.length === 1) {
-      var ch = viewer.channels[0], c = clips(ch), s = SC.displayScale(ch.values, c[0], c[1], mode);
+      var ch = viewer.channels[0], c = clips(ch), s = SC.displayScale(ch.values, c[0], c[1], mode, ch);
       var table = lut($("cmap").value);
       for (i = 0; i < n; i++) {
         if (s[i] !== s[i]) continue; // not acquired: transparent
@@ -68,7 +68,7 @@
       var acc = new Float32Array(n * 3);
       viewer.channels.forEach(function (ch, j) {
         if (!$("ch-show-" + j).checked) return;
-        var c = clips(ch), s = SC.displayScale(ch.values, c[0], c[1], mode), rgb = hexRgb($("ch-colour-" + j).value);
+        var c = clips(ch), s = SC.displayScale(ch.values, c[0], c[1], mode, ch), rgb = hexRgb($("ch-colour-" + j).value);
         for (var p = 0; p < n; p++) {
           if (s[p] !== s[p]) continue;
           acc[3 * p] += s[p] * rgb[0]; acc[3 * p + 1] += s[p] * rgb[1]; acc[3 * p + 2] += s[p] * rgb[2];

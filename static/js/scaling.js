@@ -7,7 +7,8 @@
   "use strict";
 
   // values: a Float32Array (or any array of numbers); returns a Float64Array in 0..1 or NaN.
-  function displayScale(values, lo, hi, mode) {
+  // memo: an object kept with the values (their sorted distinct values and ranks, for equalized).
+  function displayScale(values, lo, hi, mode, memo) {
     var n = values.length, out = new Float64Array(n), i, v, count = 0;
     var min = Infinity, max = -Infinity;
     for (i = 0; i < n; i++) {
@@ -26,22 +27,48 @@
       var top = Math.log1p(Math.max(max - min, 0));
       for (i = 0; i < n; i++) if (out[i] === out[i]) out[i] = top > 0 ? Math.log1p(Math.max(out[i] - min, 0)) / top : 0;
     } else if (mode === "equalized") {
-      // rank among the distinct values, as np.unique(..., return_inverse=True) / (distinct - 1)
-      var sorted = new Float64Array(count), k = 0;
-      for (i = 0; i < n; i++) if (out[i] === out[i]) sorted[k++] = out[i];
-      sorted.sort();
-      var m = 0;
-      for (i = 0; i < count; i++) if (i === 0 || sorted[i] !== sorted[m - 1]) sorted[m++] = sorted[i];
+      // rank among the distinct clipped values, as np.unique(..., return_inverse=True) / (distinct - 1).
+      // Clipping only merges the values at each end, so each pixel's rank among the distinct
+      // unclipped values (sorted once per image, kept in `memo`) gives it: a slider drag repaints
+      // in one pass instead of sorting millions of values again.
+      var t = ranks(values, memo || {}), u = t.uniq, r = t.rank;
+      if (lo >= hi) { for (i = 0; i < n; i++) if (out[i] === out[i]) out[i] = 0; return out; }
+      var a = firstAbove(u, lo, true), b = firstAbove(u, hi, false); // #u <= lo, #u < hi
+      var head = a > 0 ? 1 : 0, distinct = head + (b - a) + (b < u.length ? 1 : 0);
       for (i = 0; i < n; i++) {
         if (out[i] !== out[i]) continue;
-        var a = 0, b = m - 1, x = out[i];
-        while (a < b) { var mid = (a + b) >> 1; if (sorted[mid] < x) a = mid + 1; else b = mid; }
-        out[i] = m > 1 ? a / (m - 1) : 0;
+        var k = r[i], rank = k < a ? 0 : k >= b ? distinct - 1 : head + k - a;
+        out[i] = distinct > 1 ? rank / (distinct - 1) : 0;
       }
     } else {
       throw new Error("unknown scaling mode " + mode);
     }
     return out;
+  }
+
+  function ranks(values, memo) {
+    if (memo.rank) return memo;
+    var n = values.length, sorted = new Float64Array(n), k = 0, i;
+    for (i = 0; i < n; i++) if (isFinite(values[i])) sorted[k++] = values[i];
+    sorted = sorted.subarray(0, k).sort();
+    var m = 0;
+    for (i = 0; i < k; i++) if (i === 0 || sorted[i] !== sorted[m - 1]) sorted[m++] = sorted[i];
+    var uniq = sorted.subarray(0, m), rank = new Int32Array(n);
+    for (i = 0; i < n; i++) {
+      if (!isFinite(values[i])) { rank[i] = -1; continue; }
+      var a = 0, b = m - 1, x = values[i];
+      while (a < b) { var mid = (a + b) >> 1; if (uniq[mid] < x) a = mid + 1; else b = mid; }
+      rank[i] = a;
+    }
+    memo.uniq = uniq; memo.rank = rank;
+    return memo;
+  }
+
+  // How many of the sorted values u are <= x (orEqual) or < x.
+  function firstAbove(u, x, orEqual) {
+    var a = 0, b = u.length;
+    while (a < b) { var mid = (a + b) >> 1; if (u[mid] < x || (orEqual && u[mid] === x)) a = mid + 1; else b = mid; }
+    return a;
   }
 
   // The value at a clip slider's percentile p (0..100 in steps of 0.1) from the server's table.
