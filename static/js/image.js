@@ -130,6 +130,26 @@
     window.Plotly.relayout(el, { "xaxis.range": around(xr), "yaxis.range": around(yr) });
   }
 
+  // Keyboard: with the image focused, arrows pan and + / − zoom (kept from the page's
+  // previous/next and label keys).
+  function pan(dx, dy) {
+    var el = $("fig-image"), xr = el._fullLayout.xaxis.range, yr = el._fullLayout.yaxis.range;
+    var sx = (xr[1] - xr[0]) * 0.1 * dx, sy = (yr[1] - yr[0]) * 0.1 * dy;
+    window.Plotly.relayout(el, { "xaxis.range": [xr[0] + sx, xr[1] + sx], "yaxis.range": [yr[0] + sy, yr[1] + sy] });
+  }
+
+  function imageKeys(ev) {
+    if (!viewer.drawn || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    // y grows downwards on the image (its axis is reversed), so "up" lowers y.
+    var moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+    if (moves[ev.key]) pan(moves[ev.key][0], moves[ev.key][1]);
+    else if (ev.key === "+" || ev.key === "=") zoom(0.5);
+    else if (ev.key === "-") zoom(2);
+    else return;
+    ev.preventDefault();
+    ev.stopPropagation();
+  }
+
   function channelControls() {
     var box = $("channels");
     if (!box || viewer.channels.length < 2) return;
@@ -176,6 +196,7 @@
         $("clip-hi").value = viewer.channels[0].hotspot_percentile;
         channelControls();
         paint();
+        el.addEventListener("keydown", imageKeys);
         el.removeAttribute("aria-busy");
         el.dispatchEvent(new CustomEvent("ionsieve:image", { bubbles: true }));
       })

@@ -40,6 +40,10 @@ def _open(page, user, image) -> None:
     page.wait_for_selector("#fig-image[data-render-ms]")
 
 
+def _range(page) -> list[float]:
+    return page.evaluate("document.getElementById('fig-image')._fullLayout.xaxis.range")
+
+
 def _changed(page, before: str) -> str:
     page.wait_for_function(f"{SOURCE} !== {before!r}")
     return page.evaluate(SOURCE)
@@ -87,6 +91,18 @@ def test_it_zooms_drags_a_clip_and_switches_the_colour_map(new_page):
     page.wait_for_function(
         "(w) => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range; return r[1] - r[0] < w; }",
         arg=(xrange[1] - xrange[0]) * 0.6)
+    # The keyboard pans the focused image.
+    page.focus("#fig-image")
+    x0, x1 = _range(page)
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "(x0) => document.getElementById('fig-image')._fullLayout.xaxis.range[0] > x0 + 1", arg=x0)
+    url = page.url
+    page.keyboard.press("+")
+    page.wait_for_function(
+        "(w) => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range; return r[1] - r[0] < w; }",
+        arg=(x1 - x0) * 0.6)
+    assert page.url == url  # the arrow did not go to the next image
     page.click("#zoom-reset")
     page.wait_for_function("(() => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range;"
                            " return r[1] - r[0] >= 79; })()")
