@@ -201,12 +201,17 @@ def test_it_draws_a_2000_by_2000_image_at_native_resolution(new_page, capsys):
     page.fill("#clip-hi", "90")  # a clip moved: the ranks are kept, one pass repaints
     _changed(page, before)
     moved = float(page.get_attribute("#fig-image", "data-render-ms"))
+    sent, size_in_browser = page.evaluate("""(() => { const r = performance.getEntriesByType('resource')
+        .find(e => e.name.includes('/figures/image.json')); return [r.encodedBodySize, r.decodedBodySize]; })()""")
     built = time.perf_counter()
     size = len(_image_heatmap(ds.images.get()))  # what the page fetched (the browser keeps no body this big)
+    sent, size_in_browser = page.evaluate("""(() => { const r = performance.getEntriesByType('resource')
+        .find(e => e.name.includes('/figures/image.json')); return [r.encodedBodySize, r.decodedBodySize]; })()""")
     built = time.perf_counter() - built
     with capsys.disabled():
-        print(f"\n2000x2000: payload {size / 1e6:.1f} MB built in {built:.2f} s, page to drawn {loaded:.1f} s, "
+        print(f"\n2000x2000: payload {size / 1e6:.1f} MB ({sent / 1e6:.1f} MB gzipped) built in {built:.2f} s, page to drawn {loaded:.1f} s, "
               f"paint {first:.0f} ms, repaint after a colour map change {again:.0f} ms, "
               f"histogram-equalised {equalised:.0f} ms "
               f"(first), {moved:.0f} ms (clip moved)")
     assert size < 25e6  # 4 bytes a pixel, base64: JSON lists of numbers were ~3x more
+    assert size_in_browser == size and sent < 0.8 * size  # gzip takes off at least base64's third
