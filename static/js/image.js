@@ -1,4 +1,5 @@
-/* Image detail: colour map and scaling of the heatmap, labelling, previous/next in gallery order. */
+/* Image detail: the image at native resolution (zoom, clips, scaling, colour maps, channel
+   composites), labelling, previous/next in gallery order. */
 (function () {
   "use strict";
   var S = window.IonSieve;

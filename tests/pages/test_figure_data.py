@@ -20,7 +20,7 @@ def test_it_builds_no_figure_inside_the_image_and_dataset_pages(client, user, da
     def refuse(*args, **kwargs):
         raise AssertionError("a figure was built inside a page request")
 
-    for name in ("heatmap", "spectrum", "probability_history", "ion_image"):
+    for name in ("heatmap", "spectrum", "probability_history"):
         monkeypatch.setattr(figures, name, refuse)
     client.force_login(user)
     image = dataset.images.get(index=1)

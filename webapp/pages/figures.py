@@ -65,11 +65,6 @@ def _heatmap_skeleton(colorscale: str, hover_name: str, custom: bool, height: in
     return fig.to_json()
 
 
-def ion_image(values, scaled, title: str, step: int = 1) -> dict:
-    """The ion image: colours from the display-scaled values, hover shows the raw intensity."""
-    return heatmap(scaled, title, customdata=_grid(values), height=440, step=step)
-
-
 def spectrum(mz: list[float], intensity: list[float], height: int = 300) -> dict:
     """The mean spectrum; pages mark an image's m/z on it in the browser (static/js/ionsieve.js),
     so that one cached figure serves every image of a dataset."""

@@ -64,12 +64,6 @@ def image_channels(image: IonImage) -> np.ndarray | None:
     return np.ascontiguousarray(a)
 
 
-def image_values(image: IonImage) -> np.ndarray | None:
-    """The image's 2-D values (channels averaged for multi-channel pictures)."""
-    a = image_channels(image)
-    return None if a is None else a.astype(np.float64).mean(axis=0)
-
-
 def channel_names(image: IonImage, n: int) -> list[str]:
     names = list(image.dataset.project.channels or [])
     return names if len(names) == n else [f"channel {i + 1}" for i in range(n)] if n > 1 else ["intensity"]
