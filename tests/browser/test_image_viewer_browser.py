@@ -174,6 +174,8 @@ def test_it_shows_a_two_channel_image_as_a_composite_with_toggles(new_page):
     right = page.evaluate(PIXEL, [29, 10])
     assert right[0] > 200 and right[2] > 200 and right[1] == 0
     assert _violations(page) == []
+    page.emulate_media(color_scheme="dark")
+    assert _violations(page) == []
     assert not page.errors
 
 
