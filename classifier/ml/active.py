@@ -36,22 +36,12 @@ def _embed_graph(model):
     import keras
     import tensorflow as tf
 
-    from classifier.ml.models import _folded_steps
+    from classifier.ml.models import _folded_steps, run_steps
 
     steps = _folded_steps(model)
     if steps is not None and steps[-1][0] == "dense":
         def run(x):
-            for kind, a in steps[:-1]:
-                if kind == "conv":
-                    x = tf.nn.bias_add(tf.nn.conv2d(x, a[0], a[2], a[3]), a[1])
-                elif kind == "act":
-                    x = a(x)
-                elif kind == "pool":
-                    x = tf.nn.max_pool2d(x, a[0], a[1], a[2])
-                elif kind == "flatten":
-                    x = tf.reshape(x, [tf.shape(x)[0], -1])
-                else:
-                    x = a[2](tf.matmul(x, a[0]) + a[1])
+            x = run_steps(steps[:-1], x)  # everything but the classifier: the embedding
             last = steps[-1][1]
             return x, last[2](tf.matmul(x, last[0]) + last[1])
 

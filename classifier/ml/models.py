@@ -133,22 +133,23 @@ def inference_graph(model: keras.Model):
     steps = _folded_steps(model)
     if steps is None:
         return lambda x: model(x, training=False)
+    return lambda x: run_steps(steps, x)
 
-    def run(x):
-        for kind, a in steps:
-            if kind == "conv":
-                x = tf.nn.bias_add(tf.nn.conv2d(x, a[0], a[2], a[3]), a[1])
-            elif kind == "act":
-                x = a(x)
-            elif kind == "pool":
-                x = tf.nn.max_pool2d(x, a[0], a[1], a[2])
-            elif kind == "flatten":
-                x = tf.reshape(x, [tf.shape(x)[0], -1])
-            else:  # dense
-                x = a[2](tf.matmul(x, a[0]) + a[1])
-        return x
 
-    return run
+def run_steps(steps: list, x):
+    """Apply folded steps (from _folded_steps) to a batch: the plain graph of the compact model."""
+    for kind, a in steps:
+        if kind == "conv":
+            x = tf.nn.bias_add(tf.nn.conv2d(x, a[0], a[2], a[3]), a[1])
+        elif kind == "act":
+            x = a(x)
+        elif kind == "pool":
+            x = tf.nn.max_pool2d(x, a[0], a[1], a[2])
+        elif kind == "flatten":
+            x = tf.reshape(x, [tf.shape(x)[0], -1])
+        else:  # dense
+            x = a[2](tf.matmul(x, a[0]) + a[1])
+    return x
 
 
 def _folded_steps(model: keras.Model) -> list | None:
