@@ -19,7 +19,6 @@ Prints figures and ratios (target >= 200 MB/s; resent bytes <= one part). Loopba
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
 import os
 import shutil
@@ -37,32 +36,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ionsieve_client import ResumableUpload  # noqa: E402
+from tests.client.cut_upload import CutOnce  # noqa: E402
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class CutOnce(ResumableUpload):
-    """Sends half of part `cut_at` over a raw socket, then the connection dies."""
-
-    cut_at = 3
-
-    def send_part(self, offset: int, data: bytes) -> int:
-        if offset // self.part_size == self.cut_at:
-            u = urllib.parse.urlsplit(self.url)
-            crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-            with socket.create_connection((u.hostname, u.port)) as s:
-                s.sendall((f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Token {self.token}\r\n"
-                           f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: crc32 {crc}\r\n"
-                           f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
-                           ).encode())
-                s.sendall(memoryview(data)[: len(data) // 2])
-            self.bytes_sent += len(data) // 2
-            raise ConnectionResetError("cut by the benchmark")
-        return super().send_part(offset, data)
 
 
 def main() -> None:
@@ -158,6 +138,7 @@ def main() -> None:
         print("cut mid-part, then resumed by a new client ...", flush=True)
         state = tmp / "state2.json"
         cut = CutOnce(base, token, "bench", data_path, part_size=part, state=state, retries=0)
+        cut.cut_at = 3
         with contextlib.suppress(ConnectionResetError):
             cut.run()
         time.sleep(0.5)  # the server notices the cut and discards the half part

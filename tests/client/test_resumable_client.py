@@ -2,9 +2,6 @@
 new run of the script resume where the server stopped, resending only the part in flight."""
 from __future__ import annotations
 
-import base64
-import socket
-import urllib.parse
 import zlib
 from pathlib import Path
 
@@ -12,6 +9,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from ionsieve_client import IonSieve, ResumableUpload, UploadFailed
+from tests.client.cut_upload import CutOnce
 from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory
 from webapp.datasets.models import Dataset, Upload
@@ -27,23 +25,6 @@ def ion(live_server):
     return IonSieve(live_server.url, Token.objects.create(user=owner).key)
 
 
-class CutOnce(ResumableUpload):
-    """Sends half of part `cut_at` over a raw socket, then the connection dies."""
-
-    cut_at = 2
-
-    def send_part(self, offset: int, data: bytes) -> int:
-        if offset // self.part_size == self.cut_at:
-            u = urllib.parse.urlsplit(self.url)
-            crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
-            with socket.create_connection((u.hostname, u.port)) as s:
-                s.sendall((f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Token {self.token}\r\n"
-                           f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: crc32 {crc}\r\n"
-                           f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n").encode()
-                          + data[: len(data) // 2])
-            self.bytes_sent += len(data) // 2
-            raise ConnectionResetError("cut by the test")
-        return super().send_part(offset, data)
 
 
 def test_it_resumes_after_a_cut_in_a_new_run_without_resending_what_the_server_has(ion, tmp_path):
