@@ -11,6 +11,23 @@ from webapp.jobs.models import Job
 from webapp.projects.models import Project
 
 
+def report(fraction: float, message: str) -> None:
+    print(f"{int(fraction * 100):3d}% {message}", file=sys.stderr, flush=True)
+
+
+def run_job(job: Job, work, user_error: type[Exception]):
+    """Run `work()` for a job started here; a failure is recorded on the job, and a user's
+    mistake (`user_error`) becomes a one-line command error."""
+    try:
+        return work()
+    except user_error as exc:
+        job.fail(str(exc))
+        raise CommandError(str(exc)) from None
+    except Exception as exc:
+        job.fail(f"{type(exc).__name__}: {exc}")
+        raise
+
+
 class Command(BaseCommand):
     help = ("Train on every labelled image of a project with cross-validation grouped by dataset, "
             "print the metrics, save and activate the final model.")
@@ -43,17 +60,8 @@ class Command(BaseCommand):
         job.target_id = run.pk
         job.start()
 
-        def report(fraction: float, message: str) -> None:
-            print(f"{int(fraction * 100):3d}% {message}", file=sys.stderr, flush=True)
-
-        try:
-            version = services.run_training(run, job=job, report=report, force=o["force"])
-        except services.TrainingError as exc:
-            job.fail(str(exc))
-            raise CommandError(str(exc)) from None
-        except Exception as exc:
-            job.fail(f"{type(exc).__name__}: {exc}")
-            raise
+        version = run_job(job, lambda: services.run_training(run, job=job, report=report, force=o["force"]),
+                          services.TrainingError)
         job.finish(f"Model v{version.number}")
         if o["json"]:
             self.stdout.write(json.dumps(version.metrics, indent=2))
@@ -65,15 +73,7 @@ class Command(BaseCommand):
 
         job = Job.objects.create(project=project, kind=Job.Kind.QUICK, message="command line")
         job.start()
-        try:
-            version = active.run_quick_update(project, report=lambda f, m: print(
-                f"{int(f * 100):3d}% {m}", file=sys.stderr, flush=True))
-        except active.QuickUpdateError as exc:
-            job.fail(str(exc))
-            raise CommandError(str(exc)) from None
-        except Exception as exc:
-            job.fail(f"{type(exc).__name__}: {exc}")
-            raise
+        version = run_job(job, lambda: active.run_quick_update(project, report=report), active.QuickUpdateError)
         job.finish(f"Quick update v{version.number}")
         if o["json"]:
             self.stdout.write(json.dumps(version.metrics, indent=2))
