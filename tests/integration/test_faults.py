@@ -257,17 +257,23 @@ def upload(client: APIClient, slug: str, truth, name: str):
                            format="multipart")
 
 
+def queued_uploads(client: APIClient, slug: str, tmp_path, n: int) -> list[Job]:
+    """Upload n generated datasets (no worker runs yet: their jobs wait in the queue)."""
+    jobs = []
+    for i in range(n):
+        response = upload(client, slug, synthetic(tmp_path, f"up{i}", seed=i), f"before {i}")
+        assert response.status_code == 202, response.content
+        jobs.append(Job.objects.get(target_id=response.json()["id"], kind="ingest"))
+    return jobs
+
+
 def test_it_keeps_pages_up_and_runs_every_job_once_across_a_redis_restart(worker, tmp_path, private_redis):
     user = UserFactory()
     project = ProjectFactory(owner=user)
     api = APIClient()
     api.force_authenticate(user)
     # Two uploads while Redis is up; no worker runs, so they wait in the queue.
-    before = []
-    for i in range(2):
-        response = upload(api, project.slug, synthetic(tmp_path, f"up{i}", seed=i), f"before {i}")
-        assert response.status_code == 202, response.content
-        before.append(Job.objects.get(target_id=response.json()["id"], kind="ingest"))
+    before = queued_uploads(api, project.slug, tmp_path, 2)
     assert all(Job.objects.get(pk=j.pk).dispatched_at is not None for j in before)
 
     private_redis.shutdown()  # the queued messages are lost with it (no persistence)
@@ -317,11 +323,7 @@ def test_it_runs_every_job_once_when_the_queue_folder_is_lost_and_the_worker_res
     project = ProjectFactory(owner=user)
     api = APIClient()
     api.force_authenticate(user)
-    before = []
-    for i in range(2):
-        response = upload(api, project.slug, synthetic(tmp_path, f"up{i}", seed=i), f"before {i}")
-        assert response.status_code == 202, response.content
-        before.append(Job.objects.get(target_id=response.json()["id"], kind="ingest"))
+    before = queued_uploads(api, project.slug, tmp_path, 2)
     assert dispatch.waiting_job_ids() == {j.pk for j in before}
     shutil.rmtree(worker.broker_dir)  # every queued message is gone, and the folders with them
     # Noticed a while later (the watchdog leaves just-sent jobs alone).
