@@ -8,7 +8,7 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ["project.png", "upload-resumed.png", "gallery.png", "gallery-yeast.png", "gallery-dark.png",
+SHOTS = ["project.png", "upload-resumed.png", "gallery.png", "gallery-yeast.png", "gallery-dark.png", "label-next.png",
          "image.png", "review.png", "label-history.png", "stuck-job.png"]
 
 

@@ -588,6 +588,8 @@
     if (nextMode) {
       $("next-panel").hidden = false;
       $("filters").hidden = true;
+      // Without the filter column the grid takes the whole width (it sat in the 240 px column).
+      document.querySelector(".gallery-layout").classList.add("no-filters");
       $("select-all").hidden = true;
       $("enter-next").hidden = true;
       var st = new URLSearchParams(window.location.search).get("strategy");
