@@ -9,7 +9,7 @@ imports them into a scratch project (embedded SQLite in a temporary folder), the
     python bench/bench_accuracy.py [--datasets 10] [--labelled 6] [--epochs 15]
 
 Generated data is easier than real data: treat these as a check of the pipeline, not as a
-claim about real tissue (see classifier/ml/default_model/README.md for the real-image check).
+claim about real tissue (see ionsieve_core/ml/default_model/README.md for the real-image check).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def main() -> None:
     import numpy as np
     from sklearn.metrics import f1_score, roc_auc_score
 
-    from webapp.msi.synthetic import write_synthetic_imzml
+    from ionsieve_core.msi.synthetic import write_synthetic_imzml
 
     work = Path(tempfile.mkdtemp(prefix="ionsieve-acc-"))
     env = {**os.environ, "IONSIEVE_VAR_DIR": str(work / "var"), "DATABASE_URL": f"sqlite:///{work / 'db.sqlite3'}",

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_active.py [--quick] [--images 500] [--budget 250] [--repeats 3]
 
-1. Label efficiency (pure classifier.ml, no database). Generated projects (classifier/ml/synthetic.py,
+1. Label efficiency (pure ionsieve_core.ml, no database). Generated projects (ionsieve_core/ml/synthetic.py,
    seeds 70000+, never used in development; the shipped model that gives the embeddings and the
    first scores was pretrained on this generator with other seeds, so these are generated data,
    not real ones), one dataset of --images images each:
@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from classifier.ml import active as mla  # noqa: E402
-from classifier.ml import synthetic  # noqa: E402
+from ionsieve_core.ml import active as mla  # noqa: E402
+from ionsieve_core.ml import synthetic  # noqa: E402
 
 FAMILIES = {
     "on-structured": ("gradient", "subregion", "veins", "texture", "uniform", "rim_thin"),
@@ -131,7 +131,7 @@ def fmt_need(v: float | None, budget: int) -> str:
 
 
 def label_efficiency(a) -> list[dict]:
-    from classifier.ml.coldstart import default_binary_scores
+    from ionsieve_core.ml.coldstart import default_binary_scores
 
     out = []
     kinds = ("binary-off-heavy", "binary-hard", "binary-no-background", "multiclass-kinds")

@@ -28,11 +28,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
-from classifier import ml  # noqa: E402
-from classifier.ml import synthetic  # noqa: E402
-from classifier.ml.coldstart import DEFAULT_MODEL_PATH  # noqa: E402
-from classifier.ml.preprocess import prepare  # noqa: E402
-from classifier.ml.training import fit_models, raw_predict  # noqa: E402
+from ionsieve_core import ml  # noqa: E402
+from ionsieve_core.ml import synthetic  # noqa: E402
+from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH  # noqa: E402
+from ionsieve_core.ml.preprocess import prepare  # noqa: E402
+from ionsieve_core.ml.training import fit_models, raw_predict  # noqa: E402
 
 
 def raw_images(n_datasets: int, ions: int, lo: int, hi: int, seed: int = 0) -> list[np.ndarray]:
@@ -164,7 +164,7 @@ def main() -> None:
     if bundle is None:  # an untrained compact model is as fast as a trained one
         import keras
 
-        from classifier.ml.bundle import ModelBundle
+        from ionsieve_core.ml.bundle import ModelBundle
 
         bundle = ModelBundle("binary", ["off", "on"], ml.TrainParams(), [0.5, 0.5],
                              [ml.make_model((56, 56, 1), 2)], (56, 56, 1))

@@ -3,7 +3,7 @@
     python bench/bench_ingest.py [--pixels 100000 --ions 500 --noise 250]
 
 Generates a processed-mode (centroid, 64-bit m/z, 32-bit intensity) synthetic dataset with
-`webapp.msi.synthetic`, picks `--ions` m/z values that exist in the data, then times, each
+`ionsieve_core.msi.synthetic`, picks `--ions` m/z values that exist in the data, then times, each
 in a fresh subprocess so that peak memory (RSS high-water mark) is per contestant:
 
   ours         read_metadata + extract (ion images, TIC, mean spectrum)
@@ -58,7 +58,7 @@ def _peak_rss_mb() -> float:
 
 
 def work_ours(imzml: str, mzs_path: str) -> dict:
-    from webapp.msi import extract, read_metadata
+    from ionsieve_core.msi import extract, read_metadata
 
     mzs = np.load(mzs_path)
     base = _peak_rss_mb()
@@ -175,7 +175,7 @@ def main() -> None:
         return
 
     check_peers()
-    from webapp.msi.synthetic import write_synthetic_imzml
+    from ionsieve_core.msi.synthetic import write_synthetic_imzml
 
     side = math.ceil(math.sqrt(args.pixels))
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="ionsieve_bench_"))
@@ -191,7 +191,7 @@ def main() -> None:
     print(f"  written in {gen_s:.1f} s: .imzML {xml_mb:.0f} MiB, .ibd {ibd_mb:.0f} MiB")
 
     # ions that exist: the 40 generated ones plus noise peaks of a few spectra
-    from webapp.msi import read_metadata
+    from ionsieve_core.msi import read_metadata
 
     meta = read_metadata(truth.imzml_path)
     rng = np.random.default_rng(0)

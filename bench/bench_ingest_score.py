@@ -8,7 +8,7 @@ database (what `make run` and `import_imzml` use):
 
   import_imzml            `manage.py import_imzml --mz-list` start to end: Django start, reading,
                           extraction, thumbnails, image rows, default scoring (numpy plan of
-                          the shipped model, classifier/ml/fastpredict.py), sorted rows stored
+                          the shipped model, ionsieve_core/ml/fastpredict.py), sorted rows stored
   stages                  the same path inside one process, timed per stage
   TensorFlow, cold        the same path scored by the Keras model in a fresh process (what
                           every import paid before: TensorFlow start-up + model load)
@@ -80,7 +80,7 @@ def work_stages(imzml: str, mz_list: str, scorer: str) -> dict:
 
     django.setup()
     from classifier import services as cls_services
-    from classifier.ml import coldstart
+    from ionsieve_core.ml import coldstart
     from webapp.datasets import services
     from webapp.datasets.ingest import ingest
     from webapp.datasets.models import Dataset
@@ -167,8 +167,8 @@ def main() -> None:
     if importlib.util.find_spec("pyimzml") is None:
         sys.exit("bench_ingest_score: pyimzml (the comparison peer) is not installed")
 
-    from webapp.msi import read_metadata
-    from webapp.msi.synthetic import write_synthetic_imzml
+    from ionsieve_core.msi import read_metadata
+    from ionsieve_core.msi.synthetic import write_synthetic_imzml
 
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve_bench_score_"))
     n_px = args.height * args.width

@@ -14,13 +14,13 @@ missing data stops the run with exit 1), in two sets that are never pooled in a 
 
 Scorers (all settings fixed before any figure on the evaluation images was seen):
 
-  default score        what a project shows before any label: classifier.ml.default_binary_scores
+  default score        what a project shows before any label: ionsieve_core.ml.default_binary_scores
                        on each set imported as one dataset, as the app scores it (pictures of
                        different sizes: each alone, no context half; one size: the NaN-padded
                        stack with the mean image as context), threshold 0.5.
   shipped model alone  the shipped model's p(off) on each image alone (unpadded): the default
                        score of a single image (its context half needs many ions of one dataset).
-  fine-tuned           what Train gives a binary project: classifier.ml.train with the app's
+  fine-tuned           what Train gives a binary project: ionsieve_core.ml.train with the app's
                        default parameters (compact, 15 epochs, fine-tuned from the shipped model,
                        inner grouped CV for calibration and threshold). Outer grouped
                        cross-validation, one group (source) held out per fold: each image is
@@ -51,8 +51,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
-from classifier import ml  # noqa: E402
-from classifier.ml.coldstart import DEFAULT_MODEL_PATH, context_scores  # noqa: E402
+from ionsieve_core import ml  # noqa: E402
+from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, context_scores  # noqa: E402
 from tests.ml.realimages import CLASSES, RealSet, development_set, evaluation_set  # noqa: E402
 
 Z95 = 1.959964

@@ -3,7 +3,7 @@
     python bench/bench_thumbnails.py [--pixels 18000 --ions 400 --size 128]
 
 Generates a processed-mode synthetic dataset (as `import_imzml` sees it: the top `--ions`
-peaks of the mean spectrum, extracted with `webapp.msi`), then renders every ion image to a
+peaks of the mean spectrum, extracted with `ionsieve_core.msi`), then renders every ion image to a
 128 px PNG thumbnail twice, in the same process:
 
   before   the former `to_thumbnail_png` loop, one image at a time (frozen copy below):
@@ -31,9 +31,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from webapp.msi import extract, read_metadata, top_peaks  # noqa: E402
-from webapp.msi.scaling import _lut, hotspot_clip, iter_thumbnails_png, scale  # noqa: E402
-from webapp.msi.synthetic import write_synthetic_imzml  # noqa: E402
+from ionsieve_core.imaging.scaling import _lut, hotspot_clip, iter_thumbnails_png, scale  # noqa: E402
+from ionsieve_core.msi import extract, read_metadata, top_peaks  # noqa: E402
+from ionsieve_core.msi.synthetic import write_synthetic_imzml  # noqa: E402
 
 
 def before_to_thumbnail_png(img: np.ndarray, size: int = 128) -> bytes:

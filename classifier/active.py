@@ -3,7 +3,7 @@
 Embeddings: at scoring time each dataset keeps, beside its image array, one float16 row per image
 (row = image index) of the scoring network's last hidden layer: `embeddings/v<id>.npy` for a full
 model version, `embeddings/default.npy` for the shipped off-sample model. A quick update fits a
-linear head (classifier.ml.active) on the embeddings of the active full version (or of the
+linear head (ionsieve_core.ml.active) on the embeddings of the active full version (or of the
 shipped model before any training) and rescores every image from them, without running a network.
 
 Live update: labels arriving (any source) queue one QUICK job per project through the jobs
@@ -78,7 +78,7 @@ def load_embeddings(dataset: Dataset, base_id: int | None, images: list[IonImage
 def compute_embeddings(dataset: Dataset, images: list[IonImage], base: ModelVersion | None,
                        bundle=None) -> np.ndarray | None:
     """Embeddings of the images by `base` (None: the shipped model), stored for next time."""
-    from classifier.ml import active as mla
+    from ionsieve_core.ml import active as mla
 
     if not images or not dataset.array_path.exists():
         return None
@@ -115,7 +115,7 @@ class Embedded:
 def _base(project: Project) -> tuple[ModelVersion | None, object]:
     """The full version whose embeddings quick updates learn from, and its loaded bundle;
     (None, None) for the shipped model (no full version active, or its file is unusable)."""
-    from classifier import ml
+    from ionsieve_core import ml
 
     active = project.model_versions.filter(is_active=True).first()
     base_id = active.base_id if active else None
@@ -162,11 +162,11 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     held-out predictions cross-validated over datasets where there are several), activate it
     and rescore every image of the project. Raises QuickUpdateError."""
     from classifier import services
-    from classifier.ml import active as mla
-    from classifier.ml.calibration import best_f1_threshold, cross_fitted
-    from classifier.ml.cv import grouped_folds
-    from classifier.ml.metrics import compute_metrics
-    from classifier.ml.training import _jsonable
+    from ionsieve_core.ml import active as mla
+    from ionsieve_core.ml.calibration import best_f1_threshold, cross_fitted
+    from ionsieve_core.ml.cv import grouped_folds
+    from ionsieve_core.ml.metrics import compute_metrics
+    from ionsieve_core.ml.training import _jsonable
 
     report = report or (lambda f, m: None)
     labels_at = timezone.now()
@@ -266,7 +266,7 @@ def _save_head(head, path: Path) -> None:
 
 
 def load_head(version: ModelVersion):
-    from classifier.ml.active import Head
+    from ionsieve_core.ml.active import Head
 
     try:
         with np.load(version.path) as a:
@@ -280,8 +280,9 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
     """Scores of a dataset while a quick version is active: by its head when the dataset has
     labels it learnt from, else by the scorer the head was built on (the full version, or the
     default score), as run_quick_update leaves them."""
-    from classifier import ml, services
-    from classifier.ml import active as mla
+    from classifier import services
+    from ionsieve_core import ml
+    from ionsieve_core.ml import active as mla
 
     head = load_head(version)
     base = ModelVersion.objects.filter(pk=version.base_id).first() if version.base_id else None
@@ -436,10 +437,10 @@ def unlabelled(qs, user=None):
 
 
 def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user=None) -> list[IonImage]:
-    """The n unlabelled images to label next, best first (see classifier.ml.active.select)."""
+    """The n unlabelled images to label next, best first (see ionsieve_core.ml.active.select)."""
     from types import SimpleNamespace
 
-    from classifier.ml import active as mla
+    from ionsieve_core.ml import active as mla
 
     if strategy not in mla.STRATEGIES:
         raise ValueError(f"Unknown strategy '{strategy}': one of {', '.join(mla.STRATEGIES)}.")

@@ -24,7 +24,7 @@ def warm_default_scorer(sender=None, **kwargs) -> None:
     def warm() -> None:
         import numpy as np
 
-        from classifier.ml.coldstart import context_scores, default_scorer
+        from ionsieve_core.ml.coldstart import context_scores, default_scorer
 
         default_scorer()
         rng = np.random.default_rng(0)

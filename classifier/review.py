@@ -8,7 +8,7 @@
    scored by the version itself: how it does on new work.
 3. training_fit: the version on the very labels it learnt from: optimistic.
 
-Each measure comes with its number of labels and 95% intervals (classifier.ml.metrics.measure).
+Each measure comes with its number of labels and 95% intervals (ionsieve_core.ml.metrics.measure).
 """
 from __future__ import annotations
 
@@ -161,7 +161,7 @@ class _Scorer:
         return self.version.held_out_by
 
     def score(self, rows: list[tuple[int, int, str]]) -> Scored:
-        from classifier.ml.calibration import apply_calibration
+        from ionsieve_core.ml.calibration import apply_calibration
 
         probs = _predictions(self.project, self.version, [r[0] for r in rows])
         rows = [r for r in rows if r[0] in probs]  # images this version never scored are left out
@@ -198,7 +198,7 @@ def scored_sets(project: Project, version: ModelVersion | None) -> tuple[dict[st
 
 
 def _arrays(project: Project, s: Scored) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from classifier.ml.metrics import decide, targets
+    from ionsieve_core.ml.metrics import decide, targets
 
     k = len(project.classes)
     y = targets(s.labels, project.task, project.classes)
@@ -208,7 +208,7 @@ def _arrays(project: Project, s: Scored) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def measure_of(project: Project, s: Scored) -> dict:
-    from classifier.ml.metrics import measure
+    from ionsieve_core.ml.metrics import measure
 
     y, probs, pred = _arrays(project, s)
     return measure(y, probs, pred, project.task, project.classes)
@@ -297,7 +297,7 @@ def _round(a: np.ndarray) -> list[float]:
 def compare(project: Project, a: ModelVersion | None, b: ModelVersion | None) -> dict:
     """A minus B on the images both hold out with the same label (paired): F1 and ROC AUC
     differences with bootstrap intervals."""
-    from classifier.ml.metrics import paired_difference
+    from ionsieve_core.ml.metrics import paired_difference
 
     ha, hb = (scored_sets(project, v)[0]["held_out"] for v in (a, b))
     index_b = {im: (i, lab) for i, (im, lab) in enumerate(zip(hb.image_ids, hb.labels, strict=True))}

@@ -1,4 +1,4 @@
-"""Training, activation and scoring: rows in, rows out; the numbers come from classifier.ml."""
+"""Training, activation and scoring: rows in, rows out; the numbers come from ionsieve_core.ml."""
 from __future__ import annotations
 
 import hashlib
@@ -120,7 +120,7 @@ def start_training(project: Project, user, params: dict | None = None) -> Traini
 
 def run_training(run: TrainingRun, job: Job | None = None, report=None, force: bool = False) -> ModelVersion:
     """Train with grouped cross-validation, save the model file atomically, activate it."""
-    from classifier import ml
+    from ionsieve_core import ml
 
     project = run.project
     p = run.params
@@ -230,7 +230,7 @@ def deactivate_all(project: Project) -> None:
 def active_bundle(project: Project):
     """The active model version and its loaded bundle, or (None, None) when there is none
     or its file is missing/corrupt (then the default scorer is used)."""
-    from classifier import ml
+    from ionsieve_core import ml
 
     version = project.model_versions.filter(is_active=True).first()
     if version is None or version.quick:  # a quick version has a head, not a network
@@ -255,7 +255,7 @@ def score_project(project: Project, report=None) -> int:
 
 def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=None, use_active: bool = True) -> int:
     """Predict every image of the dataset and store the probabilities. Returns the count."""
-    from classifier import ml
+    from ionsieve_core import ml
 
     project = dataset.project
     from classifier import active
@@ -275,13 +275,13 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
             probs = ml.predict(bundle, xs, contexts=ctxs)
             emb = None
         else:  # one pass gives the scores and the embeddings quick updates learn from
-            from classifier.ml.active import predict_and_embed
+            from ionsieve_core.ml.active import predict_and_embed
 
             probs, emb = predict_and_embed(bundle, xs, ctxs)
         thresholds = np.asarray(bundle.thresholds, dtype=np.float64)
         store_predictions(project, images, probs, thresholds, version)
         if emb is not None:
-            from classifier.ml.active import with_prior
+            from ionsieve_core.ml.active import with_prior
 
             active.save_embeddings(dataset, version.pk, images,
                                    with_prior(emb, probs) if project.task == Task.BINARY else emb)
@@ -304,7 +304,7 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
 def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray | None:
     """The default score of every image, kept raw (uncalibrated) as its Prediction rows, so
     calibrations refit from them."""
-    from classifier import ml
+    from ionsieve_core import ml
 
     stack = arrays.load_stack(dataset)
     if stack.ndim != 3:
@@ -320,7 +320,7 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
                                             shared_context=False, with_embeddings=True)
     _store_default(images, raw)
     if emb is not None:  # the shipped model's embeddings (+ this score): quick updates before any training
-        from classifier.ml.active import with_prior
+        from ionsieve_core.ml.active import with_prior
 
         active.save_embeddings(dataset, None, images, with_prior(emb, raw))
     return raw
@@ -344,7 +344,7 @@ def calibrate_default(project: Project, raw: np.ndarray) -> tuple[np.ndarray, np
     """The default score ranks well but is not calibrated: once the project has a few labels of
     each class, a Platt/isotonic map and the best-F1 threshold are fitted on them (per project,
     refitted when the labels change) and applied to `raw`."""
-    from classifier.ml.calibration import apply_calibration
+    from ionsieve_core.ml.calibration import apply_calibration
 
     fit = fit_default_calibration(project)
     if fit is None or fit.calibration is None:
@@ -357,8 +357,13 @@ def fit_default_calibration(project: Project) -> DefaultCalibration | None:
     """The project's current default calibration, refitted when its labels changed. Its held-out
     predictions are cross-fitted like a model's: each dataset's images are calibrated by a map
     fitted on the other datasets' labels (stratified folds inside a single dataset)."""
-    from classifier import ml
-    from classifier.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
+    from ionsieve_core import ml
+    from ionsieve_core.ml.calibration import (
+        apply_calibration,
+        best_f1_threshold,
+        cross_fitted,
+        fit_calibration,
+    )
 
     if project.task != Task.BINARY:
         return None

@@ -1,4 +1,4 @@
-"""Regenerate webapp/msi/colormaps.npy from matplotlib (dev only: matplotlib comes with imzy).
+"""Regenerate ionsieve_core/imaging/colormaps.npy from matplotlib (dev only: matplotlib comes with imzy).
 
 Run once when a colour map is added: `.venv/bin/python scripts/make_colormaps.py`. The app reads
 the .npy and never imports matplotlib. The four maps are matplotlib's own 256-entry tables
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from webapp.msi.colormaps import EMBEDDED, LUT_FILE  # noqa: E402
+from ionsieve_core.imaging.colormaps import EMBEDDED, LUT_FILE  # noqa: E402
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from webapp.datasets.models import Dataset
 from webapp.projects.models import Project, Task
 
 try:
-    from webapp.msi.scaling import to_thumbnail_png
+    from ionsieve_core.imaging.scaling import to_thumbnail_png
 except ImportError:  # pragma: no cover - the msi package is written in parallel
     to_thumbnail_png = None
 

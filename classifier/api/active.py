@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import active
-from classifier.ml.active import STRATEGIES, STRATEGY_NAMES
+from ionsieve_core.ml.active import STRATEGIES, STRATEGY_NAMES
 from webapp.datasets import gallery
 from webapp.datasets.access import dataset_for
 from webapp.datasets.api.serializers import ImageSerializer

@@ -1,4 +1,4 @@
-/* Display scaling of the image page, the browser's copy of webapp/msi/scaling.py's
+/* Display scaling of the image page, the browser's copy of ionsieve_core/imaging/scaling.py's
    display_scale (clip to [lo, hi], then scale to 0..1; NaN = not acquired stays NaN).
    The percentiles behind the clips come from the server (scaling.display_stats), so the only
    logic here is scale() itself; tests/browser/test_image_viewer_browser.py checks that both

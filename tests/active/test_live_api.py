@@ -98,7 +98,7 @@ def test_the_next_endpoint_returns_unlabelled_images_best_first(project, user, t
 
 
 def test_diversity_spreads_a_batch():
-    from classifier.ml.active import select
+    from ionsieve_core.ml.active import select
 
     rng = np.random.default_rng(0)
     # Ten near-copies of one uncertain image, and 40 different, slightly less uncertain ones.

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionsieve_core.imaging.colormaps import lut_8bit
+from ionsieve_core.imaging.scaling import display_scale
 from tests.browser.conftest import log_in
 from tests.browser.test_accessibility import _violations
 from tests.factories import PASSWORD, ProjectFactory, UserFactory
 from tests.gallery_data import make_ready_dataset
 from webapp.datasets.models import Dataset
-from webapp.msi.colormaps import lut_8bit
-from webapp.msi.scaling import display_scale
 from webapp.pages.figure_data import _image_heatmap
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -28,7 +28,7 @@ def test_it_scores_each_real_picture_on_its_own_when_they_share_no_acquisition(p
     # illustration that the padding no longer spoils the score, not an accuracy figure).
     assert roc_auc_score(truth, raw[:, 0]) == 1.0
     # The padded stack (the old behaviour) mixes the pictures into one sample area and fails.
-    from classifier.ml.coldstart import default_binary_scores
+    from ionsieve_core.ml.coldstart import default_binary_scores
     from webapp.datasets import arrays
 
     padded = default_binary_scores(np.asarray(arrays.load_stack(ds), dtype=np.float32), None)

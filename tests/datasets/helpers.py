@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ionsieve_core.msi.synthetic import write_synthetic_imzml
 from tests.shared_data import SHARED_DATA
-from webapp.msi.synthetic import write_synthetic_imzml
 
 REAL = SHARED_DATA / "imzml"
 REAL_FILES = {

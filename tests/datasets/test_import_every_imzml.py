@@ -8,10 +8,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from ionsieve_core.msi import read_metadata
 from tests.datasets.helpers import write_mz_list
 from tests.msi.variants import reference_images, write_variant
 from webapp.datasets.models import Dataset
-from webapp.msi import read_metadata
 
 pytestmark = pytest.mark.django_db
 

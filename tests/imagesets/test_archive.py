@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionsieve_core.imagesets.archive import entry_parts, safe_extract
+from ionsieve_core.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.layouts import plan_import
 from tests.imagesets.helpers import listing, make_zip, png_bytes
-from webapp.imagesets.archive import entry_parts, safe_extract
-from webapp.imagesets.errors import ImageSetError
-from webapp.imagesets.layouts import plan_import
 
 PNG = png_bytes(np.arange(64, dtype=np.uint8).reshape(8, 8))
 

@@ -9,10 +9,10 @@ import pytest
 import tifffile
 from PIL import Image
 
+from ionsieve_core.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.images import image_shape, read_image
+from ionsieve_core.imaging.colormaps import lut_8bit, lut_float
 from tests.imagesets.helpers import METASPACE, png_bytes, png_header
-from webapp.imagesets.errors import ImageSetError
-from webapp.imagesets.images import image_shape, read_image
-from webapp.msi.colormaps import lut_8bit, lut_float
 
 VIRIDIS_LUT, VIRIDIS_LUT_8BIT = lut_float("viridis"), lut_8bit("viridis")
 

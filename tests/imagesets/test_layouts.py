@@ -6,6 +6,10 @@ import zipfile
 import numpy as np
 import pytest
 
+from ionsieve_core.imagesets.archive import safe_extract
+from ionsieve_core.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.images import read_image
+from ionsieve_core.imagesets.layouts import detect_layout, plan_import
 from tests.imagesets.helpers import (
     DEEPLOC,
     DEEPLOC_CLASSES,
@@ -15,10 +19,6 @@ from tests.imagesets.helpers import (
     png_header,
     write_png,
 )
-from webapp.imagesets.archive import safe_extract
-from webapp.imagesets.errors import ImageSetError
-from webapp.imagesets.images import read_image
-from webapp.imagesets.layouts import detect_layout, plan_import
 
 
 def problems_of(root, **kw) -> list[str]:

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.imagesets.helpers import DEEPLOC, DEEPLOC_CLASSES, METASPACE
-from webapp.imagesets.images import read_image
-from webapp.imagesets.layouts import plan_import
-from webapp.imagesets.writer import (
+from ionsieve_core.imagesets.images import read_image
+from ionsieve_core.imagesets.layouts import plan_import
+from ionsieve_core.imagesets.writer import (
     safe_name,
     write_channels_layout,
     write_flat_layout,
@@ -17,6 +16,7 @@ from webapp.imagesets.writer import (
     write_png,
     write_scales_csv,
 )
+from tests.imagesets.helpers import DEEPLOC, DEEPLOC_CLASSES, METASPACE
 
 RNG = np.random.default_rng(3)
 

@@ -112,7 +112,7 @@ def test_it_finishes_an_ingestion_exactly_once_after_the_worker_is_killed(worker
 
 
 def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker, tmp_path, short_stale):
-    pytest.importorskip("classifier.ml")
+    pytest.importorskip("ionsieve_core.ml")
     n_datasets, n_images = 8, 250
     from classifier.models import Prediction
     from classifier.services import start_scoring
@@ -144,7 +144,7 @@ def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker
 
 
 def test_it_finishes_a_training_exactly_once_after_the_worker_is_killed(worker, tmp_path, short_stale):
-    pytest.importorskip("classifier.ml")
+    pytest.importorskip("ionsieve_core.ml")
     import numpy as np
 
     from classifier.models import ModelVersion, TrainingRun

@@ -45,7 +45,7 @@ def test_it_runs_an_ingestion_through_the_broker_and_a_worker(worker, tmp_path, 
 def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
     # The embedded pass trains and predicts through its worker in the fault tests already.
     needs_backend(SERVER)
-    pytest.importorskip("classifier.ml")
+    pytest.importorskip("ionsieve_core.ml")
     from classifier import services as classifier_services
     from classifier.models import ModelVersion
     from webapp.datasets import labels

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from classifier import ml
-from classifier.ml import synthetic
+from ionsieve_core import ml
+from ionsieve_core.ml import synthetic
 
 TINY = {"input_size": 24, "epochs": 3, "folds": 2, "batch_size": 32, "learning_rate": 0.02}
 

@@ -1,6 +1,6 @@
 """The real labelled ion images in ../shared/data/ionimages/ as scalar arrays (test/bench helper).
 
-Read with the app's own image reader (`webapp.imagesets.images.read_image`, what `import_images`
+Read with the app's own image reader (`ionsieve_core.imagesets.images.read_image`, what `import_images`
 uses): viridis renders go back to their position on the colour map (0..1), greyscale stays as
 stored, transparent pixels and annotations drawn over a render become NaN.
 
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ionsieve_core.imagesets.images import read_image
 from tests.shared_data import SHARED_DATA
-from webapp.imagesets.images import read_image
 
 IONIMAGES = SHARED_DATA / "ionimages"
 EXAMPLES = IONIMAGES / "metaspace_examples"

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 
-from classifier import ml
+from ionsieve_core import ml
 
 
 def test_it_round_trips_a_bundle_with_identical_predictions(binary_result, tiny_data, tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from classifier import ml
-from classifier.ml import synthetic
-from classifier.ml.coldstart import DEFAULT_MODEL_PATH, context_scores
+from ionsieve_core import ml
+from ionsieve_core.ml import synthetic
+from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, context_scores
 
 
 @pytest.fixture(scope="module")

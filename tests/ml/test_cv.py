@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from classifier import ml
+from ionsieve_core import ml
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,4 +1,4 @@
-"""The numpy plan of compact models (classifier/ml/fastpredict.py): the same scores and
+"""The numpy plan of compact models (ionsieve_core/ml/fastpredict.py): the same scores and
 embeddings as TensorFlow, no TensorFlow imported on the default scoring path, stale plans
 ignored, and preprocessing without TensorFlow giving TensorFlow's numbers."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classifier.ml import fastpredict
-from classifier.ml.coldstart import DEFAULT_MODEL_PATH, _default_bundle, default_scorer
-from classifier.ml.preprocess import prepare, square_resize
+from ionsieve_core.ml import fastpredict
+from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, _default_bundle, default_scorer
+from ionsieve_core.ml.preprocess import prepare, square_resize
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = fastpredict.plan_path_for(DEFAULT_MODEL_PATH)
@@ -32,7 +32,7 @@ def test_it_ships_a_plan_made_from_the_shipped_model():
 def test_it_scores_and_embeds_as_tensorflow_does():
     import keras
 
-    from classifier.ml.training import predict
+    from ionsieve_core.ml.training import predict
 
     plan = fastpredict.load_plan(PLAN)
     bundle = _default_bundle(None)
@@ -48,8 +48,8 @@ def test_it_scores_and_embeds_as_tensorflow_does():
 
 
 def test_it_averages_the_eight_views_with_test_time_augmentation(tmp_path):
-    from classifier.ml.bundle import load_bundle
-    from classifier.ml.training import predict
+    from ionsieve_core.ml.bundle import load_bundle
+    from ionsieve_core.ml.training import predict
 
     bundle = load_bundle(DEFAULT_MODEL_PATH)
     bundle.params.tta = True
@@ -77,7 +77,7 @@ def test_it_scores_a_dataset_by_default_without_importing_tensorflow():
     code = (
         "import sys\n"
         "import numpy as np\n"
-        "from classifier.ml import default_binary_scores\n"
+        "from ionsieve_core.ml import default_binary_scores\n"
         "rng = np.random.default_rng(0)\n"
         "stack = rng.random((30, 40, 50)).astype(np.float32)\n"
         "stack[:, :10] = 0\n"
@@ -93,7 +93,7 @@ def test_it_embeds_multichannel_pictures_without_importing_tensorflow():
     code = (
         "import sys\n"
         "import numpy as np\n"
-        "from classifier.ml.active import default_embeddings\n"
+        "from ionsieve_core.ml.active import default_embeddings\n"
         "rng = np.random.default_rng(0)\n"
         "e = default_embeddings([rng.random((30, 40, 3)).astype(np.float32) for _ in range(4)])\n"
         "print(e.shape, 'tensorflow' in sys.modules)\n"

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from classifier import ml
+from ionsieve_core import ml
 
 
 def test_it_reports_none_auc_when_one_class_is_present():

@@ -3,7 +3,7 @@ from __future__ import annotations
 import keras
 import pytest
 
-from classifier import ml
+from ionsieve_core import ml
 
 SMALL = {"resnet50": 32, "densenet121": 32, "vgg16": 32, "inceptionresnetv2": 75}
 
@@ -41,7 +41,7 @@ def test_the_inference_graph_folds_batch_norm_without_changing_outputs():
     import numpy as np
     import tensorflow as tf
 
-    from classifier.ml.models import _folded_steps, inference_graph
+    from ionsieve_core.ml.models import _folded_steps, inference_graph
 
     m = ml.make_model((24, 24, 2), 3)
     rng = np.random.default_rng(0)

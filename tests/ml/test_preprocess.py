@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.ml.preprocess import clip_scale, prepare
+from ionsieve_core.ml.preprocess import clip_scale, prepare
 
 
 def test_it_prepares_variable_sizes_with_nan_into_one_batch():

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from classifier import ml
+from ionsieve_core import ml
 from tests.ml.conftest import TINY
 
 PER_CLASS_KEYS = {"precision", "recall", "f1", "roc_auc", "support"}

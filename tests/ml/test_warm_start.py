@@ -4,9 +4,9 @@ import numpy as np
 
 
 def test_it_starts_binary_compact_models_from_the_shipped_model():
-    from classifier.ml.coldstart import _default_bundle
-    from classifier.ml.models import make_model
-    from classifier.ml.training import warm_start
+    from ionsieve_core.ml.coldstart import _default_bundle
+    from ionsieve_core.ml.models import make_model
+    from ionsieve_core.ml.training import warm_start
 
     shipped = _default_bundle(None)
     assert shipped is not None, "the default model file must ship with the code"

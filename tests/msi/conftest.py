@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionsieve_core.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 from tests.shared_data import SHARED_DATA
-from webapp.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 
 # Real files live beside the project (see shared/data/README.md for sources and licences).
 DATA = SHARED_DATA / "imzml"

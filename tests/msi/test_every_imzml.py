@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionsieve_core.msi import MSIError, extract, read_metadata
 from tests.msi.variants import Variant, reference_images, reference_tic, write_variant
-from webapp.msi import MSIError, extract, read_metadata
 
 CASES = {
     # name: write_variant options
@@ -301,7 +301,7 @@ def _write_outliers(stem: Path, zlib: bool) -> Path:
 @pytest.mark.parametrize("overflow_max", [2_000_000, 1], ids=["kept", "merged"])
 def test_it_keeps_peaks_beyond_the_sampled_range(tmp_path: Path, monkeypatch,
                                                   overflow_max: int) -> None:
-    extract_module = importlib.import_module("webapp.msi.extract")  # the package exports
+    extract_module = importlib.import_module("ionsieve_core.msi.extract")  # the package exports
     plain = read_metadata(_write_outliers(tmp_path / "plain", zlib=False))
     packed = read_metadata(_write_outliers(tmp_path / "packed", zlib=True))
     assert packed.mz_compression == "zlib"

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
+from ionsieve_core.msi import extract, read_metadata, top_peaks
+from ionsieve_core.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 from tests.msi.conftest import ion_mzs, real_file_params
-from webapp.msi import extract, read_metadata, top_peaks
-from webapp.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 
 
 def _reference_images(path: Path, mzs: np.ndarray, ppm: float) -> np.ndarray:
@@ -70,7 +70,7 @@ def test_it_recovers_generated_ion_images(tmp_path: Path, mode: str, layout: str
 def test_it_gathers_scattered_layouts_from_the_memory_map(
         processed: SyntheticTruth, monkeypatch: pytest.MonkeyPatch) -> None:
     # the package re-exports the function under the module's name, hence import_module
-    extract_module = importlib.import_module("webapp.msi.extract")
+    extract_module = importlib.import_module("ionsieve_core.msi.extract")
 
     meta = read_metadata(processed.imzml_path)
     mzs = ion_mzs(processed)

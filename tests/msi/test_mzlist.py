@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from webapp.msi import MSIError, check_in_range, parse_mz_list
-from webapp.msi.mzlist import Ion
+from ionsieve_core.msi import MSIError, check_in_range, parse_mz_list
+from ionsieve_core.msi.mzlist import Ion
 
 
 def test_it_reads_a_plain_csv(tmp_path: Path) -> None:

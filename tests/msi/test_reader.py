@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from pyimzml.ImzMLParser import ImzMLParser
 
+from ionsieve_core.msi import MSIError, read_metadata
+from ionsieve_core.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 from tests.msi.conftest import DATA, real_file_params
-from webapp.msi import MSIError, read_metadata
-from webapp.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 
 
 def _pyimzml(path: Path) -> ImzMLParser:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pyimzml.ImzMLParser import ImzMLParser
 
-from webapp.msi.synthetic import SyntheticTruth, write_synthetic_imzml
+from ionsieve_core.msi.synthetic import SyntheticTruth, write_synthetic_imzml
 
 
 def _parser(path: str) -> ImzMLParser:

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from classifier.models import ModelVersion
+from ionsieve_core.imaging.scaling import hotspot_threshold
 from tests.gallery_data import make_ready_dataset, set_probabilities
 from webapp.datasets.api.image_data import block_mean, downsample_spectrum
 from webapp.datasets.models import Dataset
-from webapp.msi.scaling import hotspot_threshold
 
 pytestmark = pytest.mark.django_db
 

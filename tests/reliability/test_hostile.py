@@ -260,7 +260,7 @@ def test_it_answers_every_hostile_file_on_the_command_line(db, settings, hostile
 
 
 def test_it_refuses_entity_declarations_anywhere_in_the_header(hostile_dir):
-    from webapp.msi import MSIError, read_metadata
+    from ionsieve_core.msi import MSIError, read_metadata
 
     refused = []
     for case in corpus(hostile_dir):
@@ -279,7 +279,7 @@ def test_it_refuses_entity_declarations_anywhere_in_the_header(hostile_dir):
     assert refused and all(refused)
 
 
-# ---------------------------------------------------------------- image archives (webapp.imagesets)
+# ---------------------------------------------------------------- image archives (ionsieve_core.imagesets)
 def zip_bytes(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression) as z:
@@ -310,7 +310,7 @@ def archive_corpus() -> list[tuple[str, bytes]]:
 
 
 def test_it_refuses_hostile_image_archives(db, django_capture_on_commit_callbacks, tmp_path):
-    pytest.importorskip("webapp.imagesets", reason="webapp.imagesets (the image collection reader) is not written yet")
+    pytest.importorskip("ionsieve_core.imagesets", reason="ionsieve_core.imagesets (the image collection reader) is not written yet")
     from webapp.datasets.models import Dataset
     from webapp.jobs.models import Job
 

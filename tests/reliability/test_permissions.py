@@ -30,9 +30,9 @@ PUBLIC = {"login", "logout", "accounts:signup", "schema", "api-docs", "api-redoc
 # back, which changes nothing. Tolerated only while the database stays exactly as it was.
 PAGES_IGNORING_METHOD = {"pages:project", "pages:project_gallery", "pages:review", "pages:dataset", "pages:gallery",
                          "pages:image", "projects:members"}
-# The image import endpoint is routed before its reader exists: until webapp.imagesets lands, its
+# The image import endpoint is routed before its reader exists: until ionsieve_core.imagesets lands, its
 # POST answers 500 (for everyone, outsiders included: the import runs before the permission check).
-UNFINISHED = {"project-imports"} if importlib.util.find_spec("webapp.imagesets") is None else set()
+UNFINISHED = {"project-imports"} if importlib.util.find_spec("ionsieve_core.imagesets") is None else set()
 # Routes whose credential is an HMAC signature in the URL (signed thumbnails): the matrix calls
 # them with a wrong signature, which every role must get 404 for (or 405 for a write); valid
 # signatures are tested in tests/datasets/test_thumbnails.py.

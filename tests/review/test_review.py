@@ -10,8 +10,8 @@ from django.utils import timezone
 from sklearn import metrics as skm
 
 from classifier import review, services
-from classifier.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
 from classifier.models import HeldOutScore, ModelVersion
+from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
 from tests.factories import ProjectFactory, UserFactory, add_member
 from tests.gallery_data import make_ready_dataset, set_probabilities
 from webapp.datasets.labels import set_labels
@@ -110,7 +110,7 @@ def test_it_matches_sklearn_on_each_measure(project, trained):
 
 
 def test_it_narrows_intervals_as_labels_grow():
-    from classifier.ml.metrics import measure
+    from ionsieve_core.ml.metrics import measure
 
     widths = []
     for reps in (1, 4, 16):
@@ -124,7 +124,7 @@ def test_it_narrows_intervals_as_labels_grow():
 
 
 def test_it_reads_twelve_labels_with_a_wide_interval():
-    from classifier.ml.metrics import measure
+    from ionsieve_core.ml.metrics import measure
 
     y = np.array([0] * 6 + [1] * 6)
     p = np.array([.9, .8, .9, .7, .6, .4, .1, .2, .3, .1, .2, .1])
@@ -322,7 +322,7 @@ def test_it_uses_per_class_thresholds_for_multilabel_projects(client, user):
 
 
 def test_it_keeps_macro_intervals_open_when_no_error_is_seen():
-    from classifier.ml.metrics import measure
+    from ionsieve_core.ml.metrics import measure
 
     lows = []
     for reps in (1, 4, 16):
@@ -336,8 +336,8 @@ def test_it_keeps_macro_intervals_open_when_no_error_is_seen():
 
 @pytest.mark.parametrize("task", ["binary", "multilabel"])
 def test_it_cross_fits_calibration_and_thresholds_without_the_held_out_fold(task):
-    from classifier.ml.calibration import cross_fitted
-    from classifier.ml.cv import grouped_folds
+    from ionsieve_core.ml.calibration import cross_fitted
+    from ionsieve_core.ml.cv import grouped_folds
 
     rng = np.random.default_rng(2)
     groups = np.repeat(["d1", "d2", "d3"], 20)

@@ -13,15 +13,15 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from webapp.datasets.arrays import arrays_for
-from webapp.datasets.models import IonImage
-from webapp.imagesets.writer import (
+from ionsieve_core.imagesets.writer import (
     safe_name,
     write_channels_layout,
     write_flat_layout,
     write_gs_layout,
     write_scales_csv,
 )
+from webapp.datasets.arrays import arrays_for
+from webapp.datasets.models import IonImage
 from webapp.projects.models import Project, Task
 
 LAYOUTS = ("gs", "flat", "channels")

@@ -1,7 +1,7 @@
 """Importing labelled (or unlabelled) picture collections into a project, all or nothing.
 
 The layouts (METASPACE gold standard, flat folder + CSV, multi-channel microscopy) are read by
-webapp.imagesets, which also refuses unsafe archives; here the plan becomes datasets, images
+ionsieve_core.imagesets, which also refuses unsafe archives; here the plan becomes datasets, images
 and the importing user's labels.
 """
 from __future__ import annotations
@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 from django.db import transaction
 
+from ionsieve_core.imagesets.archive import safe_extract
+from ionsieve_core.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.images import read_image
+from ionsieve_core.imagesets.layouts import ImportPlan, plan_import
+from ionsieve_core.imagesets.writer import safe_name
 from webapp.datasets import labels as labels_service
 from webapp.datasets import storage
 from webapp.datasets.ingest import save_images
 from webapp.datasets.models import Dataset, IonImage, LabelEvent
 from webapp.datasets.signals import dataset_ready
 from webapp.datasets.thumbnails import thumbnail_png
-from webapp.imagesets.archive import safe_extract
-from webapp.imagesets.errors import ImageSetError
-from webapp.imagesets.images import read_image
-from webapp.imagesets.layouts import ImportPlan, plan_import
-from webapp.imagesets.writer import safe_name
 from webapp.projects.models import Project
 
 log = logging.getLogger(__name__)

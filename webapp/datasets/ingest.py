@@ -13,10 +13,10 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
+from ionsieve_core.imaging.scaling import iter_thumbnails_png
+from ionsieve_core.msi import MSIError, check_in_range, extract, parse_mz_list, read_metadata, top_peaks
 from webapp.datasets import storage
 from webapp.datasets.models import Dataset, IonImage
-from webapp.msi import MSIError, check_in_range, extract, parse_mz_list, read_metadata, top_peaks
-from webapp.msi.scaling import iter_thumbnails_png
 
 log = logging.getLogger(__name__)
 

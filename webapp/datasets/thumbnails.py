@@ -6,7 +6,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from webapp.msi.scaling import hotspot_clip, scale, to_thumbnail_png
+from ionsieve_core.imaging.scaling import hotspot_clip, scale, to_thumbnail_png
 
 # Fluorescence convention (Human Protein Atlas): each named channel gets its own colour.
 CHANNEL_COLOURS = {

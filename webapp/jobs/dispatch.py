@@ -13,6 +13,7 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -36,7 +37,8 @@ def dispatch(job: Job) -> None:
 
 
 def send(job_id: int) -> bool:
-    from webapp.celery import app
+    # The app Django loaded at start-up (webapp/__init__.py); the wiring module is not imported here.
+    app = current_app
 
     job = Job.objects.filter(pk=job_id).first()
     if job is None:

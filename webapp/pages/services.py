@@ -8,11 +8,11 @@ from django.utils import timezone
 
 from classifier import review
 from classifier.models import ModelVersion
+from ionsieve_core.imaging import colormaps
+from ionsieve_core.imaging.colormaps import lut_8bit
 from webapp.datasets.models import Dataset, IonImage, Label
 from webapp.jobs import services as job_services
 from webapp.jobs.models import Job
-from webapp.msi import colormaps
-from webapp.msi.colormaps import lut_8bit
 from webapp.pages import figure_data, figures
 from webapp.projects.access import role_allows
 from webapp.projects.models import Project, Role, Task
@@ -163,7 +163,7 @@ def image_context(image: IonImage, user) -> dict:
             "image": image.pk, "dataset": ds.pk, "slug": project.slug, "classes": class_config(project),
             "multilabel": project.task == Task.MULTILABEL, "canLabel": can_label(project),
             "myLabel": mine.classes if mine and not mine.unsure else [], "myUnsure": bool(mine and mine.unsure),
-            # The same 256-entry tables as the thumbnails (webapp/msi/colormaps.py), as hex.
+            # The same 256-entry tables as the thumbnails (ionsieve_core/imaging/colormaps.py), as hex.
             "colormaps": {name: lut_8bit(name).tobytes().hex() for name in colormaps.NAMES},
             "channelColours": CHANNEL_CHOICES,
         },

@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier import active
-from classifier.ml.active import STRATEGIES
+from ionsieve_core.ml.active import STRATEGIES
 from webapp.datasets.models import Dataset
 
 

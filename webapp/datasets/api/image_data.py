@@ -13,11 +13,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ionsieve_core.imaging.scaling import display_stats
 from webapp.datasets.access import dataset_for
 from webapp.datasets.api.serializers import SpectrumSerializer
 from webapp.datasets.models import Dataset, IonImage
 from webapp.datasets.thumbnails import CHANNEL_COLOURS, FALLBACK
-from webapp.msi.scaling import display_stats
 
 MAX_SIDE = 256
 MAX_SPECTRUM_POINTS = 5000
@@ -78,7 +78,7 @@ def default_colour(name: str, i: int) -> str:
 
 def pixels_payload(image: IonImage) -> dict | None:
     """Every pixel of every channel, as base64 float32 (little-endian, row-major, NaN = not
-    acquired), with each channel's display statistics (webapp/msi/scaling.py)."""
+    acquired), with each channel's display statistics (ionsieve_core/imaging/scaling.py)."""
     a = image_channels(image)
     if a is None:
         return None

@@ -9,8 +9,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from ionsieve_core.msi.synthetic import write_synthetic_imzml
 from webapp.datasets import services
-from webapp.msi.synthetic import write_synthetic_imzml
 from webapp.projects import services as projects
 from webapp.projects.models import Project
 

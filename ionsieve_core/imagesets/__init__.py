@@ -11,6 +11,6 @@ import service, the management command, scripts and tests.
 
 from __future__ import annotations
 
-from webapp.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.errors import ImageSetError
 
 __all__ = ["ImageSetError"]

@@ -23,8 +23,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from webapp.imagesets.errors import ImageSetError
-from webapp.imagesets.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, image_shape, not_an_image
+from ionsieve_core.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.images import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, image_shape, not_an_image
 
 LAYOUTS = ("gs", "flat", "channels")
 # Human Protein Atlas channel order first; any other channel follows alphabetically.

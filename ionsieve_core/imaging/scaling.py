@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from webapp.msi.colormaps import lut_8bit
+from ionsieve_core.imaging.colormaps import lut_8bit
 
 
 def _lut(cmap: str) -> np.ndarray:
-    """(256, 3) uint8 RGB of a colour map (webapp/msi/colormaps.py: no matplotlib needed)."""
+    """(256, 3) uint8 RGB of a colour map (ionsieve_core/imaging/colormaps.py: no matplotlib needed)."""
     return lut_8bit(cmap)
 
 

@@ -18,8 +18,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
-from webapp.imagesets.errors import ImageSetError
-from webapp.msi.colormaps import lut_float
+from ionsieve_core.imagesets.errors import ImageSetError
+from ionsieve_core.imaging.colormaps import lut_float
 
 VIRIDIS_LUT = lut_float("viridis")  # the one copy of the map, shared with thumbnails
 

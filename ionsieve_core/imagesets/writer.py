@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from webapp.imagesets.images import read_image
+from ionsieve_core.imagesets.images import read_image
 
 ImageLike = np.ndarray | str | Path | list[str | Path | np.ndarray]
 Item = tuple[str, ImageLike, list[str]]

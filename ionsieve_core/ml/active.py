@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from classifier.ml.preprocess import channels_of, prepare
+from ionsieve_core.ml.preprocess import channels_of, prepare
 
 STRATEGIES = ("active", "random", "probability")
 STRATEGY_NAMES = {
@@ -36,7 +36,7 @@ def _embed_graph(model):
     import keras
     import tensorflow as tf
 
-    from classifier.ml.models import _folded_steps, run_steps
+    from ionsieve_core.ml.models import _folded_steps, run_steps
 
     steps = _folded_steps(model)
     if steps is not None and steps[-1][0] == "dense":
@@ -82,8 +82,8 @@ def predict_and_embed(bundle, images: Sequence[np.ndarray], contexts: Sequence[n
                       ) -> tuple[np.ndarray, np.ndarray]:
     """((n, C) probabilities as `training.predict` gives them (without test-time augmentation),
     (n, d) float32 embeddings) in one pass of the network."""
-    from classifier.ml.fastpredict import Plan
-    from classifier.ml.training import finish
+    from ionsieve_core.ml.fastpredict import Plan
+    from ionsieve_core.ml.training import finish
 
     if isinstance(bundle, Plan):  # the shipped model's numpy plan: no TensorFlow start-up
         return bundle.predict_and_embed(images, contexts)
@@ -113,7 +113,7 @@ def _embed_dim(bundle) -> int:
 
 def default_embeddings(images: Sequence[np.ndarray], model_path=None) -> np.ndarray | None:
     """(n, d x channels) embeddings from the shipped off-sample model, or None without it."""
-    from classifier.ml.coldstart import default_scorer
+    from ionsieve_core.ml.coldstart import default_scorer
 
     bundle = default_scorer(model_path)  # the numpy plan unless TensorFlow is warm already
     if bundle is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.ml.params import TrainParams
+from ionsieve_core.ml.params import TrainParams
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def load_bundle(path: str | os.PathLike | None) -> ModelBundle | None:
     try:
         import keras
 
-        import classifier.ml.models  # noqa: F401 - registers the custom layers
+        import ionsieve_core.ml.models  # noqa: F401 - registers the custom layers
 
         with zipfile.ZipFile(path) as zf:
             meta = json.loads(zf.read(META_NAME))

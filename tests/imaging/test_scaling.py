@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from webapp.msi import scaling
-from webapp.msi.scaling import (
+from ionsieve_core.imaging import scaling
+from ionsieve_core.imaging.scaling import (
     _percentile_of_nonzero,
     hotspot_clip,
     iter_thumbnails_png,
@@ -72,7 +72,7 @@ def _pil_reference(img: np.ndarray, size: int, mode: str = "linear") -> np.ndarr
     """Clip, scale, then PIL resizes the values and the acquired mask as float images (BOX to
     shrink, NEAREST to grow); mean value over acquired pixels -> colour, acquired fraction ->
     alpha. Returns what is seen: RGB x alpha, and alpha."""
-    from webapp.msi.scaling import _lut
+    from ionsieve_core.imaging.scaling import _lut
 
     s = scale(hotspot_clip(img, 99), mode)
     known = ~np.isnan(s)

@@ -13,7 +13,7 @@ import stat
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from webapp.imagesets.errors import ImageSetError
+from ionsieve_core.imagesets.errors import ImageSetError
 
 CHUNK = 1 << 20
 # Small entries cannot hurt whatever their ratio (a 20 KB mask of zeros compresses 500:1);

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from webapp.msi.colormaps import EMBEDDED, lut_8bit, lut_float
-from webapp.msi.scaling import to_thumbnail_png
+from ionsieve_core.imaging.colormaps import EMBEDDED, lut_8bit, lut_float
+from ionsieve_core.imaging.scaling import to_thumbnail_png
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,7 @@ def test_it_renders_every_map_with_matplotlib_unimportable():
     code = (
         "import sys; sys.modules['matplotlib'] = None\n"
         "import numpy as np\n"
-        "from webapp.msi.scaling import to_thumbnail_png\n"
+        "from ionsieve_core.imaging.scaling import to_thumbnail_png\n"
         "img = np.random.default_rng(0).random((20, 30)).astype('float32')\n"
         "print(sorted(len(to_thumbnail_png(img, cmap=c)) > 100 for c in ('viridis', 'inferno', 'magma', 'turbo', 'gray')))\n"
     )
@@ -53,7 +53,7 @@ def test_it_renders_every_map_with_matplotlib_unimportable():
 
 
 def test_it_has_no_matplotlib_fallback_left():
-    for path in ("webapp/msi/scaling.py", "webapp/msi/colormaps.py", "webapp/imagesets/images.py"):
+    for path in ("ionsieve_core/imaging/scaling.py", "ionsieve_core/imaging/colormaps.py", "ionsieve_core/imagesets/images.py"):
         assert "import matplotlib" not in (ROOT / path).read_text()
         assert "from matplotlib" not in (ROOT / path).read_text()
 
@@ -72,7 +72,7 @@ def test_it_names_the_maps_it_has_when_asked_for_another():
 
 
 def test_it_keeps_one_copy_of_viridis():
-    from webapp.imagesets import images
+    from ionsieve_core.imagesets import images
 
     assert images.VIRIDIS_LUT is lut_float("viridis")
     assert not (ROOT / "webapp" / "imagesets" / "viridis.py").exists()

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from webapp.msi.errors import MSIError
+from ionsieve_core.msi.errors import MSIError
 
 _MZ_NAMES = {"mz", "m/z", "m_z", "mass", "moverz"}
 _HEADER_SCAN_LINES = 10

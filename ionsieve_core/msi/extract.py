@@ -26,8 +26,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from webapp.msi.errors import MSIError
-from webapp.msi.reader import ImzMLMeta
+from ionsieve_core.msi.errors import MSIError
+from ionsieve_core.msi.reader import ImzMLMeta
 
 # Working-set budget per chunk (values gathered from the .ibd at once).
 _CHUNK_VALUES = 500_000

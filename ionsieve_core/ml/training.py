@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classifier.ml.bundle import ModelBundle
-from classifier.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
-from classifier.ml.cv import grouped_folds
-from classifier.ml.metrics import compute_metrics
-from classifier.ml.params import TASKS, TrainParams
-from classifier.ml.preprocess import channels_of, prepare
+from ionsieve_core.ml.bundle import ModelBundle
+from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
+from ionsieve_core.ml.cv import grouped_folds
+from ionsieve_core.ml.metrics import compute_metrics
+from ionsieve_core.ml.params import TASKS, TrainParams
+from ionsieve_core.ml.preprocess import channels_of, prepare
 
 Progress = Callable[[float, str], None]
 
@@ -80,7 +80,7 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
     import keras
     import tensorflow as tf
 
-    from classifier.ml.models import RandomDihedral, compile_model, make_model
+    from ionsieve_core.ml.models import RandomDihedral, compile_model, make_model
 
     rng = np.random.default_rng(seed)
     idx, w = _weights_and_index(y, task, k, params, rng)
@@ -123,7 +123,7 @@ WARM_LR_FACTOR = 0.3  # fine-tuning: smaller steps keep what the pretrained weig
 
 def warm_start(net) -> bool:
     """Copy the shipped default model's weights into `net` when the architectures match."""
-    from classifier.ml.coldstart import _default_bundle
+    from ionsieve_core.ml.coldstart import _default_bundle
 
     bundle = _default_bundle(None)
     if bundle is None or not bundle.models:
@@ -142,7 +142,7 @@ MODEL_BATCH = 256  # images per model call: larger batches spill the activations
 def _infer_fn(models: list, tta: bool):
     import tensorflow as tf
 
-    from classifier.ml.models import dihedral_views, inference_graph
+    from ionsieve_core.ml.models import dihedral_views, inference_graph
 
     # One graph for any batch size (traced once, no XLA compilation), calling the models
     # directly (no model.predict per call); compact models run with folded batch norms.
@@ -305,7 +305,7 @@ def predict(bundle: ModelBundle, images: Sequence[np.ndarray], contexts: Sequenc
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from classifier.ml.fastpredict import Plan
+    from ionsieve_core.ml.fastpredict import Plan
 
     if isinstance(bundle, Plan):  # the numpy plan of a compact model: no TensorFlow needed
         return bundle.predict(images, contexts)

@@ -4,7 +4,7 @@ viridis, inferno, magma and turbo are matplotlib's 256-entry tables, stored once
 colormaps.npy (scripts/make_colormaps.py wrote it; viridis, inferno and magma are CC0, by
 Nathaniel J. Smith, Stefan van der Walt and Eric Firing; turbo is Apache-2.0, by Google).
 This is the one copy: thumbnails (scaling.py) and the reading of viridis renders
-(webapp/imagesets/images.py) both use it.
+(ionsieve_core/imagesets/images.py) both use it.
 """
 from __future__ import annotations
 

@@ -137,7 +137,7 @@ class Plan:
 
     def _prepared(self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None):
         """Model inputs in chunks of 1,024 images (bounded memory), as training.predict makes them."""
-        from classifier.ml.preprocess import prepare
+        from ionsieve_core.ml.preprocess import prepare
 
         size = int(self.input_shape[0])
         for s in range(0, len(images), 1024):
@@ -149,7 +149,7 @@ class Plan:
             yield x
 
     def _finish(self, raw: np.ndarray) -> np.ndarray:
-        from classifier.ml.calibration import apply_calibration
+        from ionsieve_core.ml.calibration import apply_calibration
 
         if self.task == "binary":
             p0 = apply_calibration(raw[:, 0], self.calibration)
@@ -157,7 +157,7 @@ class Plan:
         return raw
 
     def predict(self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        """(n, C) probabilities (binary: calibrated), as `classifier.ml.training.predict` gives."""
+        """(n, C) probabilities (binary: calibrated), as `ionsieve_core.ml.training.predict` gives."""
         from threadpoolctl import threadpool_limits
 
         if len(images) == 0:
@@ -172,7 +172,7 @@ class Plan:
 
     def predict_and_embed(self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
                           ) -> tuple[np.ndarray, np.ndarray]:
-        """As `classifier.ml.active.predict_and_embed`: probabilities without test-time
+        """As `ionsieve_core.ml.active.predict_and_embed`: probabilities without test-time
         augmentation and the first model's activations before its output layer."""
         from threadpoolctl import threadpool_limits
 

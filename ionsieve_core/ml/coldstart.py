@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from skimage.filters import gaussian
 
-from classifier.ml.fastpredict import load_plan, plan_path_for
-from classifier.ml.preprocess import clip_scale
+from ionsieve_core.ml.fastpredict import load_plan, plan_path_for
+from ionsieve_core.ml.preprocess import clip_scale
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +213,7 @@ _CACHE: dict[tuple, object] = {}
 
 
 def _default_bundle(path: str | os.PathLike | None):
-    from classifier.ml.bundle import load_bundle
+    from ionsieve_core.ml.bundle import load_bundle
 
     path = Path(path) if path is not None else DEFAULT_MODEL_PATH
     try:
@@ -282,10 +282,10 @@ def default_binary_scores(images: np.ndarray | list[np.ndarray], tic: np.ndarray
     (an image collection from several acquisitions): there is no common sample area to find,
     so each image is scored on its own by the pretrained model.
     With `with_embeddings`, returns (scores, (k, d) embeddings of the pretrained model or None),
-    from the same pass of the network (classifier.ml.active learns from them).
+    from the same pass of the network (ionsieve_core.ml.active learns from them).
     """
-    from classifier.ml.active import predict_and_embed
-    from classifier.ml.training import predict
+    from ionsieve_core.ml.active import predict_and_embed
+    from ionsieve_core.ml.training import predict
 
     emb = None
 

@@ -1,6 +1,6 @@
 """Train the shipped default off-sample model on generated data.
 
-    python -m classifier.ml.pretrain --out classifier/ml/default_model/compact_offsample.zip
+    python -m ionsieve_core.ml.pretrain --out ionsieve_core/ml/default_model/compact_offsample.zip
 
 Datasets are split by group: 80 % train, 10 % calibration (Platt, and the weights that blend
 the model with the context score), 10 % test. Generated held-out data drawn like the training
@@ -18,13 +18,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
-from classifier.ml import synthetic
-from classifier.ml.bundle import ModelBundle, load_bundle, save_bundle
-from classifier.ml.calibration import apply_calibration, best_f1_threshold
-from classifier.ml.coldstart import _logit, blend, context_scores
-from classifier.ml.params import TrainParams
-from classifier.ml.preprocess import prepare
-from classifier.ml.training import fit_models, raw_predict
+from ionsieve_core.ml import synthetic
+from ionsieve_core.ml.bundle import ModelBundle, load_bundle, save_bundle
+from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold
+from ionsieve_core.ml.coldstart import _logit, blend, context_scores
+from ionsieve_core.ml.params import TrainParams
+from ionsieve_core.ml.preprocess import prepare
+from ionsieve_core.ml.training import fit_models, raw_predict
 
 
 def _per_dataset_auc(score: np.ndarray, is_off: np.ndarray, groups: np.ndarray) -> float:
@@ -62,7 +62,7 @@ def _scores(name: str, p: np.ndarray, is_off: np.ndarray, groups: np.ndarray) ->
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--out", default="classifier/ml/default_model/compact_offsample.zip")
+    ap.add_argument("--out", default="ionsieve_core/ml/default_model/compact_offsample.zip")
     ap.add_argument("--datasets", type=int, default=180)
     ap.add_argument("--hard-datasets", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=12)
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     save_bundle(bundle, a.out)
     # Its numpy plan beside it: the default score then runs without TensorFlow (fastpredict.py).
-    from classifier.ml.fastpredict import export_plan
+    from ionsieve_core.ml.fastpredict import export_plan
 
     export_plan(load_bundle(a.out), a.out)
     report["seconds_total"] = round(time.time() - t0, 1)

@@ -33,7 +33,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse as safe_iterparse
 from pyimzml.ontology.ontology import ACCESSION_FIX_MAPPING
 
-from webapp.msi.errors import MSIError
+from ionsieve_core.msi.errors import MSIError
 
 # Read the spectrum list in pieces of this size: bounds memory for multi-GB .imzML files.
 _CHUNK_BYTES = 32 << 20
