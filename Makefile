@@ -35,7 +35,7 @@ test: dev-install
 	./scripts/chromium.sh
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/ruff check .
+	$(MAKE) lint
 	$(MAKE) test-unit test-integration test-browser
 
 test-unit:
@@ -55,6 +55,7 @@ test-browser:
 	$(VENV)/bin/pytest -m browser -q
 
 lint:
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 
 # Benchmarks print figures and ratios (bench/README.md); each fails (non-zero exit) when its peer

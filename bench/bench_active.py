@@ -28,6 +28,7 @@
    (in-process test client) while quick updates of the project run back to back in another
    thread on the same SQLite file: p50 / p95 (target p95 < 100 ms).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,8 +69,15 @@ def project(kind: str, n: int, seed: int) -> dict:
     if kind == "multiclass-kinds":
         family = {s: i for i, (_, styles) in enumerate(FAMILIES.items()) for s in styles}
         y = np.array([family[k.split(":")[1]] for k in ds.kinds])
-        return {"kind": kind, "task": "multiclass", "k": len(FAMILIES), "y": y, "images": ds.images,
-                "tic": ds.tic, "scores": None}
+        return {
+            "kind": kind,
+            "task": "multiclass",
+            "k": len(FAMILIES),
+            "y": y,
+            "images": ds.images,
+            "tic": ds.tic,
+            "scores": None,
+        }
     return {"kind": kind, "task": "binary", "k": 2, "y": ds.labels, "images": ds.images, "tic": ds.tic}
 
 
@@ -82,8 +90,15 @@ def f1_of(task: str, y: np.ndarray, probs: np.ndarray) -> float:
     return float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0))
 
 
-def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, budget: int, seed: int,
-          test: tuple | None = None):
+def curve(
+    p: dict,
+    emb: np.ndarray,
+    start: np.ndarray | None,
+    strategy: str,
+    budget: int,
+    seed: int,
+    test: tuple | None = None,
+):
     """F1 on the remaining images after 0, 10, 20... labels (and, with `test` = (embeddings,
     labels, start scores) of another dataset of the same kind, on that one: held out by
     dataset); and the quick-head times."""
@@ -102,13 +117,23 @@ def curve(p: dict, emb: np.ndarray, start: np.ndarray | None, strategy: str, bud
             break
         scored = start is not None or labelled
         u = mla.uncertainty(probs[rest], task) if scored else None
-        pick = mla.select(10, strategy, uncertainty=u, probability=probs[rest, 0] if scored else None,
-                          embeddings=emb[rest], labelled_embeddings=emb[labelled] if labelled else None,
-                          seed=seed + len(labelled))
+        pick = mla.select(
+            10,
+            strategy,
+            uncertainty=u,
+            probability=probs[rest, 0] if scored else None,
+            embeddings=emb[rest],
+            labelled_embeddings=emb[labelled] if labelled else None,
+            seed=seed + len(labelled),
+        )
         labelled += [int(i) for i in rest[pick]]
         t = time.perf_counter()
         try:
-            prior = mla.prior_pseudo_labels(emb[np.setdiff1d(np.arange(n), labelled)]) if task == "binary" else None
+            prior = (
+                mla.prior_pseudo_labels(emb[np.setdiff1d(np.arange(n), labelled)])
+                if task == "binary"
+                else None
+            )
             head = mla.fit_head(emb[labelled], y[labelled], task, k, prior=prior)
             probs = mla.head_probabilities(head, emb)
             if test is not None:
@@ -161,10 +186,19 @@ def label_efficiency(a) -> list[dict]:
                 runs = [curve(p, emb, start, s, a.budget, 1000 * sd, test) for sd in seeds]
                 f1s = np.mean([r[0] for r in runs], axis=0)
                 tf1s = np.mean([r[2] for r in runs], axis=0)
-                res[s] = {"f1": f1s.tolist(), "test_f1": tf1s.tolist(), "times": [t for r in runs for t in r[1]],
-                          **{f"need_{tg}": _median_need([needed(r[0], tg) for r in runs], a.budget) for tg in TARGETS},
-                          **{f"test_need_{tg}": _median_need([needed(r[2], tg) for r in runs], a.budget)
-                             for tg in TARGETS}}
+                res[s] = {
+                    "f1": f1s.tolist(),
+                    "test_f1": tf1s.tolist(),
+                    "times": [t for r in runs for t in r[1]],
+                    **{
+                        f"need_{tg}": _median_need([needed(r[0], tg) for r in runs], a.budget)
+                        for tg in TARGETS
+                    },
+                    **{
+                        f"test_need_{tg}": _median_need([needed(r[2], tg) for r in runs], a.budget)
+                        for tg in TARGETS
+                    },
+                }
             out.append(res)
             print_project(res, a.budget)
     return out
@@ -182,7 +216,10 @@ def print_project(res: dict, budget: int) -> None:
     rounds = len(res["active"]["f1"])
     shown = [r for r in range(rounds) if r <= 10 or r % 5 == 0]
     print("    labels      " + "".join(f"{10 * r:>6}" for r in shown))
-    for key, what in (("f1", "the remaining images of the dataset"), ("test_f1", "another dataset, held out")):
+    for key, what in (
+        ("f1", "the remaining images of the dataset"),
+        ("test_f1", "another dataset, held out"),
+    ):
         print(f"  macro F1 on {what}:")
         for s in STRATS:
             f = res[s][key]
@@ -191,38 +228,62 @@ def print_project(res: dict, budget: int) -> None:
         for tg in TARGETS:
             a_, r_, p_ = (res[s][f"{pre}_{tg}"] for s in STRATS)
             ratio = f"{a_ / r_:.2f}" if a_ is not None and r_ else "-"
-            print(f"  labels to F1 {tg:.2f} ({what}): active {fmt_need(a_, budget)}, random {fmt_need(r_, budget)}, "
-                  f"probability {fmt_need(p_, budget)}; active/random {ratio}")
+            print(
+                f"  labels to F1 {tg:.2f} ({what}): active {fmt_need(a_, budget)}, random {fmt_need(r_, budget)}, "
+                f"probability {fmt_need(p_, budget)}; active/random {ratio}"
+            )
 
 
 def summary(results: list[dict], budget: int) -> None:
-    print("\nSummary (median over projects of each kind): labels to reach macro F1 on the remaining images "
-          "of the dataset / on another dataset of the same kind; macro F1 after 100 and after all labels")
+    print(
+        "\nSummary (median over projects of each kind): labels to reach macro F1 on the remaining images "
+        "of the dataset / on another dataset of the same kind; macro F1 after 100 and after all labels"
+    )
     for kind in dict.fromkeys(r["kind"] for r in results):
         rs = [r for r in results if r["kind"] == kind]
         for pre, what in (("need", "remaining"), ("test_need", "held-out dataset")):
             for tg in TARGETS:
                 vals = {s: _median_need([r[s][f"{pre}_{tg}"] for r in rs], budget) for s in STRATS}
-                ratio = (f"{vals['active'] / vals['random']:.2f}" if vals["active"] is not None and vals["random"]
-                         else "-")
-                print(f"  {kind:<20} F1 {tg:.2f} ({what}): "
-                      + ", ".join(f"{s} {fmt_need(vals[s], budget)}" for s in STRATS) + f"; active/random {ratio}")
+                ratio = (
+                    f"{vals['active'] / vals['random']:.2f}"
+                    if vals["active"] is not None and vals["random"]
+                    else "-"
+                )
+                print(
+                    f"  {kind:<20} F1 {tg:.2f} ({what}): "
+                    + ", ".join(f"{s} {fmt_need(vals[s], budget)}" for s in STRATS)
+                    + f"; active/random {ratio}"
+                )
         for key in ("f1", "test_f1"):
-            at = {s: (statistics.median(r[s][key][min(10, len(r[s][key]) - 1)] for r in rs),
-                      statistics.median(r[s][key][-1] for r in rs)) for s in STRATS}
-            print(f"  {kind:<20} F1 at 100 / {10 * (len(rs[0]['active'][key]) - 1)} labels "
-                  f"({'remaining' if key == 'f1' else 'held-out dataset'}): "
-                  + ", ".join(f"{s} {v[0]:.2f} / {v[1]:.2f}" for s, v in at.items()))
+            at = {
+                s: (
+                    statistics.median(r[s][key][min(10, len(r[s][key]) - 1)] for r in rs),
+                    statistics.median(r[s][key][-1] for r in rs),
+                )
+                for s in STRATS
+            }
+            print(
+                f"  {kind:<20} F1 at 100 / {10 * (len(rs[0]['active'][key]) - 1)} labels "
+                f"({'remaining' if key == 'f1' else 'held-out dataset'}): "
+                + ", ".join(f"{s} {v[0]:.2f} / {v[1]:.2f}" for s, v in at.items())
+            )
     times = [t for r in results for s in STRATS for t in r[s]["times"]]
-    print(f"  quick head (fit + score {results[0]['n']} images), pure: median {1000 * statistics.median(times):.0f} ms,"
-          f" max {1000 * max(times):.0f} ms")
+    print(
+        f"  quick head (fit + score {results[0]['n']} images), pure: median {1000 * statistics.median(times):.0f} ms,"
+        f" max {1000 * max(times):.0f} ms"
+    )
 
 
 # ---------------------------------------------------------------- speed through Django
 def speed(a) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-active-"))
-    os.environ.update(DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", MEDIA_ROOT=str(tmp / "media"),
-                      DJANGO_SETTINGS_MODULE="webapp.settings", IONSIEVE_LIVE_UPDATE_LABELS="0", AXES_ENABLED="0")
+    os.environ.update(
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        IONSIEVE_LIVE_UPDATE_LABELS="0",
+        AXES_ENABLED="0",
+    )
     import django
 
     django.setup()
@@ -242,7 +303,9 @@ def speed(a) -> None:
     t = time.perf_counter()
     services.score_dataset(ds)
     print(f"\nSpeed: {n:,} generated 24x24 images, SQLite, {os.cpu_count()} CPUs visible")
-    print(f"  default score + embeddings stored at scoring time: {time.perf_counter() - t:.1f} s (once per dataset)")
+    print(
+        f"  default score + embeddings stored at scoring time: {time.perf_counter() - t:.1f} s (once per dataset)"
+    )
     images = list(ds.images.order_by("index"))
     rng = np.random.default_rng(0)
     for im in images[:200]:
@@ -260,9 +323,13 @@ def speed(a) -> None:
         active.next_images(ds, 20, "active")
         nxt.append(time.perf_counter() - t)
     med = statistics.median(runs)
-    print(f"  quick update + rescoring of {n:,} images (run_quick_update, {len(runs)} runs): median {med:.2f} s, "
-          f"max {max(runs):.2f} s; target 5 s: ratio {med / 5:.2f}")
-    print(f"  next 20 images (active) among {n - 200:,} unlabelled: median {1000 * statistics.median(nxt):.0f} ms")
+    print(
+        f"  quick update + rescoring of {n:,} images (run_quick_update, {len(runs)} runs): median {med:.2f} s, "
+        f"max {max(runs):.2f} s; target 5 s: ratio {med / 5:.2f}"
+    )
+    print(
+        f"  next 20 images (active) among {n - 200:,} unlabelled: median {1000 * statistics.median(nxt):.0f} ms"
+    )
     label_puts_during_updates(proj, user, images[400:], a.speed_puts)
 
 
@@ -305,9 +372,12 @@ def label_puts_during_updates(proj, user, images, n_puts: int) -> None:
     app.conf.task_always_eager = False
     dispatch.send = lambda job_id: True  # the job rows are written; no broker needed here
     seconds = 4 + n_puts * 0.06
-    code = WORKER.format(root=str(ROOT), project=proj.pk, user=user.pk, ids=[im.pk for im in images[-50:]],
-                         seconds=seconds)
-    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+    code = WORKER.format(
+        root=str(ROOT), project=proj.pk, user=user.pk, ids=[im.pk for im in images[-50:]], seconds=seconds
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
     time.sleep(4)  # its imports and first update
     client = Client()
     client.force_login(user)
@@ -315,8 +385,11 @@ def label_puts_during_updates(proj, user, images, n_puts: int) -> None:
     with override_settings(IONSIEVE_LIVE_UPDATE_LABELS=10, ALLOWED_HOSTS=["testserver"]):
         for i in range(n_puts):
             t = time.perf_counter()
-            r = client.put(f"/api/images/{images[i].pk}/label/", {"label": "off" if i % 3 else "on"},
-                           content_type="application/json")
+            r = client.put(
+                f"/api/images/{images[i].pk}/label/",
+                {"label": "off" if i % 3 else "on"},
+                content_type="application/json",
+            )
             times.append(time.perf_counter() - t)
             assert r.status_code == 200, r.content[:200]
             time.sleep(0.02)
@@ -325,10 +398,12 @@ def label_puts_during_updates(proj, user, images, n_puts: int) -> None:
     times.sort()
     p50, p95 = times[len(times) // 2], times[int(0.95 * (len(times) - 1))]
     queued = Job.objects.filter(project=proj, kind=Job.Kind.QUICK).count()
-    print(f"  label PUT (in-process test client, whole Django stack) while another process ran {len(updates)} quick "
-          f"updates of {len(images) + 400:,} images back to back (median {statistics.median(updates or [0]):.2f} s): "
-          f"p50 {1000 * p50:.0f} ms, p95 {1000 * p95:.0f} ms over {len(times)} PUTs ({queued} live-update job row "
-          f"queued); target p95 < 100 ms: ratio {p95 / 0.1:.2f}")
+    print(
+        f"  label PUT (in-process test client, whole Django stack) while another process ran {len(updates)} quick "
+        f"updates of {len(images) + 400:,} images back to back (median {statistics.median(updates or [0]):.2f} s): "
+        f"p50 {1000 * p50:.0f} ms, p95 {1000 * p95:.0f} ms over {len(times)} PUTs ({queued} live-update job row "
+        f"queued); target p95 < 100 ms: ratio {p95 / 0.1:.2f}"
+    )
 
 
 def main() -> None:

@@ -12,6 +12,7 @@
 4. default scorer: time of default_binary_scores on 500 ions x 200x200 px and its ROC AUC on
    that generated dataset. Figures on real images are bench/bench_real.py's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,7 @@ def old_raw_predict(models: list, x: np.ndarray, infer) -> np.ndarray:
     """The previous model path: XLA graph calling the Keras models, padded chunks of 256."""
     out = []
     for start in range(0, len(x), 256):
-        chunk = x[start:start + 256]
+        chunk = x[start : start + 256]
         n = len(chunk)
         if n < 256:
             chunk = np.concatenate([chunk, np.zeros((256 - n, *chunk.shape[1:]), chunk.dtype)])
@@ -71,8 +72,9 @@ def bench_predict(bundle, quick: bool) -> dict:
     ml.predict(bundle, imgs[:1100])  # trace, warm up
     infer = bundle._infer
     models = bundle.models
-    old_infer = tf.function(lambda a: tf.add_n([m(a, training=False) for m in models]) / len(models),
-                            jit_compile=True)
+    old_infer = tf.function(
+        lambda a: tf.add_n([m(a, training=False) for m in models]) / len(models), jit_compile=True
+    )
     old_raw_predict(models, prepare(imgs[:300], bundle.input_shape[0], 1), old_infer)  # compile
     res: dict = {"n": len(imgs), "mean_px": float(np.mean([a.size for a in imgs]))}
     for _rep in range(2):  # interleaved, twice: the box is shared, compare within one run
@@ -95,9 +97,13 @@ def bench_predict(bundle, quick: bool) -> dict:
     assert p.shape == (len(imgs), 2)
     res["max_diff_vs_old"] = float(np.abs(raw_predict(models, x, infer=infer) - p_old).max())
     best = {k: min(v) for k, v in res.items() if isinstance(v, list)}
-    return res | {"ips": len(imgs) / best["new"], "old_ips": len(imgs) / best["old"],
-                  "prep_ips": len(imgs) / best["prep"], "model_ips": len(imgs) / best["model"],
-                  "old_model_ips": len(imgs) / best["old_model"]}
+    return res | {
+        "ips": len(imgs) / best["new"],
+        "old_ips": len(imgs) / best["old"],
+        "prep_ips": len(imgs) / best["prep"],
+        "model_ips": len(imgs) / best["model"],
+        "old_model_ips": len(imgs) / best["old_model"],
+    }
 
 
 def bench_train(quick: bool) -> dict:
@@ -115,8 +121,15 @@ def bench_train(quick: bool) -> dict:
     epochs = ml.TrainParams().epochs
     runs = ml.TrainParams().folds + 1
     per_run = 20000 * epochs / ips
-    return {"n": len(x), "ips": ips, "first_fit_s": times[0], "epochs": epochs, "runs": runs,
-            "final_only_min": per_run / 60, "with_cv_min": per_run * runs / 60 + 20000 / 2000 / 60}
+    return {
+        "n": len(x),
+        "ips": ips,
+        "first_fit_s": times[0],
+        "epochs": epochs,
+        "runs": runs,
+        "final_only_min": per_run / 60,
+        "with_cv_min": per_run * runs / 60 + 20000 / 2000 / 60,
+    }
 
 
 def bench_context(quick: bool) -> dict:
@@ -135,8 +148,10 @@ def bench_context(quick: bool) -> dict:
             p0 = raw_predict(models, x[test])[:, 0]
             is_off = y[test] == 0
             out[name].append((roc_auc_score(is_off, p0), f1_score(is_off, p0 >= 0.5)))
-    return {k: np.mean(v, axis=0) for k, v in out.items()} | {"train_images": int((~test).sum()),
-                                                                "test_images": int(test.sum())}
+    return {k: np.mean(v, axis=0) for k, v in out.items()} | {
+        "train_images": int((~test).sum()),
+        "test_images": int(test.sum()),
+    }
 
 
 def bench_default(quick: bool) -> dict:
@@ -150,8 +165,13 @@ def bench_default(quick: bool) -> dict:
     t = time.perf_counter()
     cold = ml.coldstart_scores(ds.images, ds.tic)
     dt_cold = time.perf_counter() - t
-    res = {"ions": len(ds.labels), "seconds": dt, "cold_seconds": dt_cold,
-           "auc": roc_auc_score(ds.labels == 0, p[:, 0]), "cold_auc": roc_auc_score(ds.labels == 0, cold)}
+    res = {
+        "ions": len(ds.labels),
+        "seconds": dt,
+        "cold_seconds": dt_cold,
+        "auc": roc_auc_score(ds.labels == 0, p[:, 0]),
+        "cold_auc": roc_auc_score(ds.labels == 0, cold),
+    }
     return res
 
 
@@ -166,33 +186,49 @@ def main() -> None:
 
         from ionsieve_core.ml.bundle import ModelBundle
 
-        bundle = ModelBundle("binary", ["off", "on"], ml.TrainParams(), [0.5, 0.5],
-                             [ml.make_model((56, 56, 1), 2)], (56, 56, 1))
+        bundle = ModelBundle(
+            "binary",
+            ["off", "on"],
+            ml.TrainParams(),
+            [0.5, 0.5],
+            [ml.make_model((56, 56, 1), 2)],
+            (56, 56, 1),
+        )
         keras.utils.set_random_seed(0)
     r = bench_predict(bundle, a.quick)
     print(f"\n1. predict ({r['n']} raw images, mean {r['mean_px']:.0f} px, compact 56x56; best of 2)")
     print(f"   end to end            {r['ips']:8.0f} images/s   (target >= 2,000: {r['ips'] / 2000:.2f}x)")
-    print(f"   previous path         {r['old_ips']:8.0f} images/s   (new / previous: {r['ips'] / r['old_ips']:.2f}x)")
+    print(
+        f"   previous path         {r['old_ips']:8.0f} images/s   (new / previous: {r['ips'] / r['old_ips']:.2f}x)"
+    )
     print(f"   preprocessing only    {r['prep_ips']:8.0f} images/s")
-    print(f"   model only            {r['model_ips']:8.0f} images/s   (previous model path "
-          f"{r['old_model_ips']:.0f}/s: {r['model_ips'] / r['old_model_ips']:.2f}x; max |diff| "
-          f"{r['max_diff_vs_old']:.1e})")
+    print(
+        f"   model only            {r['model_ips']:8.0f} images/s   (previous model path "
+        f"{r['old_model_ips']:.0f}/s: {r['model_ips'] / r['old_model_ips']:.2f}x; max |diff| "
+        f"{r['max_diff_vs_old']:.1e})"
+    )
     t = bench_train(a.quick)
     print(f"\n2. train (compact 56x56, {t['n']} images, batch 64, augmentation on)")
     print(f"   {t['ips']:.0f} images/s per epoch (first fit incl. tracing {t['first_fit_s']:.1f} s)")
-    print(f"   20,000 images x {t['epochs']} epochs: final model {t['final_only_min']:.0f} min; "
-          f"with 5-fold CV ({t['runs']} trainings) {t['with_cv_min']:.0f} min")
+    print(
+        f"   20,000 images x {t['epochs']} epochs: final model {t['final_only_min']:.0f} min; "
+        f"with 5-fold CV ({t['runs']} trainings) {t['with_cv_min']:.0f} min"
+    )
     c = bench_context(a.quick)
-    print(f"\n3. context channel (generated, {c['train_images']} train / {c['test_images']} held-out images, "
-          "grouped)")
+    print(
+        f"\n3. context channel (generated, {c['train_images']} train / {c['test_images']} held-out images, "
+        "grouped)"
+    )
     for k in ("without", "with"):
         print(f"   {k:8s} context: ROC AUC {c[k][0]:.3f}  F1(off) {c[k][1]:.3f}")
     win = "with" if c["with"][0] > c["without"][0] else "without"
     print(f"   -> {win} context ranks better (AUC ratio with/without {c['with'][0] / c['without'][0]:.3f})")
     d = bench_default(a.quick)
-    print(f"\n4. default scorer on {d['ions']} ions x 200x200 px: {d['seconds']:.2f} s "
-          f"(context score alone {d['cold_seconds']:.2f} s); generated AUC {d['auc']:.3f} "
-          f"(context alone {d['cold_auc']:.3f})")
+    print(
+        f"\n4. default scorer on {d['ions']} ions x 200x200 px: {d['seconds']:.2f} s "
+        f"(context score alone {d['cold_seconds']:.2f} s); generated AUC {d['auc']:.3f} "
+        f"(context alone {d['cold_auc']:.3f})"
+    )
     print("   (figures on real images: bench/bench_real.py)")
 
 

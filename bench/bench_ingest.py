@@ -70,9 +70,15 @@ def work_ours(imzml: str, mzs_path: str) -> dict:
     t2 = time.perf_counter()
     cpu = time.process_time() - c0
     np.save(Path(mzs_path).with_name("ours_images.npy"), ex.images)
-    return {"meta_s": t1 - t0, "extract_s": t2 - t1, "total_s": t2 - t0, "cpu_s": cpu,
-            "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": base,
-            "output_mb": ex.images.nbytes / 2**20}
+    return {
+        "meta_s": t1 - t0,
+        "extract_s": t2 - t1,
+        "total_s": t2 - t0,
+        "cpu_s": cpu,
+        "peak_rss_mb": _peak_rss_mb(),
+        "baseline_rss_mb": base,
+        "output_mb": ex.images.nbytes / 2**20,
+    }
 
 
 def work_imzy(imzml: str, mzs_path: str) -> dict:
@@ -88,8 +94,14 @@ def work_imzy(imzml: str, mzs_path: str) -> dict:
     t2 = time.perf_counter()
     cpu = time.process_time() - c0
     np.save(Path(mzs_path).with_name("imzy_images.npy"), np.asarray(images, np.float32))
-    return {"open_s": t1 - t0, "ions_s": t2 - t1, "total_s": t2 - t0, "cpu_s": cpu,
-            "peak_rss_mb": _peak_rss_mb(), "baseline_rss_mb": base}
+    return {
+        "open_s": t1 - t0,
+        "ions_s": t2 - t1,
+        "total_s": t2 - t0,
+        "cpu_s": cpu,
+        "peak_rss_mb": _peak_rss_mb(),
+        "baseline_rss_mb": base,
+    }
 
 
 def work_pyimzml(imzml: str, mzs_path: str, sample: int) -> dict:
@@ -104,8 +116,12 @@ def work_pyimzml(imzml: str, mzs_path: str, sample: int) -> dict:
     for mz in picks:
         getionimage(parser, mz, tol=mz * PPM * 1e-6)
     t2 = time.perf_counter()
-    return {"parse_s": t1 - t0, "per_ion_s": (t2 - t1) / sample, "sample": sample,
-            "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "parse_s": t1 - t0,
+        "per_ion_s": (t2 - t1) / sample,
+        "sample": sample,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def work_plain(imzml: str, ibd: str) -> dict:
@@ -129,11 +145,13 @@ def work_plain(imzml: str, ibd: str) -> dict:
 def _run_worker(*args: str) -> dict:
     """One contestant in a fresh process; a failed contestant stops the benchmark (exit 1):
     a table with a missing row would read as a figure nobody measured."""
-    proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True,
-                          text=True, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", *args], capture_output=True, text=True, cwd=ROOT
+    )
     if proc.returncode != 0:
-        sys.exit(f"bench_ingest: the {args[0]} worker failed (exit {proc.returncode}):\n"
-                 f"{proc.stderr[-2000:]}")
+        sys.exit(
+            f"bench_ingest: the {args[0]} worker failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -145,10 +163,14 @@ def check_peers() -> None:
     spending minutes on the dataset rather than print a table without the peer's row."""
     import importlib.util
 
-    missing = [name for name, module in PEERS.items() if importlib.util.find_spec(module.split(".")[0]) is None]
+    missing = [
+        name for name, module in PEERS.items() if importlib.util.find_spec(module.split(".")[0]) is None
+    ]
     if missing:
-        sys.exit(f"bench_ingest: comparison peer(s) not installed: {', '.join(missing)}. "
-                 "Install the dev requirements: .venv/bin/pip install -r requirements-dev.txt")
+        sys.exit(
+            f"bench_ingest: comparison peer(s) not installed: {', '.join(missing)}. "
+            "Install the dev requirements: .venv/bin/pip install -r requirements-dev.txt"
+        )
 
 
 # ---- driver ----------------------------------------------------------------------------
@@ -180,11 +202,15 @@ def main() -> None:
     side = math.ceil(math.sqrt(args.pixels))
     tmp = Path(args.dir or tempfile.mkdtemp(prefix="ionsieve_bench_"))
     tmp.mkdir(parents=True, exist_ok=True)
-    print(f"generating {side} x {side} = {side * side:,} pixels, processed centroid, "
-          f"~{args.noise} noise peaks/spectrum ...", flush=True)
+    print(
+        f"generating {side} x {side} = {side * side:,} pixels, processed centroid, "
+        f"~{args.noise} noise peaks/spectrum ...",
+        flush=True,
+    )
     t0 = time.perf_counter()
-    truth = write_synthetic_imzml(tmp / "bench", side, side, n_on=20, n_off=20,
-                                  peaks_per_spectrum_noise=args.noise, seed=0)
+    truth = write_synthetic_imzml(
+        tmp / "bench", side, side, n_on=20, n_off=20, peaks_per_spectrum_noise=args.noise, seed=0
+    )
     gen_s = time.perf_counter() - t0
     xml_mb = os.path.getsize(truth.imzml_path) / 2**20
     ibd_mb = os.path.getsize(truth.ibd_path) / 2**20
@@ -198,8 +224,11 @@ def main() -> None:
     raw = np.memmap(truth.ibd_path, dtype=np.uint8, mode="r")
     pool = []
     for i in rng.choice(meta.n_spectra, 20, replace=False):
-        pool.append(np.frombuffer(raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]),
-                                  offset=int(meta.mz_offsets[i])))
+        pool.append(
+            np.frombuffer(
+                raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]), offset=int(meta.mz_offsets[i])
+            )
+        )
     pool = np.unique(np.concatenate(pool))
     ions = np.array([mz for mz, _ in truth.ions])
     extra = rng.choice(pool, args.ions - ions.size, replace=False)
@@ -229,19 +258,29 @@ def main() -> None:
         ("ours: read_metadata + extract", ours["total_s"], ours["peak_rss_mb"], ours["cpu_s"]),
         ("  of which read_metadata", ours["meta_s"], None, None),
         ("  of which extract", ours["extract_s"], None, None),
-        ("imzy: get_reader + get_ion_images", imzy_res["total_s"], imzy_res["peak_rss_mb"],
-         imzy_res["cpu_s"]),
+        (
+            "imzy: get_reader + get_ion_images",
+            imzy_res["total_s"],
+            imzy_res["peak_rss_mb"],
+            imzy_res["cpu_s"],
+        ),
         ("  of which get_reader (index)", imzy_res["open_s"], None, None),
-        (f"pyimzml getionimage x {args.ions} (extrap. from {pyi['sample']})",
-         pyi["parse_s"] + pyi["per_ion_s"] * args.ions, None, None),
+        (
+            f"pyimzml getionimage x {args.ions} (extrap. from {pyi['sample']})",
+            pyi["parse_s"] + pyi["per_ion_s"] * args.ions,
+            None,
+            None,
+        ),
         ("pyimzml ImzMLParser parse alone", pyi["parse_s"], None, None),
         ("plain sequential read .imzML + .ibd", plain["total_s"], None, None),
         ("  .ibd read + one numpy pass over its words", plain["ibd_numpy_pass_s"], None, None),
     ]
     print()
-    print(f"dataset: {meta.n_spectra:,} spectra ({side}x{side}), "
-          f"{int(meta.mz_lengths.sum()):,} peaks, .imzML {xml_mb:.0f} MiB + .ibd "
-          f"{ibd_mb:.0f} MiB; {args.ions} ions at ±{PPM:g} ppm; output {out_mb:.0f} MiB")
+    print(
+        f"dataset: {meta.n_spectra:,} spectra ({side}x{side}), "
+        f"{int(meta.mz_lengths.sum()):,} peaks, .imzML {xml_mb:.0f} MiB + .ibd "
+        f"{ibd_mb:.0f} MiB; {args.ions} ions at ±{PPM:g} ppm; output {out_mb:.0f} MiB"
+    )
     print(f"{'step':<52}{'wall s':>8}{'CPU s':>8}{'peak RSS MiB':>14}")
     for name, sec, rss, cpu in rows:
         cpu_s = f"{cpu:8.2f}" if cpu is not None else f"{'':>8}"
@@ -252,16 +291,22 @@ def main() -> None:
     print(f"imzy / ours            = {imzy_res['total_s'] / ours['total_s']:.1f}x (target >= 3x)")
     a = np.load(tmp / "ours_images.npy")
     b = np.load(tmp / "imzy_images.npy")
-    same = np.mean([np.allclose(np.nan_to_num(a[i]), np.nan_to_num(b[i]), rtol=1e-4, atol=1e-3)
-                    for i in range(a.shape[0])])
+    same = np.mean(
+        [
+            np.allclose(np.nan_to_num(a[i]), np.nan_to_num(b[i]), rtol=1e-4, atol=1e-3)
+            for i in range(a.shape[0])
+        ]
+    )
     print(f"images equal to imzy's = {same:.1%} of {a.shape[0]} ions")
     print(f"ours / plain read      = {ours['total_s'] / plain['total_s']:.1f}x (target <= 3x)")
     t_gi = pyi["parse_s"] + pyi["per_ion_s"] * args.ions
     print(f"getionimage / ours     = {t_gi / ours['total_s']:.0f}x")
     over = ours["peak_rss_mb"] - out_mb
-    print(f"peak RSS = output {out_mb:.0f} MiB + {over:.0f} MiB "
-          f"(interpreter + numpy baseline {ours['baseline_rss_mb']:.0f} MiB; "
-          "target: output + 300 MiB)")
+    print(
+        f"peak RSS = output {out_mb:.0f} MiB + {over:.0f} MiB "
+        f"(interpreter + numpy baseline {ours['baseline_rss_mb']:.0f} MiB; "
+        "target: output + 300 MiB)"
+    )
     print(f"\nfiles kept in {tmp}")
 
 

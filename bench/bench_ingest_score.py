@@ -20,6 +20,7 @@ database (what `make run` and `import_imzml` use):
 Prints the figures and the ratios getionimage / import_imzml (target >= 12x) measured in this
 run. Exits 1 when pyimzml is missing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,13 @@ def _peak_rss_mb() -> float:
 
 def _env(db: Path, media: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
-    env.update(DATABASE_URL=f"sqlite:///{db}", MEDIA_ROOT=str(media), DJANGO_SETTINGS_MODULE="webapp.settings",
-               TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    env.update(
+        DATABASE_URL=f"sqlite:///{db}",
+        MEDIA_ROOT=str(media),
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=str(ROOT),
+    )
     return env
 
 
@@ -63,12 +69,21 @@ def _fresh_site(tmp: Path, name: str) -> dict:
     env = _env(site / "db.sqlite3", site / "media")
     py = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*py, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT)
-    subprocess.run([*py, "shell", "-c",
-                    "from django.contrib.auth import get_user_model as g;"
-                    "u = g().objects.create_user('bench', password='x');"
-                    "from webapp.projects.services import create_project as c;"
-                    f"c(u, 'bench', slug='{SLUG}')"], env=env, check=True, cwd=ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [
+            *py,
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model as g;"
+            "u = g().objects.create_user('bench', password='x');"
+            "from webapp.projects.services import create_project as c;"
+            f"c(u, 'bench', slug='{SLUG}')",
+        ],
+        env=env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     return env
 
 
@@ -90,16 +105,28 @@ def work_stages(imzml: str, mz_list: str, scorer: str) -> dict:
         coldstart.load_plan = lambda *a, **k: None
     t1 = time.perf_counter()
     project = Project.objects.get(slug=SLUG)
-    ds = services.create_imzml_dataset(project, None, name="bench", imzml=Path(imzml),
-                                       ibd=Path(imzml).with_suffix(".ibd"), mz_list=Path(mz_list), ppm=PPM)
+    ds = services.create_imzml_dataset(
+        project,
+        None,
+        name="bench",
+        imzml=Path(imzml),
+        ibd=Path(imzml).with_suffix(".ibd"),
+        mz_list=Path(mz_list),
+        ppm=PPM,
+    )
     ingest(ds, lambda f, m: None)
     ds.refresh_from_db()
     Dataset.objects.filter(pk=ds.pk).update(status=Dataset.Status.READY)
     t2 = time.perf_counter()
     n = cls_services.score_dataset(ds)
     t3 = time.perf_counter()
-    out = {"setup_s": t1 - t0, "ingest_s": t2 - t1, "score_s": t3 - t2, "images": n,
-           "tensorflow_imported": "tensorflow" in sys.modules}
+    out = {
+        "setup_s": t1 - t0,
+        "ingest_s": t2 - t1,
+        "score_s": t3 - t2,
+        "images": n,
+        "tensorflow_imported": "tensorflow" in sys.modules,
+    }
     if scorer == "keras":  # the same again, warm: TensorFlow and the model already loaded
         t4 = time.perf_counter()
         cls_services.score_dataset(ds)
@@ -125,19 +152,37 @@ def work_getionimage(imzml: str, mzs_path: str, sample: int) -> dict:
 
 
 def _worker(env: dict, *args: str) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", *args], capture_output=True, text=True, cwd=ROOT, env=env
+    )
     if proc.returncode != 0:
-        sys.exit(f"bench_ingest_score: the {args[0]} worker failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+        sys.exit(
+            f"bench_ingest_score: the {args[0]} worker failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _import_imzml(env: dict, imzml: str, mz_list: str) -> dict:
     """`manage.py import_imzml` as a user runs it: wall time from start to exit."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "import_imzml", imzml, "--project", SLUG,
-                           "--mz-list", mz_list, "--ppm", str(PPM)], capture_output=True, text=True, cwd=ROOT,
-                          env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "import_imzml",
+            imzml,
+            "--project",
+            SLUG,
+            "--mz-list",
+            mz_list,
+            "--ppm",
+            str(PPM),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"bench_ingest_score: import_imzml failed:\n{proc.stderr[-2000:]}")
@@ -172,16 +217,27 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve_bench_score_"))
     n_px = args.height * args.width
-    print(f"generating {args.height} x {args.width} = {n_px:,} pixels, processed centroid, "
-          f"~{args.noise} noise peaks/spectrum; {args.ions} ions ...", flush=True)
-    truth = write_synthetic_imzml(tmp / "data", args.height, args.width, n_on=20, n_off=20,
-                                  peaks_per_spectrum_noise=args.noise, seed=0)
+    print(
+        f"generating {args.height} x {args.width} = {n_px:,} pixels, processed centroid, "
+        f"~{args.noise} noise peaks/spectrum; {args.ions} ions ...",
+        flush=True,
+    )
+    truth = write_synthetic_imzml(
+        tmp / "data", args.height, args.width, n_on=20, n_off=20, peaks_per_spectrum_noise=args.noise, seed=0
+    )
     meta = read_metadata(truth.imzml_path)
     rng = np.random.default_rng(0)
     raw = np.memmap(truth.ibd_path, dtype=np.uint8, mode="r")
-    pool = np.unique(np.concatenate([
-        np.frombuffer(raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]), offset=int(meta.mz_offsets[i]))
-        for i in rng.choice(meta.n_spectra, 40, replace=False)]))
+    pool = np.unique(
+        np.concatenate(
+            [
+                np.frombuffer(
+                    raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]), offset=int(meta.mz_offsets[i])
+                )
+                for i in rng.choice(meta.n_spectra, 40, replace=False)
+            ]
+        )
+    )
     ions = np.array([mz for mz, _ in truth.ions])
     mzs = np.concatenate([ions, rng.choice(pool, args.ions - ions.size, replace=False)])[: args.ions]
     del raw
@@ -192,7 +248,9 @@ def main() -> None:
     print(f"  .imzML + .ibd: {size_mb:.0f} MB", flush=True)
 
     print(f"import_imzml ({args.runs} runs, each on a fresh database; median kept) ...", flush=True)
-    runs = [_import_imzml(_fresh_site(tmp, f"cli{i}"), truth.imzml_path, str(mz_csv)) for i in range(args.runs)]
+    runs = [
+        _import_imzml(_fresh_site(tmp, f"cli{i}"), truth.imzml_path, str(mz_csv)) for i in range(args.runs)
+    ]
     cli = sorted(runs, key=lambda r: r["total_s"])[len(runs) // 2]
     print("stages, numpy plan ...", flush=True)
     plan = _worker(_fresh_site(tmp, "plan"), "stages", truth.imzml_path, str(mz_csv), "plan")
@@ -210,7 +268,10 @@ def main() -> None:
         ("import_imzml, start to exit (median)", cli["total_s"]),
         ("  in one process: Django + imports", plan["setup_s"]),
         ("  ingest (read, extract, thumbnails, rows)", plan["ingest_s"]),
-        (f"  first scoring, numpy plan (TensorFlow imported: {plan['tensorflow_imported']})", plan["score_s"]),
+        (
+            f"  first scoring, numpy plan (TensorFlow imported: {plan['tensorflow_imported']})",
+            plan["score_s"],
+        ),
         ("  = upload to sorted gallery, numpy plan", plan_total),
         ("same path, TensorFlow cold (before this change)", keras_total),
         ("  of which first scoring, TensorFlow cold", keras["score_s"]),
@@ -221,11 +282,15 @@ def main() -> None:
         print(f"  {label:<66} {s:7.2f} s")
     print(f"  peak memory of the import process: {plan['peak_rss_mb']:.0f} MB")
     print()
-    print(f"getionimage / import_imzml (whole command)        = {gi_total / cli['total_s']:.1f}x   (target >= 12x)")
+    print(
+        f"getionimage / import_imzml (whole command)        = {gi_total / cli['total_s']:.1f}x   (target >= 12x)"
+    )
     print(f"getionimage / upload-to-sorted-gallery (plan)     = {gi_total / plan_total:.1f}x")
     print(f"getionimage / same path with TensorFlow cold      = {gi_total / keras_total:.1f}x")
     print(f"first scoring: TensorFlow cold / numpy plan       = {keras['score_s'] / plan['score_s']:.1f}x")
-    print(f"first scoring: numpy plan / TensorFlow warm       = {plan['score_s'] / keras['score_warm_s']:.1f}x")
+    print(
+        f"first scoring: numpy plan / TensorFlow warm       = {plan['score_s'] / keras['score_warm_s']:.1f}x"
+    )
     ok = plan["sorted"] and keras["sorted"]
     if not ok:
         sys.exit("bench_ingest_score: the gallery was not sorted by a score")

@@ -29,6 +29,7 @@ thumbnails, rows via save_images, default-score predictions via store_prediction
 Needs PostgreSQL on 127.0.0.1:5432 (trust) and Redis on 127.0.0.1:6379 for scenarios 2-3
 (scripts/services.sh starts them).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,37 +97,58 @@ class Recorder:
 
     def figures(self, wall: float, client_cpu: float, machine_busy: float | None) -> dict:
         total = sum(len(v) for v in self.times.values())
-        return {"requests": total, "wall": wall, "rps": total / wall,
-                "errors": sum(len(v) for v in self.errors.values()),
-                "client_cpu": client_cpu, "machine_busy": machine_busy, "server_cpu_ms": None,
-                "p95": {k: pct(v, 95) for k, v in self.times.items()},
-                "p50": {k: statistics.median(v) for k, v in self.times.items()}}
+        return {
+            "requests": total,
+            "wall": wall,
+            "rps": total / wall,
+            "errors": sum(len(v) for v in self.errors.values()),
+            "client_cpu": client_cpu,
+            "machine_busy": machine_busy,
+            "server_cpu_ms": None,
+            "p95": {k: pct(v, 95) for k, v in self.times.items()},
+            "p50": {k: statistics.median(v) for k, v in self.times.items()},
+        }
 
     def report(self, title: str, run: Run, previous: dict | None = None) -> tuple[list[str], dict]:
         """Print the figures; `previous`: the same scenario's figures from the last run, for ratios."""
         wall = run.wall
         fig = self.figures(wall, run.client_cpu, run.machine_busy)
         total, errors = fig["requests"], fig["errors"]
-        lines = [f"{title}: {total:,} requests in {wall:.1f} s = {fig['rps']:.0f} req/s, {errors} errors"
-                 + (f" (previous run {previous['rps']:.0f} req/s: x{fig['rps'] / previous['rps']:.2f})"
-                    if previous else ""),
-                 f"  client: {run.client_cpu:.0%} of one core (bench process CPU / wall)"
-                 + (f"; all {os.cpu_count()} cores {run.machine_busy:.0%} busy" if run.machine_busy is not None else "")]
+        lines = [
+            f"{title}: {total:,} requests in {wall:.1f} s = {fig['rps']:.0f} req/s, {errors} errors"
+            + (
+                f" (previous run {previous['rps']:.0f} req/s: x{fig['rps'] / previous['rps']:.2f})"
+                if previous
+                else ""
+            ),
+            f"  client: {run.client_cpu:.0%} of one core (bench process CPU / wall)"
+            + (
+                f"; all {os.cpu_count()} cores {run.machine_busy:.0%} busy"
+                if run.machine_busy is not None
+                else ""
+            ),
+        ]
         if run.server_cpu and total:
             per = {k: v / total * 1000 for k, v in run.server_cpu.items()}
             client = run.client_cpu * wall / total * 1000
             fig["server_cpu_ms"] = per
             # What the server would sustain if these cores ran nothing else (client included).
             ceiling = (os.cpu_count() or 1) * 1000 / (sum(per.values()) + client)
-            lines.append(f"  CPU per request: gunicorn {per['gunicorn']:.1f} ms + PostgreSQL {per['postgres']:.1f} ms"
-                         f" + client {client:.1f} ms -> at most ~{ceiling:.0f} req/s on {os.cpu_count()} idle cores"
-                         f"; the server got {sum(run.server_cpu.values()) / wall:.2f} cores of them here")
-        lines.append(f"  {'kind':<10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'err':>4}"
-                     + ("  p95 previous -> now" if previous else ""))
+            lines.append(
+                f"  CPU per request: gunicorn {per['gunicorn']:.1f} ms + PostgreSQL {per['postgres']:.1f} ms"
+                f" + client {client:.1f} ms -> at most ~{ceiling:.0f} req/s on {os.cpu_count()} idle cores"
+                f"; the server got {sum(run.server_cpu.values()) / wall:.2f} cores of them here"
+            )
+        lines.append(
+            f"  {'kind':<10} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'err':>4}"
+            + ("  p95 previous -> now" if previous else "")
+        )
         for kind in sorted(self.times):
             v = self.times[kind]
-            line = (f"  {kind:<10} {len(v):>6} {statistics.median(v):>8.1f} {pct(v, 95):>8.1f} "
-                    f"{pct(v, 99):>8.1f} {max(v):>8.1f} {len(self.errors[kind]):>4}")
+            line = (
+                f"  {kind:<10} {len(v):>6} {statistics.median(v):>8.1f} {pct(v, 95):>8.1f} "
+                f"{pct(v, 99):>8.1f} {max(v):>8.1f} {len(self.errors[kind]):>4}"
+            )
             before = (previous or {}).get("p95", {}).get(kind)
             if before:
                 line += f"  {before:.0f} ms -> x{before / pct(v, 95):.2f} faster"
@@ -197,10 +219,14 @@ def run_users(n_users: int, per_user: int, limit_s: float, user_loop, master_pid
     run, marks = Run(), {}
 
     def start_clock():
-        marks.update(t=time.perf_counter(), cpu=time.process_time(), ticks=cpu_ticks(), server=server_cpu(master_pid))
+        marks.update(
+            t=time.perf_counter(), cpu=time.process_time(), ticks=cpu_ticks(), server=server_cpu(master_pid)
+        )
 
     barrier = threading.Barrier(n_users, action=start_clock)
-    threads = [threading.Thread(target=user_loop, args=(u, per_user, stop_at, barrier)) for u in range(n_users)]
+    threads = [
+        threading.Thread(target=user_loop, args=(u, per_user, stop_at, barrier)) for u in range(n_users)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -232,11 +258,21 @@ def labelling_scenario(title: str, server: Gunicorn, site: dict, users: int, per
             think(rng)
             if i % 2 == 0:
                 page = rng.randint(1, IMAGES // 100)
-                rec.timed("gallery", s, "GET", f"{server.url}/api/datasets/{ds}/images/",
-                          params={"ordering": rng.choice(ORDERINGS), "page": page})
+                rec.timed(
+                    "gallery",
+                    s,
+                    "GET",
+                    f"{server.url}/api/datasets/{ds}/images/",
+                    params={"ordering": rng.choice(ORDERINGS), "page": page},
+                )
             else:
-                rec.timed("label", s, "PUT", f"{server.url}/api/images/{rng.choice(images)}/label/",
-                          json={"label": rng.choice(site["classes"])})
+                rec.timed(
+                    "label",
+                    s,
+                    "PUT",
+                    f"{server.url}/api/images/{rng.choice(images)}/label/",
+                    json={"label": rng.choice(site["classes"])},
+                )
 
     run = run_users(users, per_user, limit_s, loop, server.proc.pid if server.proc else None)
     lines, fig = rec.report(title, run, previous_run().get(title))
@@ -291,35 +327,56 @@ def browsing_scenario(title: str, server: Gunicorn, site: dict, users: int, per_
                 elif step == 1:
                     rec.timed("page", s, "GET", f"{server.url}/datasets/{ds}/gallery/")
                 elif step in (2, 5, 8):
-                    st, body = rec.timed("api-read", s, "GET", f"{server.url}/api/datasets/{ds}/images/",
-                                         params={"ordering": rng.choice(ORDERINGS), "page": rng.randint(1, 100)})
+                    st, body = rec.timed(
+                        "api-read",
+                        s,
+                        "GET",
+                        f"{server.url}/api/datasets/{ds}/images/",
+                        params={"ordering": rng.choice(ORDERINGS), "page": rng.randint(1, 100)},
+                    )
                     if st == 200:
                         thumbs = [item["thumbnail_url"] for item in json.loads(body)["results"]]
                 elif step == 3:
                     rec.timed("api-read", s, "GET", f"{server.url}/api/datasets/{ds}/images/counts/")
                 elif step in (4, 7):
                     # The tiles a user scrolls to: 4 of the last page's 100, fetched side by side.
-                    fetch_all("thumbnail", rng.sample(thumbs, 4) if len(thumbs) >= 4 else [
-                        f"/api/images/{im}/thumbnail/" for im in rng.sample(images, 4)])
+                    fetch_all(
+                        "thumbnail",
+                        rng.sample(thumbs, 4)
+                        if len(thumbs) >= 4
+                        else [f"/api/images/{im}/thumbnail/" for im in rng.sample(images, 4)],
+                    )
                 elif step == 6:
                     st, body = rec.timed("page", s, "GET", f"{server.url}/images/{rng.choice(images)}/")
                     if st == 200:
-                        fetch_all("figure", [m.replace("&amp;", "&") for m in FIGURE_URL.findall(body.decode())])
+                        fetch_all(
+                            "figure", [m.replace("&amp;", "&") for m in FIGURE_URL.findall(body.decode())]
+                        )
                 else:
-                    rec.timed("label", s, "PUT", f"{server.url}/api/images/{rng.choice(images)}/label/",
-                              json={"label": rng.choice(site["classes"])},
-                              headers={"X-CSRFToken": csrf, "Referer": server.url + "/"})
+                    rec.timed(
+                        "label",
+                        s,
+                        "PUT",
+                        f"{server.url}/api/images/{rng.choice(images)}/label/",
+                        json={"label": rng.choice(site["classes"])},
+                        headers={"X-CSRFToken": csrf, "Referer": server.url + "/"},
+                    )
 
     run = run_users(users, per_user, limit_s, loop, server.proc.pid if server.proc else None)
     lines, fig = rec.report(title, run, previous_run().get(title))
     mix = sum(len(v) for k, v in rec.times.items() if k != "figure")
     fig["rps_mix"] = mix / run.wall
-    extra = [f"  without the figure requests (the mix of the earlier runs, whose pages embedded them): "
-             f"{mix:,} requests = {mix / run.wall:.0f} req/s",
-             f"  issue 14 baseline: {ISSUE_14['rps']} req/s, p95 " + ", ".join(
-                 f"{k} {v:,} ms" for k, v in ISSUE_14["p95"].items()) + " -> now x"
-             + f"{fig['rps_mix'] / ISSUE_14['rps']:.1f} req/s, p95 " + ", ".join(
-                 f"{k} x{v / fig['p95'][k]:.1f} faster" for k, v in ISSUE_14["p95"].items() if k in fig["p95"])]
+    extra = [
+        f"  without the figure requests (the mix of the earlier runs, whose pages embedded them): "
+        f"{mix:,} requests = {mix / run.wall:.0f} req/s",
+        f"  issue 14 baseline: {ISSUE_14['rps']} req/s, p95 "
+        + ", ".join(f"{k} {v:,} ms" for k, v in ISSUE_14["p95"].items())
+        + " -> now x"
+        + f"{fig['rps_mix'] / ISSUE_14['rps']:.1f} req/s, p95 "
+        + ", ".join(
+            f"{k} x{v / fig['p95'][k]:.1f} faster" for k, v in ISSUE_14["p95"].items() if k in fig["p95"]
+        ),
+    ]
     print("\n".join(extra), flush=True)
     return lines + extra, rec, fig
 
@@ -337,20 +394,26 @@ def save_run(figures: dict) -> None:
 
 
 def psql(sql: str) -> None:
-    subprocess.run(["psql", PG_ADMIN, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        ["psql", PG_ADMIN, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, stdout=subprocess.DEVNULL
+    )
 
 
-def verdict(rec: Recorder, targets: dict[str, float], min_rps: float | None = None,
-            fig: dict | None = None) -> list[str]:
+def verdict(
+    rec: Recorder, targets: dict[str, float], min_rps: float | None = None, fig: dict | None = None
+) -> list[str]:
     out = []
     for kind, limit in targets.items():
         v = rec.times.get(kind, [])
         p95 = pct(v, 95)
-        out.append(f"  {kind} p95 {p95:.0f} ms (target < {limit:.0f} ms): {'met' if p95 < limit else 'MISSED'}")
+        out.append(
+            f"  {kind} p95 {p95:.0f} ms (target < {limit:.0f} ms): {'met' if p95 < limit else 'MISSED'}"
+        )
     if min_rps is not None and fig is not None:
         rps = fig.get("rps_mix", fig["rps"])
-        out.append(f"  throughput {rps:.0f} req/s (target >= {min_rps:.0f}): {'met' if rps >= min_rps else 'MISSED'}")
+        out.append(
+            f"  throughput {rps:.0f} req/s (target >= {min_rps:.0f}): {'met' if rps >= min_rps else 'MISSED'}"
+        )
     errors = sum(len(v) for v in rec.errors.values())
     out.append(f"  errors: {errors} ({'met' if errors == 0 else 'MISSED'})")
     print("\n".join(out), flush=True)
@@ -363,10 +426,15 @@ def main() -> None:
     ap.add_argument("--only", default="sqlite,postgres,full")
     ap.add_argument("--workers", type=int, default=max(2, (os.cpu_count() or 2) + 1))
     ap.add_argument("--threads", type=int, default=4)
-    ap.add_argument("--think", default="0.5,1.5", help="min,max seconds between a person's actions (0,0: none)")
-    ap.add_argument("--full-think", default="0.5,1.5;0,0",
-                    help="the full scenario's think times, one run each, ';'-separated (default: as people "
-                         "think, then none: the most the server sustains)")
+    ap.add_argument(
+        "--think", default="0.5,1.5", help="min,max seconds between a person's actions (0,0: none)"
+    )
+    ap.add_argument(
+        "--full-think",
+        default="0.5,1.5;0,0",
+        help="the full scenario's think times, one run each, ';'-separated (default: as people "
+        "think, then none: the most the server sustains)",
+    )
     ap.add_argument("--users", type=int, default=50, help="users of the full scenario")
     args = ap.parse_args()
     global THINK
@@ -375,10 +443,13 @@ def main() -> None:
     only = set(args.only.split(","))
     per_user = 20 if args.quick else 60
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-load-"))
-    print(f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); {os.cpu_count()} CPUs; "
-          f"{IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
-          + "; ".join(f"{a}-{b} s" for a, b in full_thinks) + ")",
-          flush=True)
+    print(
+        f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); {os.cpu_count()} CPUs; "
+        f"{IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
+        + "; ".join(f"{a}-{b} s" for a, b in full_thinks)
+        + ")",
+        flush=True,
+    )
     summary: list[str] = []
     figures: dict[str, dict] = {}
     try:
@@ -388,7 +459,9 @@ def main() -> None:
             t = time.perf_counter()
             site = seed_subprocess(env, images=IMAGES, annotators=20, thumbnails=True)
             print(f"sqlite: dataset of {IMAGES:,} images made in {time.perf_counter() - t:.1f} s", flush=True)
-            with Gunicorn(env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-sqlite.log") as g:
+            with Gunicorn(
+                env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-sqlite.log"
+            ) as g:
                 title = "SQLite, 20 users"
                 lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
                 summary += lines + verdict(rec, {"gallery": 300, "label": 100})
@@ -400,21 +473,31 @@ def main() -> None:
             migrate(env)
             t = time.perf_counter()
             site = seed_subprocess(env, images=IMAGES, annotators=50, thumbnails=True)
-            print(f"postgres: dataset of {IMAGES:,} images made in {time.perf_counter() - t:.1f} s", flush=True)
+            print(
+                f"postgres: dataset of {IMAGES:,} images made in {time.perf_counter() - t:.1f} s", flush=True
+            )
             # What autovacuum does within a minute of a big ingestion; without it the planner
             # believes the dataset has 6 rows and sorts all 10,000 (26 ms instead of 3.5 ms).
             subprocess.run(["psql", pg_url, "-q", "-c", "ANALYZE"], check=True)
-            with Gunicorn(env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-pg.log") as g:
+            with Gunicorn(
+                env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-pg.log"
+            ) as g:
                 if "postgres" in only:
                     title = "PostgreSQL, 20 users"
                     lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
                     summary += lines + verdict(rec, {"gallery": 300, "label": 100})
                 for THINK in full_thinks if "full" in only else []:
-                    title = f"PostgreSQL + Redis, {args.users} users browsing, think {THINK[0]:g}-{THINK[1]:g} s"
+                    title = (
+                        f"PostgreSQL + Redis, {args.users} users browsing, think {THINK[0]:g}-{THINK[1]:g} s"
+                    )
                     lines, rec, fig = browsing_scenario(title, g, site, args.users, per_user, 180)
                     figures[title] = fig
-                    summary += lines + verdict(rec, {"page": 300, "api-read": 300, "thumbnail": 300, "label": 150},
-                                               min_rps=150, fig=fig)
+                    summary += lines + verdict(
+                        rec,
+                        {"page": 300, "api-read": 300, "thumbnail": 300, "label": 150},
+                        min_rps=150,
+                        fig=fig,
+                    )
     finally:
         if only & {"postgres", "full"}:
             with contextlib.suppress(subprocess.CalledProcessError):

@@ -35,6 +35,7 @@ Intervals: ROC AUC and F1 by a percentile bootstrap over images, resampled withi
 (so both classes are always present); accuracy by Wilson's score interval. Images of one source
 are not independent, so with 2-4 sources the true uncertainty is wider still.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,9 +86,17 @@ def scores(is_off: np.ndarray, p_off: np.ndarray, threshold: np.ndarray, boot: i
     pred = np.asarray(p_off) >= np.asarray(threshold)
     n = len(is_off)
     correct = int((pred == is_off).sum())
-    out = {"n": n, "n_off": int(is_off.sum()), "n_on": int((~is_off).sum()),
-           "auc": _auc(is_off, p_off), "f1": _f1(is_off, pred), "accuracy": correct / n,
-           "accuracy_ci": wilson(correct, n), "auc_ci": (float("nan"),) * 2, "f1_ci": (float("nan"),) * 2}
+    out = {
+        "n": n,
+        "n_off": int(is_off.sum()),
+        "n_on": int((~is_off).sum()),
+        "auc": _auc(is_off, p_off),
+        "f1": _f1(is_off, pred),
+        "accuracy": correct / n,
+        "accuracy_ci": wilson(correct, n),
+        "auc_ci": (float("nan"),) * 2,
+        "f1_ci": (float("nan"),) * 2,
+    }
     off, on = np.flatnonzero(is_off), np.flatnonzero(~is_off)
     if len(off) and len(on):
         # Resampling within each class: AUC from the (off x on) pair table, F1 from counts.
@@ -139,8 +148,9 @@ class _quiet:
         self._w.__exit__(*exc)
 
 
-def fine_tuned_oof(images: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
-                   params: ml.TrainParams) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def fine_tuned_oof(
+    images: list[np.ndarray], y: np.ndarray, groups: np.ndarray, params: ml.TrainParams
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Out-of-fold p(off) and threshold per image: one source held out per fold, a full
     ml.train (inner grouped CV -> calibration + threshold, then the final model) on the rest."""
     p = np.full(len(images), np.nan)
@@ -153,9 +163,11 @@ def fine_tuned_oof(images: list[np.ndarray], y: np.ndarray, groups: np.ndarray,
         result = ml.train([images[i] for i in tr], y[tr], groups[tr], "binary", list(CLASSES), params)
         p[va] = ml.predict(result.bundle, [images[i] for i in va])[:, 0]
         t[va] = result.bundle.thresholds[0]
-        log.append(f"held out {held} ({len(va)} images): trained on {len(tr)} images of "
-                   f"{len(np.unique(groups[tr]))} sources in {time.perf_counter() - started:.0f} s, "
-                   f"threshold p(off) >= {result.bundle.thresholds[0]:.3f}")
+        log.append(
+            f"held out {held} ({len(va)} images): trained on {len(tr)} images of "
+            f"{len(np.unique(groups[tr]))} sources in {time.perf_counter() - started:.0f} s, "
+            f"threshold p(off) >= {result.bundle.thresholds[0]:.3f}"
+        )
     return p, t, log
 
 
@@ -169,11 +181,15 @@ def _fmt(v: float, ci: tuple[float, float]) -> str:
 
 def table(title: str, rows: list[tuple[str, dict]]) -> None:
     print(title)
-    print(f"  {'scorer / group':<44}{'n (off/on)':<12}{'ROC AUC (95% CI)':<19}{'F1 off (95% CI)':<19}"
-          "accuracy (95% CI)")
+    print(
+        f"  {'scorer / group':<44}{'n (off/on)':<12}{'ROC AUC (95% CI)':<19}{'F1 off (95% CI)':<19}"
+        "accuracy (95% CI)"
+    )
     for name, r in rows:
-        print(f"  {name:<44}{r['n']:>2} ({r['n_off']}/{r['n_on']})".ljust(58)
-              + f"{_fmt(r['auc'], r['auc_ci'])} {_fmt(r['f1'], r['f1_ci'])} {_fmt(r['accuracy'], r['accuracy_ci'])}")
+        print(
+            f"  {name:<44}{r['n']:>2} ({r['n_off']}/{r['n_on']})".ljust(58)
+            + f"{_fmt(r['auc'], r['auc_ci'])} {_fmt(r['f1'], r['f1_ci'])} {_fmt(r['accuracy'], r['accuracy_ci'])}"
+        )
 
 
 def main() -> None:
@@ -207,9 +223,11 @@ def main() -> None:
     t_train = time.perf_counter() - t1
     split = {dev.name: slice(0, len(dev.images)), ev.name: slice(len(dev.images), len(images))}
 
-    print(f"\nfine-tuned model: {params.arch} {params.input_size}x{params.input_size}, {params.epochs} epochs, "
-          f"init from the shipped model, seed {params.seed}; outer grouped CV over {len(np.unique(groups))} "
-          f"sources ({t_train:.0f} s)")
+    print(
+        f"\nfine-tuned model: {params.arch} {params.input_size}x{params.input_size}, {params.epochs} epochs, "
+        f"init from the shipped model, seed {params.seed}; outer grouped CV over {len(np.unique(groups))} "
+        f"sources ({t_train:.0f} s)"
+    )
     for line in log:
         print("  " + line)
 
@@ -229,26 +247,39 @@ def main() -> None:
                 rows.append((f"  {grp}", scores(is_off[m], p[m], t[m], a.boot)))
         print()
         if s.role == "development":
-            table(f"DEVELOPMENT images: {s.name}, {len(s.images)} real images labelled by {s.labelled_by}.\n"
-                  "They shaped the generator's styles and the shipped model was kept because its AUC on\n"
-                  "them rose (commit 624489f): these figures are NOT an evaluation.", rows)
+            table(
+                f"DEVELOPMENT images: {s.name}, {len(s.images)} real images labelled by {s.labelled_by}.\n"
+                "They shaped the generator's styles and the shipped model was kept because its AUC on\n"
+                "them rose (commit 624489f): these figures are NOT an evaluation.",
+                rows,
+            )
         else:
-            table(f"EVALUATION images: {s.name}, {len(s.images)} real images labelled by {s.labelled_by},\n"
-                  "never used in development. Figures = AGREEMENT WITH METASPACE'S OFF-SAMPLE MODEL, not accuracy.",
-                  rows)
-        print(f"  default score: context half {'blended in' if has_bg[s.name] else 'not used (no background found)'}"
-              "; thresholds: 0.5 for the default score and the shipped model, the fold model's own for fine-tuned")
+            table(
+                f"EVALUATION images: {s.name}, {len(s.images)} real images labelled by {s.labelled_by},\n"
+                "never used in development. Figures = AGREEMENT WITH METASPACE'S OFF-SAMPLE MODEL, not accuracy.",
+                rows,
+            )
+        print(
+            f"  default score: context half {'blended in' if has_bg[s.name] else 'not used (no background found)'}"
+            "; thresholds: 0.5 for the default score and the shipped model, the fold model's own for fine-tuned"
+        )
         if a.per_image or s.role == "development":
             print("  p(off) per image: default / alone / fine-tuned   label  file")
             for i, name in enumerate(s.names):
                 j = split[s.name].start + i
-                print(f"    {p_default[s.name][i]:.3f} / {p_alone[s.name][i]:.3f} / {p_ft[j]:.3f}"
-                      f"   {CLASSES[s.labels[i]]:<5}  {name}")
-    print("\n* the bootstrap cannot widen a score its sample shows no spread in (e.g. no error among a few\n"
-          "  images): read it as 'no error seen among these n', not as certainty; Wilson's accuracy\n"
-          "  interval gives the honest width.")
-    print(f"\nbench_real: {time.perf_counter() - t0:.0f} s in all (default scores {t_default:.0f} s, "
-          f"fine-tuning {t_train:.0f} s)")
+                print(
+                    f"    {p_default[s.name][i]:.3f} / {p_alone[s.name][i]:.3f} / {p_ft[j]:.3f}"
+                    f"   {CLASSES[s.labels[i]]:<5}  {name}"
+                )
+    print(
+        "\n* the bootstrap cannot widen a score its sample shows no spread in (e.g. no error among a few\n"
+        "  images): read it as 'no error seen among these n', not as certainty; Wilson's accuracy\n"
+        "  interval gives the honest width."
+    )
+    print(
+        f"\nbench_real: {time.perf_counter() - t0:.0f} s in all (default scores {t_default:.0f} s, "
+        f"fine-tuning {t_train:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

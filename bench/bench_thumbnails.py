@@ -79,15 +79,24 @@ def main() -> None:
     w = math.ceil(math.sqrt(args.pixels * 5 / 4))  # a 4:5 section, like most acquisitions
     h = math.ceil(args.pixels / w)
     with tempfile.TemporaryDirectory(prefix="ionsieve_thumbs_") as tmp:
-        truth = write_synthetic_imzml(Path(tmp) / "t", h, w, n_on=20, n_off=20,
-                                      peaks_per_spectrum_noise=100, non_rectangular=True,
-                                      seed=0)
+        truth = write_synthetic_imzml(
+            Path(tmp) / "t",
+            h,
+            w,
+            n_on=20,
+            n_off=20,
+            peaks_per_spectrum_noise=100,
+            non_rectangular=True,
+            seed=0,
+        )
         meta = read_metadata(truth.imzml_path)
         mzs = top_peaks(*extract(meta, np.empty(0)).mean_spectrum, n=args.ions)
         images = extract(meta, mzs).images
     k = images.shape[0]
-    print(f"{k} ion images of {h} x {w} = {h * w:,} pixels (non-rectangular, NaN outside), "
-          f"thumbnails {args.size} px")
+    print(
+        f"{k} ion images of {h} x {w} = {h * w:,} pixels (non-rectangular, NaN outside), "
+        f"thumbnails {args.size} px"
+    )
 
     def best(fn) -> tuple[float, list[bytes]]:  # noqa: ANN001
         times, out = [], []
@@ -103,14 +112,18 @@ def main() -> None:
     assert a.shape == b.shape, (a.shape, b.shape)
     diff = np.abs(a - b)
     print(f"{'':28}{'total s':>10}{'ms/image':>10}{'KiB/image':>11}")
-    for name, t, pngs in (("before: per-image loop", t_before, png_before),
-                          ("after: stack renderer", t_after, png_after)):
+    for name, t, pngs in (
+        ("before: per-image loop", t_before, png_before),
+        ("after: stack renderer", t_after, png_after),
+    ):
         kib = sum(map(len, pngs)) / len(pngs) / 1024
         print(f"{name:28}{t:10.3f}{1000 * t / k:10.2f}{kib:11.1f}")
     print(f"before / after = {t_before / t_after:.1f}x")
-    print(f"pixels: mean |difference| {diff.mean():.2f} of 255 per channel, "
-          f"{(diff.max(axis=-1) > 8).mean() * 100:.2f}% of pixels differ by more than 8 "
-          "(after averages values before colour-mapping, before averaged colours)")
+    print(
+        f"pixels: mean |difference| {diff.mean():.2f} of 255 per channel, "
+        f"{(diff.max(axis=-1) > 8).mean() * 100:.2f}% of pixels differ by more than 8 "
+        "(after averages values before colour-mapping, before averaged colours)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ database, then with the Python client (ionsieve_client, standard library only):
 
 Prints figures and ratios (target >= 200 MB/s; resent bytes <= one part). Loopback only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,35 +55,63 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve_bench_upload_"))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
-    env.update(DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}", MEDIA_ROOT=str(tmp / "media"),
-               GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS="2", IONSIEVE_MAX_UPLOAD_BYTES=str(1 << 40),
-               DJANGO_SETTINGS_MODULE="webapp.settings", PYTHONPATH=str(ROOT))
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        MEDIA_ROOT=str(tmp / "media"),
+        GUNICORN_BIND=f"127.0.0.1:{port}",
+        GUNICORN_WORKERS="2",
+        IONSIEVE_MAX_UPLOAD_BYTES=str(1 << 40),
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        PYTHONPATH=str(ROOT),
+    )
     py = sys.executable
     subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-    token = subprocess.run([py, "manage.py", "shell", "-c",
-                            "from django.contrib.auth import get_user_model as g\n"
-                            "from rest_framework.authtoken.models import Token\n"
-                            "from webapp.projects.services import create_project\n"
-                            "u = g().objects.create_user('bench', password='x')\n"
-                            "create_project(u, 'bench', slug='bench')\n"
-                            "print(Token.objects.create(user=u).key)"],
-                           cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.split()[-1]
+    token = subprocess.run(
+        [
+            py,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model as g\n"
+            "from rest_framework.authtoken.models import Token\n"
+            "from webapp.projects.services import create_project\n"
+            "u = g().objects.create_user('bench', password='x')\n"
+            "create_project(u, 'bench', slug='bench')\n"
+            "print(Token.objects.create(user=u).key)",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()[-1]
 
     print(f"writing a {a.mb} MB file ...", flush=True)
     data_path = tmp / "run.ibd"
     block = os.urandom(1 << 20)
     with open(data_path, "wb") as f:
         for i in range(a.mb * 10**6 // len(block)):
-            f.write(block[i % 7:] + block[: i % 7])  # not one repeated block: CRC-32 sees every byte
+            f.write(block[i % 7 :] + block[: i % 7])  # not one repeated block: CRC-32 sees every byte
     size = data_path.stat().st_size
     t0 = time.perf_counter()
     shutil.copyfile(data_path, tmp / "copy.bin")
     copy_s = time.perf_counter() - t0
     (tmp / "copy.bin").unlink()
 
-    server = subprocess.Popen([str(Path(py).with_name("gunicorn")), "-c", "deploy/gunicorn.conf.py",
-                               "--access-logfile", "/dev/null", "--error-logfile", str(tmp / "gunicorn.log"),
-                               "webapp.wsgi:application"], cwd=ROOT, env=env)
+    server = subprocess.Popen(
+        [
+            str(Path(py).with_name("gunicorn")),
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--access-logfile",
+            "/dev/null",
+            "--error-logfile",
+            str(tmp / "gunicorn.log"),
+            "webapp.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(300):
@@ -96,8 +125,10 @@ def main() -> None:
         part = a.part_mb << 20
 
         boundary = "benchboundary"
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"run.zip\"\r\n"
-                "Content-Type: application/zip\r\n\r\n").encode()
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="archive"; filename="run.zip"\r\n'
+            "Content-Type: application/zip\r\n\r\n"
+        ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
 
         def body():
@@ -116,9 +147,16 @@ def main() -> None:
             return took
 
         def multipart() -> float:
-            req = urllib.request.Request(base + "/api/projects/bench/imports/", data=body(), method="POST", headers={
-                "Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}",
-                "Content-Length": str(len(head) + size + len(tail))})
+            req = urllib.request.Request(
+                base + "/api/projects/bench/imports/",
+                data=body(),
+                method="POST",
+                headers={
+                    "Authorization": f"Token {token}",
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                    "Content-Length": str(len(head) + size + len(tail)),
+                },
+            )
             t0 = time.perf_counter()
             try:
                 urllib.request.urlopen(req, timeout=600).read()
@@ -154,15 +192,25 @@ def main() -> None:
         server.wait(timeout=30)
     mb = size / 1e6
     print()
-    print(f"{mb:,.0f} MB file, parts of {a.part_mb} MiB, gunicorn gthread on 127.0.0.1; {os.cpu_count()} cores")
-    print(f"  (medians of {a.runs}; resumable runs: {', '.join(f'{mb / t:.0f}' for t in tus_runs)} MB/s; "
-          f"multipart: {', '.join(f'{mb / t:.0f}' for t in mp_runs)} MB/s)")
-    print(f"  resumable (tus, CRC-32 per part and whole file)   {tus_s:6.2f} s  {mb / tus_s:7.0f} MB/s   (target >= 200)")
-    print(f"  one-request multipart (Django's parser)           {multipart_s:6.2f} s  {mb / multipart_s:7.0f} MB/s")
+    print(
+        f"{mb:,.0f} MB file, parts of {a.part_mb} MiB, gunicorn gthread on 127.0.0.1; {os.cpu_count()} cores"
+    )
+    print(
+        f"  (medians of {a.runs}; resumable runs: {', '.join(f'{mb / t:.0f}' for t in tus_runs)} MB/s; "
+        f"multipart: {', '.join(f'{mb / t:.0f}' for t in mp_runs)} MB/s)"
+    )
+    print(
+        f"  resumable (tus, CRC-32 per part and whole file)   {tus_s:6.2f} s  {mb / tus_s:7.0f} MB/s   (target >= 200)"
+    )
+    print(
+        f"  one-request multipart (Django's parser)           {multipart_s:6.2f} s  {mb / multipart_s:7.0f} MB/s"
+    )
     print(f"  plain copy on this disk (floor)                   {copy_s:6.2f} s  {mb / copy_s:7.0f} MB/s")
-    print(f"  resumed after the cut: {resumed.bytes_sent / 1e6:,.0f} MB in {resume_s:.2f} s; "
-          f"bytes sent twice: {resent / 1e6:.1f} MB = {resent / part:.2f} of the part in flight "
-          f"({part / 1e6:.0f} MB)   (target <= 1 part)")
+    print(
+        f"  resumed after the cut: {resumed.bytes_sent / 1e6:,.0f} MB in {resume_s:.2f} s; "
+        f"bytes sent twice: {resent / 1e6:.1f} MB = {resent / part:.2f} of the part in flight "
+        f"({part / 1e6:.0f} MB)   (target <= 1 part)"
+    )
     print()
     print(f"resumable / multipart throughput = {multipart_s / tus_s:.2f}x")
     print(f"resumable / plain copy           = {copy_s / tus_s:.2f}x")

@@ -11,6 +11,7 @@ runner (webapp.jobs); the worker waits until `IONSIEVE_LIVE_UPDATE_LABELS` label
 the project was idle for `IONSIEVE_LIVE_UPDATE_IDLE_SECONDS`, then updates. The label request only
 writes a job row.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -75,8 +76,9 @@ def load_embeddings(dataset: Dataset, base_id: int | None, images: list[IonImage
     return np.asarray(rows[idx], dtype=np.float32)
 
 
-def compute_embeddings(dataset: Dataset, images: list[IonImage], base: ModelVersion | None,
-                       bundle=None) -> np.ndarray | None:
+def compute_embeddings(
+    dataset: Dataset, images: list[IonImage], base: ModelVersion | None, bundle=None
+) -> np.ndarray | None:
     """Embeddings of the images by `base` (None: the shipped model), stored for next time."""
     from ionsieve_core.ml import active as mla
 
@@ -133,8 +135,10 @@ def embedded_project(project: Project, report=None) -> tuple[ModelVersion | None
     active = project.model_versions.filter(is_active=True).first()
     base_id = active.base_id if active else None
     fields = ("id", "dataset_id", "index", "consensus", "label_count")
-    datasets = [(ds, list(ds.images.only(*fields).order_by("index")))
-                for ds in project.datasets.filter(status=Dataset.Status.READY).order_by("pk")]
+    datasets = [
+        (ds, list(ds.images.only(*fields).order_by("index")))
+        for ds in project.datasets.filter(status=Dataset.Status.READY).order_by("pk")
+    ]
     datasets = [(ds, ims) for ds, ims in datasets if ims]
     stored = [load_embeddings(ds, base_id, ims) for ds, ims in datasets]
     base = ModelVersion.objects.filter(pk=base_id).first() if base_id else None
@@ -147,7 +151,9 @@ def embedded_project(project: Project, report=None) -> tuple[ModelVersion | None
                 if report:
                     report(0.05 + 0.4 * i / max(1, len(datasets)), f"Computing image features of {ds.name}")
                 stored[i] = compute_embeddings(ds, ims, base, bundle)
-    return base, [Embedded(ds, ims, e) for (ds, ims), e in zip(datasets, stored, strict=True) if e is not None]
+    return base, [
+        Embedded(ds, ims, e) for (ds, ims), e in zip(datasets, stored, strict=True) if e is not None
+    ]
 
 
 def _targets(project: Project, values: list[str]) -> np.ndarray:
@@ -185,10 +191,17 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
             elif im.label_count == 0:
                 free.append(part.emb[j])
     if len(lab_images) < 2:
-        raise QuickUpdateError(f"Only {len(lab_images)} labelled image(s): label a few images of two classes first.")
+        raise QuickUpdateError(
+            f"Only {len(lab_images)} labelled image(s): label a few images of two classes first."
+        )
     counts, digest = services.label_fingerprint(project, lab_images, [])
     active = project.model_versions.filter(is_active=True).first()
-    if active is not None and active.quick and active.label_hash == digest and active.base_id == (base.pk if base else None):
+    if (
+        active is not None
+        and active.quick
+        and active.label_hash == digest
+        and active.base_id == (base.pk if base else None)
+    ):
         return active
     x = np.stack(lab_emb)
     y = _targets(project, [im.consensus for im in lab_images])
@@ -215,18 +228,28 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
         t = best_f1_threshold(oof[:, 0], y == 0) if oof is not None else 0.5
         thresholds = [t, 1 - t]
     elif task == Task.MULTILABEL:
-        thresholds = ([best_f1_threshold(oof[:, c], y[:, c] > 0.5) for c in range(k)]
-                      if oof is not None else [0.5] * k)
+        thresholds = (
+            [best_f1_threshold(oof[:, c], y[:, c] > 0.5) for c in range(k)] if oof is not None else [0.5] * k
+        )
     else:
         thresholds = [0.5] * k
     metrics: dict = {"thresholds": [float(v) for v in thresholds], "folds": len(folds)}
     if oof is not None:
-        metrics.update(_jsonable(compute_metrics(y, oof, task, classes, groups=groups_a.astype(str),
-                                                 thresholds=thresholds)))
-        notes.append(f"Quick update: a logistic regression on the image features of "
-                     f"{'model v' + str(base.number) if base else 'the shipped off-sample model'}; held-out "
-                     f"scores from {len(folds)} folds " + ("grouped by dataset." if held_out_by == "groups" else
-                                                            "inside the one labelled dataset (optimistic)."))
+        metrics.update(
+            _jsonable(
+                compute_metrics(y, oof, task, classes, groups=groups_a.astype(str), thresholds=thresholds)
+            )
+        )
+        notes.append(
+            f"Quick update: a logistic regression on the image features of "
+            f"{'model v' + str(base.number) if base else 'the shipped off-sample model'}; held-out "
+            f"scores from {len(folds)} folds "
+            + (
+                "grouped by dataset."
+                if held_out_by == "groups"
+                else "inside the one labelled dataset (optimistic)."
+            )
+        )
     report(0.7, "Saving the quick update")
     with transaction.atomic():
         number = (project.model_versions.aggregate(n=Max("number"))["n"] or 0) + 1
@@ -234,12 +257,27 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
         path = Path(settings.MEDIA_ROOT) / "models" / str(project.pk) / file_name
         _save_head(head, path)
         version = ModelVersion.objects.create(
-            project=project, number=number, arch="quick", task=task, classes=classes, quick=True,
-            params={"quick": True, "base": base.pk if base else None,
-                    "features": f"v{base.number}" if base else "shipped model"},
-            label_counts=counts, label_total=len(lab_images), label_hash=digest,
-            dataset_count=len(set(groups)), metrics=metrics, notes=notes, file_name=file_name,
-            created_by=user, labels_at=labels_at, held_out_by=held_out_by if oof is not None else "",
+            project=project,
+            number=number,
+            arch="quick",
+            task=task,
+            classes=classes,
+            quick=True,
+            params={
+                "quick": True,
+                "base": base.pk if base else None,
+                "features": f"v{base.number}" if base else "shipped model",
+            },
+            label_counts=counts,
+            label_total=len(lab_images),
+            label_hash=digest,
+            dataset_count=len(set(groups)),
+            metrics=metrics,
+            notes=notes,
+            file_name=file_name,
+            created_by=user,
+            labels_at=labels_at,
+            held_out_by=held_out_by if oof is not None else "",
         )
         if oof is not None:
             services.store_held_out(version, lab_images, held, held_t, fold_of)
@@ -287,7 +325,8 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
     head = load_head(version)
     base = ModelVersion.objects.filter(pk=version.base_id).first() if version.base_id else None
     if not version.held_out_scores.filter(image__dataset=dataset).exists() and not any(
-            im.consensus for im in images):
+        im.consensus for im in images
+    ):
         bundle = ml.load_bundle(base.path) if base is not None else None
         if base is not None and bundle is not None:
             return services.score_dataset(dataset, version=base, bundle=bundle, use_active=False)
@@ -301,13 +340,19 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
     if head is None or emb is None or emb.shape[1] != head.coef.shape[1]:
         return services.score_dataset(dataset, use_active=False)
     probs = mla.head_probabilities(head, emb)
-    store_fast(dataset.project, images, probs, np.asarray(version.metrics.get("thresholds") or [0.5] * probs.shape[1]),
-               version)
+    store_fast(
+        dataset.project,
+        images,
+        probs,
+        np.asarray(version.metrics.get("thresholds") or [0.5] * probs.shape[1]),
+        version,
+    )
     return len(images)
 
 
-def store_fast(project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray,
-               version: ModelVersion) -> None:
+def store_fast(
+    project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray, version: ModelVersion
+) -> None:
     """services.store_predictions for thousands of rows in well under a second: the gallery
     fields by one executemany UPDATE, the version's Prediction rows by one executemany INSERT
     (ON CONFLICT: a rescore replaces them); bulk_create spent 0.5 ms a row preparing values."""
@@ -338,23 +383,33 @@ def store_fast(project: Project, images: list[IonImage], probs: np.ndarray, thre
             cur.executemany(
                 f"UPDATE {q(IonImage._meta.db_table)} SET {q('probabilities')} = %s, {q('probability')} = %s, "
                 f"{q('predicted')} = %s, {q('uncertainty')} = %s, {q('prediction_version_id')} = %s "
-                f"WHERE {q('id')} = %s", updates[s:s + STORE_CHUNK])
+                f"WHERE {q('id')} = %s",
+                updates[s : s + STORE_CHUNK],
+            )
             cur.executemany(
                 f"INSERT INTO {q(Prediction._meta.db_table)} ({q('image_id')}, {q('model_version_id')}, "
                 f"{q('probabilities')}, {q('created_at')}) VALUES (%s, %s, %s, %s) "
                 f"ON CONFLICT ({q('image_id')}, {q('model_version_id')}) "
-                f"DO UPDATE SET {q('probabilities')} = excluded.{q('probabilities')}", inserts[s:s + STORE_CHUNK])
+                f"DO UPDATE SET {q('probabilities')} = excluded.{q('probabilities')}",
+                inserts[s : s + STORE_CHUNK],
+            )
 
 
 def prune_quick(project: Project) -> None:
     """Keep the newest QUICK_KEEP quick versions (and any active one): their Prediction and
     held-out rows go with them; finished live-update jobs beyond the newest 20 go too."""
-    done = list(project.jobs.filter(kind=Job.Kind.QUICK, status=Job.Status.DONE)
-                .order_by("-created_at").values_list("pk", flat=True)[20:])
+    done = list(
+        project.jobs.filter(kind=Job.Kind.QUICK, status=Job.Status.DONE)
+        .order_by("-created_at")
+        .values_list("pk", flat=True)[20:]
+    )
     if done:
         Job.objects.filter(pk__in=done).delete()
-    old = list(project.model_versions.filter(quick=True, is_active=False).order_by("-number")
-               .values_list("pk", "file_name")[QUICK_KEEP:])
+    old = list(
+        project.model_versions.filter(quick=True, is_active=False)
+        .order_by("-number")
+        .values_list("pk", "file_name")[QUICK_KEEP:]
+    )
     if not old:
         return
     ModelVersion.objects.filter(pk__in=[pk for pk, _ in old]).delete()
@@ -456,8 +511,12 @@ def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user
     have_emb = strategy == "active"
     for ds in datasets:
         qs = IonImage.objects.filter(dataset=ds)
-        todo = [SimpleNamespace(pk=i, index=x, probability=p, uncertainty=u) for i, x, p, u in
-                unlabelled(qs, user).order_by("index").values_list("pk", "index", "probability", "uncertainty")]
+        todo = [
+            SimpleNamespace(pk=i, index=x, probability=p, uncertainty=u)
+            for i, x, p, u in unlabelled(qs, user)
+            .order_by("index")
+            .values_list("pk", "index", "probability", "uncertainty")
+        ]
         if not todo:
             continue
         ids += [t.pk for t in todo]
@@ -474,7 +533,10 @@ def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user
             have_emb = False
             continue
         embs.append(e)
-        done = [SimpleNamespace(index=x) for x in qs.filter(consensus__isnull=False).values_list("index", flat=True)]
+        done = [
+            SimpleNamespace(index=x)
+            for x in qs.filter(consensus__isnull=False).values_list("index", flat=True)
+        ]
         le = load_embeddings(ds, key, done) if done else None
         if le is not None:
             lab_embs.append(le)
@@ -485,9 +547,15 @@ def next_images(scope: Dataset | Project, n: int, strategy: str = "active", user
     if lab is not None and lab.shape[1] != emb.shape[1]:
         lab = None
     seed = int(hashlib.sha256(f"{scope.pk}:{len(ids)}".encode()).hexdigest()[:8], 16)
-    order = mla.select(n, strategy, uncertainty=np.array(u_all, dtype=np.float64),
-                       probability=np.array(p_all, dtype=np.float64), embeddings=emb, labelled_embeddings=lab,
-                       seed=seed)
+    order = mla.select(
+        n,
+        strategy,
+        uncertainty=np.array(u_all, dtype=np.float64),
+        probability=np.array(p_all, dtype=np.float64),
+        embeddings=emb,
+        labelled_embeddings=lab,
+        seed=seed,
+    )
     chosen = [ids[i] for i in order]
     rows = IonImage.objects.in_bulk(chosen)
     return [rows[i] for i in chosen if i in rows]

@@ -1,4 +1,5 @@
 """Model versions, training runs and the predictions they make."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -108,7 +109,9 @@ class DefaultCalibration(models.Model):
     calibration and a threshold, refitted when the labels change. Like a model version, its
     held-out predictions are cross-fitted (grouped by dataset) and kept as HeldOutScore rows."""
 
-    project = models.OneToOneField("projects.Project", on_delete=models.CASCADE, related_name="default_calibration")
+    project = models.OneToOneField(
+        "projects.Project", on_delete=models.CASCADE, related_name="default_calibration"
+    )
     calibration = models.JSONField(null=True, blank=True)
     thresholds = models.JSONField(default=list)
     label_hash = models.CharField(max_length=64)
@@ -137,8 +140,9 @@ class HeldOutScore(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["image", "model_version"], name="one_held_out_per_version"),
-            models.UniqueConstraint(fields=["image"], condition=models.Q(model_version__isnull=True),
-                                    name="one_default_held_out"),
+            models.UniqueConstraint(
+                fields=["image"], condition=models.Q(model_version__isnull=True), name="one_default_held_out"
+            ),
         ]
 
     def __str__(self) -> str:

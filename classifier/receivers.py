@@ -14,6 +14,7 @@ labelled since the active model, and backs off instead of failing again and agai
 the label history): no extra field. The project page shows its `notice`, one message whatever
 the number of labels or failed runs.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,11 +70,15 @@ class AutoRetrainState:
         if self.state == "waiting":
             return f"Automatic retraining is waiting: {self.why_not}"
         if self.state == "backing_off":
-            runs = "the last training run" if self.failures == 1 else f"the last {self.failures} training runs"
+            runs = (
+                "the last training run" if self.failures == 1 else f"the last {self.failures} training runs"
+            )
             when = timezone.localtime(self.failed_at).strftime("%Y-%m-%d %H:%M") if self.failed_at else ""
-            return (f"Automatic retraining is paused: {runs} failed ({when}): {self.error} "
-                    f"It starts again after {self.changes_needed} label changes since then "
-                    f"({self.changes_since} so far); the Train button does not wait.")
+            return (
+                f"Automatic retraining is paused: {runs} failed ({when}): {self.error} "
+                f"It starts again after {self.changes_needed} label changes since then "
+                f"({self.changes_since} so far); the Train button does not wait."
+            )
         return ""
 
 
@@ -125,7 +130,9 @@ def auto_retrain_state(project) -> AutoRetrainState | None:
         s.error = job.error or "no reason was recorded."
         s.changes_needed = threshold * 2 ** (min(s.failures, BACKOFF_CAP) - 1)
         # Every label given, changed or removed since then (the label history keeps them all).
-        s.changes_since = LabelEvent.objects.filter(image__dataset__project=project, at__gt=s.failed_at).count()
+        s.changes_since = LabelEvent.objects.filter(
+            image__dataset__project=project, at__gt=s.failed_at
+        ).count()
 
     if project.jobs.filter(kind=Job.Kind.TRAIN, status__in=Job.ACTIVE).exists():
         s.state = "busy"
@@ -148,8 +155,12 @@ def maybe_retrain(sender, project, count: int = 0, **kwargs) -> None:
     from classifier import services
 
     if s.failures:
-        log.info("auto-retrain of %s after %d failed run(s): %d label changes since", project.slug, s.failures,
-                 s.changes_since)
+        log.info(
+            "auto-retrain of %s after %d failed run(s): %d label changes since",
+            project.slug,
+            s.failures,
+            s.changes_since,
+        )
     services.start_training(project, user=None)
 
 

@@ -10,6 +10,7 @@
 
 Each measure comes with its number of labels and 95% intervals (ionsieve_core.ml.metrics.measure).
 """
+
 from __future__ import annotations
 
 import math
@@ -51,8 +52,12 @@ def resolve_version(project: Project, token: str | int | None) -> ModelVersion |
 def version_info(version: ModelVersion | None) -> dict:
     if version is None:
         return {"number": None, "key": DEFAULT, "name": "default score"}
-    return {"number": version.number, "key": str(version.number), "name": f"v{version.number} ({version.arch})",
-            "active": version.is_active}
+    return {
+        "number": version.number,
+        "key": str(version.number),
+        "name": f"v{version.number} ({version.arch})",
+        "active": version.is_active,
+    }
 
 
 def thresholds_of(project: Project, version: ModelVersion | None) -> np.ndarray:
@@ -113,7 +118,8 @@ def _held_out(project: Project, version: ModelVersion | None) -> Scored:
     out = Scored()
     qs = _ready(HeldOutScore.objects.filter(image__dataset__project=project, model_version=version))
     for image_id, ds_id, label, probs, thr in qs.order_by("image__dataset_id", "image__index").values_list(
-            "image_id", "image__dataset_id", "label", "probabilities", "thresholds"):
+        "image_id", "image__dataset_id", "label", "probabilities", "thresholds"
+    ):
         if _fits(project, label):
             out.add(image_id, ds_id, label, probs, thr)
     return out
@@ -190,11 +196,15 @@ def scored_sets(project: Project, version: ModelVersion | None) -> tuple[dict[st
         return {"held_out": Scored(), "since_training": Scored(), "training_fit": fit}, "", None
     held = _held_out(project, version)
     snapshot = list(zip(held.image_ids, held.dataset_ids, held.labels, strict=True))
-    return {
-        "held_out": held,
-        "since_training": scorer.score(_labelled_since(project, labels_at)),
-        "training_fit": scorer.score(snapshot),
-    }, scorer.held_out_by, labels_at
+    return (
+        {
+            "held_out": held,
+            "since_training": scorer.score(_labelled_since(project, labels_at)),
+            "training_fit": scorer.score(snapshot),
+        },
+        scorer.held_out_by,
+        labels_at,
+    )
 
 
 def _arrays(project: Project, s: Scored) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -220,8 +230,11 @@ def flag(held_out: dict, positive: str | None) -> str | None:
     if held_out["n"] == 0:
         return "No held-out labels yet: label images of this dataset and train again."
     if held_out["f1"] is None:
-        return (f"The {what} cannot be computed: no image here is labelled or predicted {positive}."
-                if positive else "F1 cannot be computed from these labels.")
+        return (
+            f"The {what} cannot be computed: no image here is labelled or predicted {positive}."
+            if positive
+            else "F1 cannot be computed from these labels."
+        )
     if held_out["f1"] < TARGET_F1:
         return f"Held-out {what} is below {TARGET_F1:.2f}."
     ci = held_out.get("f1_ci")
@@ -250,8 +263,13 @@ def accuracy(project: Project, version: ModelVersion | None, dataset_id: int | N
     info = version_info(version)
     held = sets["held_out"]
     return {
-        "version": info["key"], "name": info["name"], "task": project.task, "classes": list(project.classes),
-        "positive": positive, "held_out_by": held_out_by, "labels_at": labels_at.isoformat() if labels_at else None,
+        "version": info["key"],
+        "name": info["name"],
+        "task": project.task,
+        "classes": list(project.classes),
+        "positive": positive,
+        "held_out_by": held_out_by,
+        "labels_at": labels_at.isoformat() if labels_at else None,
         "all": {key: measure_of(project, sets[key]) for key in MEASURES},
         "datasets": datasets,
         "curves": curves(project, held),
@@ -285,9 +303,15 @@ def confusion(project: Project, held: Scored) -> list[list[int]] | None:
 def _curves(name: str, y: np.ndarray, score: np.ndarray) -> dict:
     fpr, tpr, _ = skm.roc_curve(y, score)
     precision, recall, _ = skm.precision_recall_curve(y, score)
-    return {"class": name, "fpr": _round(fpr), "tpr": _round(tpr), "auc": _r(skm.auc(fpr, tpr)),
-            "precision": _round(precision), "recall": _round(recall),
-            "average_precision": _r(skm.average_precision_score(y, score))}
+    return {
+        "class": name,
+        "fpr": _round(fpr),
+        "tpr": _round(tpr),
+        "auc": _r(skm.auc(fpr, tpr)),
+        "precision": _round(precision),
+        "recall": _round(recall),
+        "average_precision": _r(skm.average_precision_score(y, score)),
+    }
 
 
 def _round(a: np.ndarray) -> list[float]:
@@ -318,8 +342,9 @@ def compare(project: Project, a: ModelVersion | None, b: ModelVersion | None) ->
 
 
 def labelled_count(project: Project, dataset_id: int | None = None) -> int:
-    qs = IonImage.objects.filter(dataset__project=project, dataset__status=Dataset.Status.READY,
-                                 consensus__isnull=False)
+    qs = IonImage.objects.filter(
+        dataset__project=project, dataset__status=Dataset.Status.READY, consensus__isnull=False
+    )
     if dataset_id is not None:
         qs = qs.filter(dataset_id=dataset_id)
     return qs.count()
@@ -329,9 +354,13 @@ def labelled_count(project: Project, dataset_id: int | None = None) -> int:
 def annotators(project: Project) -> dict:
     """Per annotator: label count, Cohen's kappa with each other annotator on the images both
     labelled, and agreement with the current prediction."""
-    rows = (Label.objects.filter(image__dataset__project=project, image__dataset__status=Dataset.Status.READY,
-                                 unsure=False).exclude(value="")
-            .values_list("user__username", "image_id", "value", "image__predicted"))
+    rows = (
+        Label.objects.filter(
+            image__dataset__project=project, image__dataset__status=Dataset.Status.READY, unsure=False
+        )
+        .exclude(value="")
+        .values_list("user__username", "image_id", "value", "image__predicted")
+    )
     by_user: dict[str, dict[int, str]] = defaultdict(dict)
     predicted: dict[int, str] = {}
     for name, image_id, value, pred in rows:
@@ -346,8 +375,15 @@ def annotators(project: Project) -> dict:
         for other in names:
             if other != name:
                 pairs[other] = pair_agreement(mine, by_user[other])
-        out.append({"user": name, "labels": len(mine), "model_compared": len(compared),
-                    "model_agreement": _r(np.mean(compared)) if compared else None, "pairs": pairs})
+        out.append(
+            {
+                "user": name,
+                "labels": len(mine),
+                "model_compared": len(compared),
+                "model_agreement": _r(np.mean(compared)) if compared else None,
+                "pairs": pairs,
+            }
+        )
     return {"names": names, "annotators": out}
 
 
@@ -373,13 +409,15 @@ def probability_history(image: IonImage) -> list[dict]:
     rows = []
     for p in preds:
         v = p.model_version
-        rows.append({
-            "version": v.number if v else None,
-            "name": f"v{v.number}" if v else "default",
-            "active": bool(v and v.is_active),
-            "created_at": p.created_at.isoformat(),
-            "probabilities": dict(zip(classes, p.probabilities, strict=False)),
-        })
+        rows.append(
+            {
+                "version": v.number if v else None,
+                "name": f"v{v.number}" if v else "default",
+                "active": bool(v and v.is_active),
+                "created_at": p.created_at.isoformat(),
+                "probabilities": dict(zip(classes, p.probabilities, strict=False)),
+            }
+        )
     rows.sort(key=lambda r: (r["version"] is not None, r["version"] or 0))
     return rows
 
@@ -400,14 +438,23 @@ def cv_report(version: ModelVersion) -> dict | None:
         return g
 
     def row(name: str, x: dict) -> dict:
-        return {"name": name, "n": x.get("n"), "accuracy": x.get("accuracy"), "f1_macro": x.get("f1_macro"),
-                "roc_auc": x.get("roc_auc")}
+        return {
+            "name": name,
+            "n": x.get("n"),
+            "accuracy": x.get("accuracy"),
+            "f1_macro": x.get("f1_macro"),
+            "roc_auc": x.get("roc_auc"),
+        }
 
     return {
         "classes": [{"name": c, **v} for c, v in overall["per_class"].items()],
         "overall": row("All", overall),
-        "datasets": sorted((row(group_name(g), x) for g, x in (m.get("per_group") or {}).items()),
-                           key=lambda r: str(r["name"]).lower()),
-        "folds": [row(f"Fold {i + 1}", x) for i, x in enumerate(m.get("per_fold") or []) if isinstance(x, dict)],
+        "datasets": sorted(
+            (row(group_name(g), x) for g, x in (m.get("per_group") or {}).items()),
+            key=lambda r: str(r["name"]).lower(),
+        ),
+        "folds": [
+            row(f"Fold {i + 1}", x) for i, x in enumerate(m.get("per_fold") or []) if isinstance(x, dict)
+        ],
         "thresholds": m.get("thresholds"),
     }

@@ -1,4 +1,5 @@
 """Training, activation and scoring: rows in, rows out; the numbers come from ionsieve_core.ml."""
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,7 @@ def label_fingerprint(project: Project, images: list[IonImage], extra: list[dict
     counts = Counter()
     h = hashlib.sha256()
     for im in images:
-        for name in (im.consensus.split() if project.task == Task.MULTILABEL else [im.consensus]):
+        for name in im.consensus.split() if project.task == Task.MULTILABEL else [im.consensus]:
             counts[name] += 1
         h.update(f"{im.pk}:{im.consensus}\n".encode())
     for item in extra:
@@ -85,9 +86,15 @@ def training_data(project: Project, context: bool):
         ys += [label_target(project, labels[i]) for i in keep]
         # A collection made from this project's own datasets holds copies of their images: they
         # join their dataset's group, so a dataset held out is held out with its copies.
-        mine = getattr(getattr(getattr(source, "version", None), "collection", None), "source_project_id", None)
-        groups += [own.get(group_names[i].split(":", 1)[-1], group_names[i]) if mine == project.pk
-                   else group_names[i] for i in keep]
+        mine = getattr(
+            getattr(getattr(source, "version", None), "collection", None), "source_project_id", None
+        )
+        groups += [
+            own.get(group_names[i].split(":", 1)[-1], group_names[i])
+            if mine == project.pk
+            else group_names[i]
+            for i in keep
+        ]
         used.append(info)
     return images, xs, ctxs, ys, groups, used
 
@@ -110,7 +117,9 @@ def extra_training_sources(project: Project) -> list:
 def start_training(project: Project, user, params: dict | None = None) -> TrainingRun:
     merged = {**DEFAULT_TRAIN_PARAMS, **{k: v for k, v in (params or {}).items() if v is not None}}
     with transaction.atomic():
-        job = Job.objects.create(project=project, kind=Job.Kind.TRAIN, created_by=user, message="Waiting for a worker")
+        job = Job.objects.create(
+            project=project, kind=Job.Kind.TRAIN, created_by=user, message="Waiting for a worker"
+        )
         run = TrainingRun.objects.create(project=project, job=job, params=merged, created_by=user)
         job.target_id = run.pk
         job.save(update_fields=["target_id"])
@@ -130,11 +139,15 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
     images, xs, ctxs, ys, groups, used = training_data(project, bool(p.get("context")))
     counts, digest = label_fingerprint(project, images, used)
     if len(xs) < 4:
-        raise TrainingError(f"Only {len(xs)} labelled images: label at least a few images of each class first.")
+        raise TrainingError(
+            f"Only {len(xs)} labelled images: label at least a few images of each class first."
+        )
     if project.task != Task.MULTILABEL:
         missing = [c for c in project.classes if counts.get(c, 0) == 0 and project.task == Task.BINARY]
         if missing:
-            raise TrainingError(f"No image is labelled {', '.join(missing)} yet: label some of each class first.")
+            raise TrainingError(
+                f"No image is labelled {', '.join(missing)} yet: label some of each class first."
+            )
     active = project.model_versions.filter(is_active=True).first()
     if not force and active and active.label_hash == digest and active.params == _public(p):
         raise TrainingError(f"The labels have not changed since model v{active.number}: nothing to retrain.")
@@ -155,7 +168,12 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
 
     try:
         result = ml.train(
-            xs, y, np.asarray(groups), project.task, project.classes, params,
+            xs,
+            y,
+            np.asarray(groups),
+            project.task,
+            project.classes,
+            params,
             contexts=contexts,
             progress=lambda f, m: progress(0.03 + 0.87 * f, m),
             should_stop=should_stop,
@@ -170,13 +188,24 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
         path.parent.mkdir(parents=True, exist_ok=True)
         ml.save_bundle(result.bundle, path)
         version = ModelVersion.objects.create(
-            project=project, number=number, arch=params.arch, task=project.task, classes=project.classes,
-            params=_public(p), label_counts=counts, label_total=len(images), label_hash=digest,
-            dataset_count=len(set(groups)), collections_used=used,
+            project=project,
+            number=number,
+            arch=params.arch,
+            task=project.task,
+            classes=project.classes,
+            params=_public(p),
+            label_counts=counts,
+            label_total=len(images),
+            label_hash=digest,
+            dataset_count=len(set(groups)),
+            collections_used=used,
             # The review page re-derives predicted classes from stored probabilities with these.
             metrics={**result.metrics, "thresholds": [float(t) for t in result.bundle.thresholds]},
-            notes=list(result.notes), file_name=file_name, created_by=run.created_by,
-            labels_at=labels_at, held_out_by=result.held_out_by,
+            notes=list(result.notes),
+            file_name=file_name,
+            created_by=run.created_by,
+            labels_at=labels_at,
+            held_out_by=result.held_out_by,
         )
         store_held_out(version, images, result.held_out, result.held_out_thresholds, result.fold_of)
         run.model_version = version
@@ -189,16 +218,29 @@ def run_training(run: TrainingRun, job: Job | None = None, report=None, force: b
     return version
 
 
-def store_held_out(version: ModelVersion | None, images: list[IonImage], probs: np.ndarray,
-                   thresholds: np.ndarray, fold_of: np.ndarray) -> None:
+def store_held_out(
+    version: ModelVersion | None,
+    images: list[IonImage],
+    probs: np.ndarray,
+    thresholds: np.ndarray,
+    fold_of: np.ndarray,
+) -> None:
     """Keep each training image's label and out-of-fold prediction with the version. The
     project's images come first in the training arrays (shared collections follow)."""
-    HeldOutScore.objects.bulk_create([
-        HeldOutScore(image=im, model_version=version, label=im.consensus,
-                     probabilities=[round(float(x), 6) for x in probs[i]],
-                     thresholds=[round(float(x), 6) for x in thresholds[i]], fold=int(fold_of[i]))
-        for i, im in enumerate(images)
-    ], batch_size=1000)
+    HeldOutScore.objects.bulk_create(
+        [
+            HeldOutScore(
+                image=im,
+                model_version=version,
+                label=im.consensus,
+                probabilities=[round(float(x), 6) for x in probs[i]],
+                thresholds=[round(float(x), 6) for x in thresholds[i]],
+                fold=int(fold_of[i]),
+            )
+            for i, im in enumerate(images)
+        ],
+        batch_size=1000,
+    )
 
 
 def _public(p: dict) -> dict:
@@ -217,7 +259,9 @@ def _progress(job: Job | None, report):
 
 @transaction.atomic
 def activate(version: ModelVersion) -> None:
-    ModelVersion.objects.filter(project=version.project, is_active=True).exclude(pk=version.pk).update(is_active=False)
+    ModelVersion.objects.filter(project=version.project, is_active=True).exclude(pk=version.pk).update(
+        is_active=False
+    )
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.is_active = True
 
@@ -237,7 +281,9 @@ def active_bundle(project: Project):
         return version, None
     bundle = ml.load_bundle(version.path)
     if bundle is None:
-        log.warning("model v%s of %s cannot be loaded; using the default scorer", version.number, project.slug)
+        log.warning(
+            "model v%s of %s cannot be loaded; using the default scorer", version.number, project.slug
+        )
         return version, None
     return version, bundle
 
@@ -253,7 +299,9 @@ def score_project(project: Project, report=None) -> int:
     return n
 
 
-def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=None, use_active: bool = True) -> int:
+def score_dataset(
+    dataset: Dataset, version: ModelVersion | None = None, bundle=None, use_active: bool = True
+) -> int:
     """Predict every image of the dataset and store the probabilities. Returns the count."""
     from ionsieve_core import ml
 
@@ -283,8 +331,9 @@ def score_dataset(dataset: Dataset, version: ModelVersion | None = None, bundle=
         if emb is not None:
             from ionsieve_core.ml.active import with_prior
 
-            active.save_embeddings(dataset, version.pk, images,
-                                   with_prior(emb, probs) if project.task == Task.BINARY else emb)
+            active.save_embeddings(
+                dataset, version.pk, images, with_prior(emb, probs) if project.task == Task.BINARY else emb
+            )
         if project.task == Task.BINARY and not _has_default_scores(images):
             default_raw_scores(dataset, images)  # so the review can set the default score beside models
         return len(images)
@@ -312,12 +361,14 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
     from classifier import active
 
     if shares_acquisition(dataset, images):
-        raw, emb = ml.default_binary_scores(np.asarray(stack, dtype=np.float32),
-                                            arrays.dataset_context(dataset, stack), with_embeddings=True)
+        raw, emb = ml.default_binary_scores(
+            np.asarray(stack, dtype=np.float32), arrays.dataset_context(dataset, stack), with_embeddings=True
+        )
     else:
         # Unrelated pictures: each scored cropped to its own size, with no shared sample area.
-        raw, emb = ml.default_binary_scores([arrays.image_array(stack, im) for im in images], None,
-                                            shared_context=False, with_embeddings=True)
+        raw, emb = ml.default_binary_scores(
+            [arrays.image_array(stack, im) for im in images], None, shared_context=False, with_embeddings=True
+        )
     _store_default(images, raw)
     if emb is not None:  # the shipped model's embeddings (+ this score): quick updates before any training
         from ionsieve_core.ml.active import with_prior
@@ -368,13 +419,20 @@ def fit_default_calibration(project: Project) -> DefaultCalibration | None:
     if project.task != Task.BINARY:
         return None
     labels_at = timezone.now()
-    rows = list(Prediction.objects.filter(model_version__isnull=True, image__dataset__project=project,
-                                          image__dataset__status=Dataset.Status.READY)
-                .exclude(image__consensus__isnull=True).select_related("image")
-                .order_by("image__dataset_id", "image__index"))
+    rows = list(
+        Prediction.objects.filter(
+            model_version__isnull=True,
+            image__dataset__project=project,
+            image__dataset__status=Dataset.Status.READY,
+        )
+        .exclude(image__consensus__isnull=True)
+        .select_related("image")
+        .order_by("image__dataset_id", "image__index")
+    )
     rows = [r for r in rows if r.image.consensus in project.classes]
-    digest = hashlib.sha256("".join(f"{r.image_id}:{r.image.consensus}:{r.probabilities[0]}\n"
-                                    for r in rows).encode()).hexdigest()
+    digest = hashlib.sha256(
+        "".join(f"{r.image_id}:{r.image.consensus}:{r.probabilities[0]}\n" for r in rows).encode()
+    ).hexdigest()
     current = DefaultCalibration.objects.filter(project=project).first()
     if current is not None and current.label_hash == digest:
         return current
@@ -392,8 +450,14 @@ def fit_default_calibration(project: Project) -> DefaultCalibration | None:
         folds = ml.grouped_folds(groups, 5, y)
         held, thresholds, fold_of = cross_fitted("binary", raw, y, folds)
         fit = DefaultCalibration.objects.create(
-            project=project, calibration=cal, thresholds=[t, 1 - t], label_hash=digest, label_total=len(rows),
-            held_out_by="groups" if len(set(groups)) > 1 else "images", labels_at=labels_at)
+            project=project,
+            calibration=cal,
+            thresholds=[t, 1 - t],
+            label_hash=digest,
+            label_total=len(rows),
+            held_out_by="groups" if len(set(groups)) > 1 else "images",
+            labels_at=labels_at,
+        )
         store_held_out(None, [r.image for r in rows], held, thresholds, fold_of)
     return fit
 
@@ -402,7 +466,9 @@ def describe(project: Project, p: np.ndarray, thresholds: np.ndarray) -> tuple[s
     """Predicted class name(s) and an uncertainty in 0..1 (1 = on the decision boundary)."""
     if project.task == Task.MULTILABEL:
         chosen = [c for c, pc, t in zip(project.classes, p, thresholds, strict=False) if pc >= t]
-        closeness = 1 - np.minimum(1, np.abs(p - thresholds) / np.maximum(np.minimum(thresholds, 1 - thresholds), 1e-6))
+        closeness = 1 - np.minimum(
+            1, np.abs(p - thresholds) / np.maximum(np.minimum(thresholds, 1 - thresholds), 1e-6)
+        )
         return " ".join(chosen), float(closeness.max())
     if project.task == Task.BINARY:
         t = float(thresholds[0])
@@ -414,8 +480,14 @@ def describe(project: Project, p: np.ndarray, thresholds: np.ndarray) -> tuple[s
     return project.classes[int(np.argmax(p))], entropy
 
 
-def store_predictions(project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray,
-                      version: ModelVersion | None, record: bool = True) -> None:
+def store_predictions(
+    project: Project,
+    images: list[IonImage],
+    probs: np.ndarray,
+    thresholds: np.ndarray,
+    version: ModelVersion | None,
+    record: bool = True,
+) -> None:
     """Show `probs` in the galleries and, with `record`, keep them as this version's Prediction rows."""
     probs = np.asarray(probs, dtype=np.float64)
     for im, p in zip(images, probs, strict=True):
@@ -425,13 +497,18 @@ def store_predictions(project: Project, images: list[IonImage], probs: np.ndarra
         im.prediction_version = version
     with transaction.atomic():
         IonImage.objects.bulk_update(
-            images, ["probabilities", "probability", "predicted", "uncertainty", "prediction_version"], batch_size=1000
+            images,
+            ["probabilities", "probability", "predicted", "uncertainty", "prediction_version"],
+            batch_size=1000,
         )
         if record and version is None:
             _store_default(images, probs)
         elif record:
             Prediction.objects.bulk_create(
-                [Prediction(image=im, model_version=version, probabilities=im.probabilities) for im in images],
+                [
+                    Prediction(image=im, model_version=version, probabilities=im.probabilities)
+                    for im in images
+                ],
                 update_conflicts=True,
                 unique_fields=["image", "model_version"],
                 update_fields=["probabilities"],
@@ -444,8 +521,12 @@ def _store_default(images: list[IonImage], raw: np.ndarray) -> None:
     with transaction.atomic():
         Prediction.objects.filter(image__in=images, model_version__isnull=True).delete()
         Prediction.objects.bulk_create(
-            [Prediction(image=im, model_version=None, probabilities=[round(float(x), 6) for x in p])
-             for im, p in zip(images, raw, strict=True)], batch_size=1000)
+            [
+                Prediction(image=im, model_version=None, probabilities=[round(float(x), 6) for x in p])
+                for im, p in zip(images, raw, strict=True)
+            ],
+            batch_size=1000,
+        )
 
 
 def start_scoring(project: Project, user=None, dataset: Dataset | None = None) -> Job:

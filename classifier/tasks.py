@@ -1,4 +1,5 @@
 """Thin Celery tasks: take a job id, call a service, tolerate deleted rows."""
+
 from __future__ import annotations
 
 from celery import shared_task

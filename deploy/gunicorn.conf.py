@@ -4,6 +4,7 @@ Sized for a small shared server; raise `workers` with the cores. Put nginx (or a
 proxy) in front: it terminates HTTPS, sets X-Forwarded-Proto (SECURE_PROXY_SSL_HEADER) and
 buffers slow uploads so a gunicorn thread is not held by a slow client.
 """
+
 import multiprocessing
 import os
 

@@ -12,6 +12,7 @@ next to a script, or `pip install` the repository, and it runs anywhere Python 3
 
 Every call maps to one endpoint of the OpenAPI schema at /api/schema/ (the tests check it).
 """
+
 from __future__ import annotations
 
 from ionsieve_client.client import ApiError, IonSieve

@@ -1,4 +1,5 @@
 """IonSieve's REST API over urllib: token auth, JSON in and out, streamed multipart uploads."""
+
 from __future__ import annotations
 
 import json
@@ -34,12 +35,21 @@ class IonSieve:
         self.timeout = timeout
 
     # ------------------------------------------------------------------ plumbing
-    def request(self, method: str, path: str, body: Any = None, params: dict | None = None,
-                data: Any = None, headers: dict | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict | None = None,
+        data: Any = None,
+        headers: dict | None = None,
+    ) -> Any:
         """One API call; `path` starts with /api/. Returns the parsed JSON (None when empty)."""
         url = self.base + path
         if params:
-            url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
+            url += "?" + urllib.parse.urlencode(
+                {k: v for k, v in params.items() if v is not None}, doseq=True
+            )
         h = {"Authorization": f"Token {self.token}", "Accept": "application/json", **(headers or {})}
         if body is not None:
             data = json.dumps(body).encode()
@@ -64,11 +74,15 @@ class IonSieve:
         for name, value in fields.items():
             if value is None:
                 continue
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            )
         for name, path_ in files.items():
             ctype = mimetypes.guess_type(path_.name)[0] or "application/octet-stream"
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{path_.name}"\r\n'
-                         f"Content-Type: {ctype}\r\n\r\n".encode())
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{path_.name}"\r\n'
+                f"Content-Type: {ctype}\r\n\r\n".encode()
+            )
             parts.append(path_)
             parts.append(b"\r\n")
         parts.append(f"--{boundary}--\r\n".encode())
@@ -83,8 +97,15 @@ class IonSieve:
                 else:
                     yield p
 
-        return self.request("POST", path, data=stream(), headers={
-            "Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(length)})
+        return self.request(
+            "POST",
+            path,
+            data=stream(),
+            headers={
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(length),
+            },
+        )
 
     def _pages(self, path: str, params: dict | None = None) -> Iterator[dict]:
         page = self.request("GET", path, params=params)
@@ -106,9 +127,17 @@ class IonSieve:
     def dataset(self, dataset_id: int) -> dict:
         return self.request("GET", f"/api/datasets/{dataset_id}/")
 
-    def upload_imzml(self, slug: str, imzml: str | Path, ibd: str | Path, name: str | None = None,
-                     mz_list: str | Path | None = None, ppm: float | None = None, top: int | None = None,
-                     tic: bool | None = None) -> dict:
+    def upload_imzml(
+        self,
+        slug: str,
+        imzml: str | Path,
+        ibd: str | Path,
+        name: str | None = None,
+        mz_list: str | Path | None = None,
+        ppm: float | None = None,
+        top: int | None = None,
+        tic: bool | None = None,
+    ) -> dict:
         """Upload an imzML + ibd pair; processing starts at once (see wait_for_dataset)."""
         files = {"imzml": Path(imzml), "ibd": Path(ibd)}
         if mz_list:
@@ -116,32 +145,66 @@ class IonSieve:
         fields = {"name": name, "ppm": ppm, "top": top, "tic": None if tic is None else str(tic).lower()}
         return self._multipart(f"/api/projects/{slug}/datasets/", files, fields)
 
-    def upload_file(self, slug: str, path: str | Path, progress=None, part_size: int | None = None,
-                    state: str | Path | None = None) -> dict:
+    def upload_file(
+        self,
+        slug: str,
+        path: str | Path,
+        progress=None,
+        part_size: int | None = None,
+        state: str | Path | None = None,
+    ) -> dict:
         """Send one file resumably (tus 1.0, a CRC-32 per part); run again after a failure to resume.
         Returns {'id': upload id, 'crc32': whole-file CRC-32, 'bytes_sent'}."""
-        up = ResumableUpload(self.base, self.token, slug, Path(path), progress=progress, state=state,
-                             part_size=part_size or DEFAULT_PART, timeout=max(self.timeout, 120.0))
+        up = ResumableUpload(
+            self.base,
+            self.token,
+            slug,
+            Path(path),
+            progress=progress,
+            state=state,
+            part_size=part_size or DEFAULT_PART,
+            timeout=max(self.timeout, 120.0),
+        )
         return up.run()
 
-    def upload_imzml_resumable(self, slug: str, imzml: str | Path, ibd: str | Path, name: str | None = None,
-                               mz_list: str | Path | None = None, ppm: float | None = None,
-                               top: int | None = None, tic: bool | None = None, progress=None,
-                               state: str | Path | None = None) -> dict:
+    def upload_imzml_resumable(
+        self,
+        slug: str,
+        imzml: str | Path,
+        ibd: str | Path,
+        name: str | None = None,
+        mz_list: str | Path | None = None,
+        ppm: float | None = None,
+        top: int | None = None,
+        tic: bool | None = None,
+        progress=None,
+        state: str | Path | None = None,
+    ) -> dict:
         """As upload_imzml, but each file goes in checked parts that survive a cut connection;
         the server verifies each assembled file's CRC-32 before processing starts."""
-        sent = {"imzml": self.upload_file(slug, imzml, progress, state=state),
-                "ibd": self.upload_file(slug, ibd, progress, state=state)}
+        sent = {
+            "imzml": self.upload_file(slug, imzml, progress, state=state),
+            "ibd": self.upload_file(slug, ibd, progress, state=state),
+        }
         if mz_list:
             sent["mz_list"] = self.upload_file(slug, mz_list, progress, state=state)
         body: dict[str, Any] = {k: v["id"] for k, v in sent.items()}
         body.update({f"{k}_crc32": v["crc32"] for k, v in sent.items()})
-        body.update({k: v for k, v in {"name": name, "ppm": ppm, "top": top, "tic": tic}.items() if v is not None})
+        body.update(
+            {k: v for k, v in {"name": name, "ppm": ppm, "top": top, "tic": tic}.items() if v is not None}
+        )
         return self.request("POST", f"/api/projects/{slug}/datasets/from-uploads/", body=body)
 
-    def import_images_resumable(self, slug: str, archive: str | Path, labels: str | Path | None = None,
-                                layout: str | None = None, channels: str | None = None, progress=None,
-                                state: str | Path | None = None) -> dict:
+    def import_images_resumable(
+        self,
+        slug: str,
+        archive: str | Path,
+        labels: str | Path | None = None,
+        layout: str | None = None,
+        channels: str | None = None,
+        progress=None,
+        state: str | Path | None = None,
+    ) -> dict:
         """Upload a .zip of images resumably and start its import; returns {'job': id}."""
         sent = self.upload_file(slug, archive, progress, state=state)
         body: dict[str, Any] = {"archive": sent["id"], "archive_crc32": sent["crc32"]}
@@ -165,15 +228,18 @@ class IonSieve:
                 raise TimeoutError(f"job {job_id} is still {job['status']} ({job.get('percent')}%)")
             time.sleep(poll)
 
-    def wait_for_dataset(self, dataset_id: int, timeout: float = 3600, poll: float = 1.0,
-                         scored: bool = True) -> dict:
+    def wait_for_dataset(
+        self, dataset_id: int, timeout: float = 3600, poll: float = 1.0, scored: bool = True
+    ) -> dict:
         """Poll until the dataset is ready (and, with `scored`, every image has a score) or failed."""
         end = time.monotonic() + timeout
         while True:
             ds = self.dataset(dataset_id)
             if ds["status"] == "failed":
                 raise ApiError(422, {"detail": ds["error"]}, f"/api/datasets/{dataset_id}/")
-            if ds["status"] == "ready" and (not scored or self.counts(dataset_id)["scored"] == ds["image_count"]):
+            if ds["status"] == "ready" and (
+                not scored or self.counts(dataset_id)["scored"] == ds["image_count"]
+            ):
                 return ds
             if time.monotonic() > end:
                 raise TimeoutError(f"dataset {dataset_id} is still {ds['status']} ({ds['progress']:.0%})")
@@ -201,15 +267,20 @@ class IonSieve:
 
     def label_many(self, slug: str, image_ids: list[int], label: str | list[str], mode: str = "set") -> dict:
         """One label on many images (one undo step); mode 'add'/'remove' for one class in multi-label."""
-        return self.request("POST", f"/api/projects/{slug}/labels/",
-                            body={"images": list(image_ids), "label": label, "mode": mode})
+        return self.request(
+            "POST",
+            f"/api/projects/{slug}/labels/",
+            body={"images": list(image_ids), "label": label, "mode": mode},
+        )
 
     def label_history(self, image_id: int) -> list[dict]:
         return self.request("GET", f"/api/images/{image_id}/labels/history/")
 
     def restore_labels(self, slug: str, at: str, user: str | None = None) -> int:
         """Owners: labels back as they were at `at` (ISO time); returns how many changed."""
-        return self.request("POST", f"/api/projects/{slug}/labels/restore/", body={"at": at, "user": user})["changed"]
+        return self.request("POST", f"/api/projects/{slug}/labels/restore/", body={"at": at, "user": user})[
+            "changed"
+        ]
 
     # ------------------------------------------------------------------ models and accuracy
     def train(self, slug: str, **options: Any) -> dict:

@@ -1,6 +1,7 @@
 """Resumable uploads (tus 1.0) over http.client: one file in parts, each with a CRC-32 the
 server checks; a cut connection, a server restart or a new run of the script resumes where
 the server stopped (it keeps what it checked). Standard library only, Python 3.9+."""
+
 from __future__ import annotations
 
 import base64
@@ -52,9 +53,19 @@ class ResumableUpload:
     script resumes instead of starting again); `progress(sent, total, rate_bytes_per_s)` is
     called after each part."""
 
-    def __init__(self, base: str, token: str, slug: str, path: Path, *, part_size: int = DEFAULT_PART,
-                 state: Path | None = None, progress: Callable[[int, int, float], None] | None = None,
-                 retries: int = 8, timeout: float = 120.0):
+    def __init__(
+        self,
+        base: str,
+        token: str,
+        slug: str,
+        path: Path,
+        *,
+        part_size: int = DEFAULT_PART,
+        state: Path | None = None,
+        progress: Callable[[int, int, float], None] | None = None,
+        retries: int = 8,
+        timeout: float = 120.0,
+    ):
         self.base, self.token, self.slug, self.path = base.rstrip("/"), token, slug, Path(path)
         self.part_size, self.retries, self.timeout, self.progress = part_size, retries, timeout, progress
         self.state = Path(state) if state else Path.home() / ".cache" / "ionsieve" / "uploads.json"
@@ -78,7 +89,9 @@ class ResumableUpload:
             self._conn.close()
             self._conn = None
 
-    def _request(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> http.client.HTTPResponse:
+    def _request(
+        self, method: str, url: str, headers: dict[str, str], body: Any = None
+    ) -> http.client.HTTPResponse:
         h = {"Authorization": f"Token {self.token}", "Tus-Resumable": TUS, **headers}
         path = urllib.parse.urlsplit(url).path if url.startswith("http") else url
         conn = self._connection()
@@ -123,9 +136,15 @@ class ResumableUpload:
 
     # ------------------------------------------------------------------ protocol
     def create(self) -> str:
-        resp = self._request("POST", "/api/uploads/", {
-            "Upload-Length": str(self.size), "Content-Length": "0",
-            "Upload-Metadata": f"filename {_b64(self.path.name)},project {_b64(self.slug)}"})
+        resp = self._request(
+            "POST",
+            "/api/uploads/",
+            {
+                "Upload-Length": str(self.size),
+                "Content-Length": "0",
+                "Upload-Metadata": f"filename {_b64(self.path.name)},project {_b64(self.slug)}",
+            },
+        )
         if resp.status != 201:
             raise UploadFailed(resp.status, self._detail(resp))
         self.url = resp.getheader("Location")
@@ -143,9 +162,17 @@ class ResumableUpload:
         """PATCH one part with its CRC-32; returns the server's new offset."""
         checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
         self.bytes_sent += len(data)
-        resp = self._request("PATCH", self.url, {  # type: ignore[arg-type]
-            "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream",
-            "Content-Length": str(len(data)), "Upload-Checksum": f"crc32 {checksum}"}, body=data)
+        resp = self._request(
+            "PATCH",
+            self.url,
+            {  # type: ignore[arg-type]
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(len(data)),
+                "Upload-Checksum": f"crc32 {checksum}",
+            },
+            body=data,
+        )
         if resp.status != 204:
             raise UploadFailed(resp.status, self._detail(resp))
         return int(resp.getheader("Upload-Offset", "0"))
@@ -198,11 +225,15 @@ class ResumableUpload:
                             self.progress(offset, self.size, (offset - start) / elapsed)
                     break
                 except (OSError, http.client.HTTPException, UploadFailed) as exc:
-                    retriable = not isinstance(exc, UploadFailed) or exc.status in (409, 423, 460) or exc.status >= 500
+                    retriable = (
+                        not isinstance(exc, UploadFailed)
+                        or exc.status in (409, 423, 460)
+                        or exc.status >= 500
+                    )
                     attempt += 1
                     if not retriable or attempt > self.retries:
                         raise
-                    time.sleep(min(0.2 * 2 ** attempt, 10))
+                    time.sleep(min(0.2 * 2**attempt, 10))
                     offset = -1  # ask the server where it stands
         finally:
             pool.shutdown(wait=True)
@@ -214,4 +245,3 @@ class ResumableUpload:
         if crc is None:
             crc = file_crc32(self.path)
         return {"id": upload_id, "crc32": f"{crc:08x}", "bytes_sent": self.bytes_sent}
-

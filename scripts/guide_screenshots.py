@@ -1,5 +1,6 @@
 """Copy the browser tests' screenshots that docs/user-guide.md shows into docs/img/, as small
 palette PNGs. Run by `make screenshots` after the browser tests."""
+
 from __future__ import annotations
 
 import sys
@@ -8,8 +9,18 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ["project.png", "upload-resumed.png", "gallery.png", "gallery-yeast.png", "gallery-dark.png", "label-next.png",
-         "image.png", "review.png", "label-history.png", "stuck-job.png"]
+SHOTS = [
+    "project.png",
+    "upload-resumed.png",
+    "gallery.png",
+    "gallery-yeast.png",
+    "gallery-dark.png",
+    "label-next.png",
+    "image.png",
+    "review.png",
+    "label-history.png",
+    "stuck-job.png",
+]
 
 
 def main() -> int:

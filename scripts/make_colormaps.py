@@ -4,6 +4,7 @@ Run once when a colour map is added: `.venv/bin/python scripts/make_colormaps.py
 the .npy and never imports matplotlib. The four maps are matplotlib's own 256-entry tables
 (viridis, inferno, magma: CC0; turbo: Apache-2.0, Google).
 """
+
 from __future__ import annotations
 
 import sys

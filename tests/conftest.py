@@ -1,4 +1,5 @@
 """Shared fixtures: a temporary MEDIA_ROOT, users and projects from factories."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,11 @@ def _media_root(settings, tmp_path, request):
     if settings.CELERY_BROKER_URL.startswith("filesystem://") and app.conf.task_always_eager:
         # The watchdog reads the broker's queue folder: never the checkout's own var/broker,
         # where a `make run` may have left messages (job ids that collide with the test's).
-        folders = {k: str(tmp_path / "test-broker" / Path(v).name) for k, v in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
-                   if k.endswith("folder") or k.startswith("data_folder")}
+        folders = {
+            k: str(tmp_path / "test-broker" / Path(v).name)
+            for k, v in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
+            if k.endswith("folder") or k.startswith("data_folder")
+        }
         for folder in folders.values():
             Path(folder).mkdir(parents=True, exist_ok=True)
         settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, **folders}

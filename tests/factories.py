@@ -1,4 +1,5 @@
 """factory_boy factories for the rows most tests need."""
+
 from __future__ import annotations
 
 import factory

@@ -1,4 +1,5 @@
 """A READY dataset without the MSI pipeline: random images, TIC, spectrum, thumbnails, predictions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,14 +29,26 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def make_ready_dataset(project: Project, n: int = 60, shape: tuple[int, int] = (16, 20), name: str = "Synthetic",
-                       probs: np.ndarray | list | None = None, seed: int = 0, user=None,
-                       thumbnails: bool = True) -> Dataset:
+def make_ready_dataset(
+    project: Project,
+    n: int = 60,
+    shape: tuple[int, int] = (16, 20),
+    name: str = "Synthetic",
+    probs: np.ndarray | list | None = None,
+    seed: int = 0,
+    user=None,
+    thumbnails: bool = True,
+) -> Dataset:
     """`probs`: first-class probabilities (binary) or an (n, k) array; random when None."""
     rng = np.random.default_rng(seed)
     h, w = shape
-    ds = Dataset.objects.create(project=project, name=name, kind=Dataset.Kind.IMZML, created_by=user,
-                                params={"ppm": 3.0, "top": n, "tic": False})
+    ds = Dataset.objects.create(
+        project=project,
+        name=name,
+        kind=Dataset.Kind.IMZML,
+        created_by=user,
+        params={"ppm": 3.0, "top": n, "tic": False},
+    )
     ds.directory.mkdir(parents=True, exist_ok=True)
     stack = rng.random((n, h, w), dtype=np.float32)
     stack[:, 0, 0] = np.nan  # one pixel not acquired, as in real data
@@ -48,8 +61,15 @@ def make_ready_dataset(project: Project, n: int = 60, shape: tuple[int, int] = (
         for i in range(n):
             ds.thumb_path(i).write_bytes(_png(stack[i]))
     rows = [{"mz": round(100.0 + 13.7 * i, 4), "name": f"{100.0 + 13.7 * i:.4f}"} for i in range(n)]
-    metadata = {"grid": [h, w], "mz_range": [100.0, 1000.0], "storage": "continuous", "spectrum_type": "centroid",
-                "instrument": {"model": "Test instrument"}, "spectra": h * w - 1, "warnings": []}
+    metadata = {
+        "grid": [h, w],
+        "mz_range": [100.0, 1000.0],
+        "storage": "continuous",
+        "spectrum_type": "centroid",
+        "instrument": {"model": "Test instrument"},
+        "spectra": h * w - 1,
+        "warnings": [],
+    }
     save_images(ds, rows, height=h, width=w, metadata=metadata)
     ds.status, ds.progress = Dataset.Status.READY, 1.0
     ds.save(update_fields=["status", "progress"])

@@ -1,5 +1,6 @@
 """Where the real test data lives (`../shared/data/` beside the checkout, as on the development
 machine). A clone elsewhere finds it through IONSIEVE_SHARED_DATA or the machine's copy."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,9 @@ def shared_data() -> Path:
     for candidate in candidates:
         if (candidate / "imzml").is_dir():
             return candidate
-    raise FileNotFoundError("The real test data (shared/data) was not found: set IONSIEVE_SHARED_DATA to its folder.")
+    raise FileNotFoundError(
+        "The real test data (shared/data) was not found: set IONSIEVE_SHARED_DATA to its folder."
+    )
 
 
 SHARED_DATA = shared_data()

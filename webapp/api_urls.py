@@ -1,4 +1,5 @@
 """Every app's API routes, collected under /api/."""
+
 from __future__ import annotations
 
 from django.urls import include, path
@@ -41,15 +42,34 @@ urlpatterns = [
     path("datasets/<int:pk>/images/ids/", datasets.ImageIds.as_view(), name="dataset-image-ids"),
     path("images/<int:pk>/", datasets.ImageDetail.as_view(), name="image-detail"),
     path("images/<int:pk>/label/", datasets.ImageLabel.as_view(), name="image-label"),
-    path("images/<int:pk>/labels/history/", label_history.ImageLabelHistory.as_view(), name="image-label-history"),
-    path("projects/<slug:slug>/labels/restore/", label_history.RestoreLabels.as_view(), name="project-labels-restore"),
+    path(
+        "images/<int:pk>/labels/history/",
+        label_history.ImageLabelHistory.as_view(),
+        name="image-label-history",
+    ),
+    path(
+        "projects/<slug:slug>/labels/restore/",
+        label_history.RestoreLabels.as_view(),
+        name="project-labels-restore",
+    ),
     path("projects/<slug:slug>/labels/undo/", label_history.UndoLabels.as_view(), name="project-labels-undo"),
     path("images/<int:pk>/thumbnail/", datasets.thumbnail, name="image-thumbnail"),
-    path("thumbs/<int:dataset>/<int:index>/<int:revision>/<int:expires>/<str:sig>.png", media.signed_thumbnail,
-         name="signed-thumbnail"),
+    path(
+        "thumbs/<int:dataset>/<int:index>/<int:revision>/<int:expires>/<str:sig>.png",
+        media.signed_thumbnail,
+        name="signed-thumbnail",
+    ),
     path("projects/<slug:slug>/models/", classifier.ModelVersions.as_view(), name="project-models"),
-    path("projects/<slug:slug>/models/<int:number>/", classifier.ModelVersionDetail.as_view(), name="model-detail"),
-    path("projects/<slug:slug>/models/<int:number>/activate/", classifier.Activate.as_view(), name="model-activate"),
+    path(
+        "projects/<slug:slug>/models/<int:number>/",
+        classifier.ModelVersionDetail.as_view(),
+        name="model-detail",
+    ),
+    path(
+        "projects/<slug:slug>/models/<int:number>/activate/",
+        classifier.Activate.as_view(),
+        name="model-activate",
+    ),
     path("projects/<slug:slug>/models/deactivate/", classifier.Deactivate.as_view(), name="model-deactivate"),
     path("projects/<slug:slug>/train/", classifier.Train.as_view(), name="project-train"),
     path("projects/<slug:slug>/predict/", classifier.Predict.as_view(), name="project-predict"),
@@ -58,10 +78,16 @@ urlpatterns = [
     path("collections/<int:pk>/versions/", collections.Snapshot.as_view(), name="collection-snapshot"),
     path("collections/<int:pk>/export/", collections.CollectionExport.as_view(), name="collection-export"),
     path("collections/<int:pk>/share/", collections.Share.as_view(), name="collection-share"),
-    path("projects/<slug:slug>/training-collections/", collections.ProjectTrainingCollections.as_view(),
-         name="project-training-collections"),
-    path("projects/<slug:slug>/training-collections/<int:pk>/", collections.ProjectTrainingCollectionDetail.as_view(),
-         name="project-training-collection"),
+    path(
+        "projects/<slug:slug>/training-collections/",
+        collections.ProjectTrainingCollections.as_view(),
+        name="project-training-collections",
+    ),
+    path(
+        "projects/<slug:slug>/training-collections/<int:pk>/",
+        collections.ProjectTrainingCollectionDetail.as_view(),
+        name="project-training-collection",
+    ),
     path("jobs/<int:pk>/", jobs.JobDetail.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancel.as_view(), name="job-cancel"),
     path("jobs/<int:pk>/retry/", jobs.JobRetry.as_view(), name="job-retry"),

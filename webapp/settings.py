@@ -3,6 +3,7 @@
 Development defaults need no server: SQLite in var/ and a filesystem Celery broker.
 Production sets DATABASE_URL (PostgreSQL), CELERY_BROKER_URL (Redis), SECRET_KEY, DEBUG=0.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,9 @@ if not SECRET_KEY:
     if not DEBUG:
         from django.core.exceptions import ImproperlyConfigured
 
-        raise ImproperlyConfigured("Set SECRET_KEY: production (DEBUG=0) never runs with the development key.")
+        raise ImproperlyConfigured(
+            "Set SECRET_KEY: production (DEBUG=0) never runs with the development key."
+        )
     SECRET_KEY = "django-insecure-dev-only-key-change-me-in-production-0123456789"
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
@@ -110,8 +113,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests use a file too, never the shared-cache in-memory database: its table locks ignore the
     # busy timeout, so a live-server request racing the test thread failed with "table is locked".
     # One file per test process, so that sessions running side by side never share it.
-    DATABASES["default"]["TEST"] = {"NAME": os.environ.get("IONSIEVE_TEST_DB") or str(
-        Path(tempfile.gettempdir()) / f"ionsieve-test-{os.getpid()}.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.environ.get("IONSIEVE_TEST_DB")
+        or str(Path(tempfile.gettempdir()) / f"ionsieve-test-{os.getpid()}.sqlite3")
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -175,11 +180,19 @@ IONSIEVE_MEDIA_ACCEL_PREFIX = os.environ.get("IONSIEVE_MEDIA_ACCEL_PREFIX", "/pr
 
 # Figures that only change with a dataset's revision are cached here. Per process by default;
 # CACHE_URL=redis://host:6379/1 shares one cache between gunicorn workers.
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "TIMEOUT": 3600,
-                      "OPTIONS": {"MAX_ENTRIES": 2000}}}
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "TIMEOUT": 3600,
+        "OPTIONS": {"MAX_ENTRIES": 2000},
+    }
+}
 if os.environ.get("CACHE_URL"):
-    CACHES["default"] = {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                         "LOCATION": os.environ["CACHE_URL"], "TIMEOUT": 24 * 3600}
+    CACHES["default"] = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ["CACHE_URL"],
+        "TIMEOUT": 24 * 3600,
+    }
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -221,8 +234,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     # Short connect timeouts: with the broker down an upload answers at once (the job waits).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600, "socket_connect_timeout": 2,
-                                       "socket_timeout": 10}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 4 * 3600,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 10,
+    }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

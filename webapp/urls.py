@@ -1,4 +1,5 @@
 """URL wiring: pages, accounts, and the REST API under /api/."""
+
 from __future__ import annotations
 
 from django.contrib import admin

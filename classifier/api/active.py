@@ -1,4 +1,5 @@
 """Learn while you label over REST: the images to label next, and what the live update did."""
+
 from __future__ import annotations
 
 from django.core.cache import cache
@@ -24,8 +25,10 @@ MAX_N = 200
 class NextQuerySerializer(serializers.Serializer):
     n = serializers.IntegerField(default=10, min_value=1, max_value=MAX_N)
     strategy = serializers.ChoiceField(choices=list(STRATEGIES), default="active")
-    mine = serializers.BooleanField(default=False, help_text="images I have not labelled (and nobody settled) "
-                                                             "instead of images nobody labelled")
+    mine = serializers.BooleanField(
+        default=False,
+        help_text="images I have not labelled (and nobody settled) instead of images nobody labelled",
+    )
 
 
 class NextImagesSerializer(serializers.Serializer):
@@ -39,10 +42,16 @@ class NextImagesSerializer(serializers.Serializer):
 
 NEXT_PARAMS = [
     OpenApiParameter("n", OpenApiTypes.INT, description=f"how many images (1-{MAX_N}, default 10)"),
-    OpenApiParameter("strategy", OpenApiTypes.STR, enum=list(STRATEGIES),
-                     description="active (default): uncertain and unlike what is labelled; random; "
-                                 "probability: most likely off-sample (first class) first"),
-    OpenApiParameter("mine", OpenApiTypes.BOOL, description="images I have not labelled (default: nobody has)"),
+    OpenApiParameter(
+        "strategy",
+        OpenApiTypes.STR,
+        enum=list(STRATEGIES),
+        description="active (default): uncertain and unlike what is labelled; random; "
+        "probability: most likely off-sample (first class) first",
+    ),
+    OpenApiParameter(
+        "mine", OpenApiTypes.BOOL, description="images I have not labelled (default: nobody has)"
+    ),
 ]
 
 
@@ -65,9 +74,19 @@ class NextImages(APIView):
         rows = {im.pk: im for im in gallery.for_listing(IonImage.objects.filter(pk__in=ids))}
         images = [rows[i] for i in ids if i in rows]
         gallery.attach_my_labels(images, request.user)
-        data = ImageSerializer(images, many=True, context={"request": request, **schema_context(project)}).data
-        return Response({"strategy": o["strategy"], "strategy_name": STRATEGY_NAMES[o["strategy"]],
-                         "count": len(data), "next": None, "previous": None, "results": data})
+        data = ImageSerializer(
+            images, many=True, context={"request": request, **schema_context(project)}
+        ).data
+        return Response(
+            {
+                "strategy": o["strategy"],
+                "strategy_name": STRATEGY_NAMES[o["strategy"]],
+                "count": len(data),
+                "next": None,
+                "previous": None,
+                "results": data,
+            }
+        )
 
 
 class EstimateSerializer(serializers.Serializer):
@@ -80,14 +99,19 @@ class EstimateSerializer(serializers.Serializer):
 
 
 class LiveSerializer(serializers.Serializer):
-    version = serializers.IntegerField(allow_null=True, help_text="the active model version's number (null: default)")
+    version = serializers.IntegerField(
+        allow_null=True, help_text="the active model version's number (null: default)"
+    )
     quick = serializers.BooleanField(help_text="the active version is a quick update")
     scored_from = serializers.IntegerField(help_text="labels the active version learnt from")
     labelled = serializers.IntegerField(help_text="labelled images in the project now")
     updating = serializers.BooleanField(help_text="a live update is waiting or running")
     message = serializers.CharField(allow_blank=True, help_text="what the latest live update said")
-    estimates = EstimateSerializer(many=True, help_text="held-out F1 of the latest versions, oldest first "
-                                                        "(the first class for on/off projects, macro otherwise)")
+    estimates = EstimateSerializer(
+        many=True,
+        help_text="held-out F1 of the latest versions, oldest first "
+        "(the first class for on/off projects, macro otherwise)",
+    )
 
 
 class Live(APIView):
@@ -99,13 +123,19 @@ class Live(APIView):
         act = project.model_versions.filter(is_active=True).first()
         job = project.jobs.filter(kind=Job.Kind.QUICK).order_by("-created_at").first()
         versions = list(project.model_versions.order_by("-number")[:6])[::-1]
-        return Response({
-            "version": act.number if act else None, "quick": bool(act and act.quick),
-            "scored_from": act.label_total if act else 0,
-            "labelled": IonImage.objects.filter(dataset__project=project).exclude(consensus__isnull=True).count(),
-            "updating": bool(job and job.is_active), "message": job.message if job else "",
-            "estimates": [estimate(project, v) for v in versions],
-        })
+        return Response(
+            {
+                "version": act.number if act else None,
+                "quick": bool(act and act.quick),
+                "scored_from": act.label_total if act else 0,
+                "labelled": IonImage.objects.filter(dataset__project=project)
+                .exclude(consensus__isnull=True)
+                .count(),
+                "updating": bool(job and job.is_active),
+                "message": job.message if job else "",
+                "estimates": [estimate(project, v) for v in versions],
+            }
+        )
 
 
 def estimate(project, version) -> dict:

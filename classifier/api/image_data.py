@@ -1,4 +1,5 @@
 """The image detail page's data: the datasets app's arrays plus this app's prediction history."""
+
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
@@ -22,26 +23,37 @@ class ProbabilityRowSerializer(serializers.Serializer):
 class ChannelSerializer(serializers.Serializer):
     name = serializers.CharField()
     colour = serializers.CharField(help_text="default display colour, #rrggbb")
-    values = serializers.CharField(help_text="base64 of float32 little-endian, row-major [height, width]; "
-                                             "NaN = not acquired")
+    values = serializers.CharField(
+        help_text="base64 of float32 little-endian, row-major [height, width]; NaN = not acquired"
+    )
     min = serializers.FloatField(allow_null=True)
     max = serializers.FloatField(allow_null=True)
-    hotspot = serializers.FloatField(allow_null=True, help_text="default upper clip (99th percentile of non-zero)")
-    hotspot_percentile = serializers.FloatField(help_text="where the hotspot clip sits among the pixels, 0-100")
-    quantiles = serializers.ListField(child=serializers.FloatField(),
-                                      help_text="the 0, 0.1, ..., 100th percentiles of the acquired pixels")
+    hotspot = serializers.FloatField(
+        allow_null=True, help_text="default upper clip (99th percentile of non-zero)"
+    )
+    hotspot_percentile = serializers.FloatField(
+        help_text="where the hotspot clip sits among the pixels, 0-100"
+    )
+    quantiles = serializers.ListField(
+        child=serializers.FloatField(), help_text="the 0, 0.1, ..., 100th percentiles of the acquired pixels"
+    )
 
 
 class ImageDataSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     mz = serializers.FloatField(allow_null=True)
-    shape = serializers.ListField(child=serializers.IntegerField(), allow_null=True, help_text="[height, width]")
+    shape = serializers.ListField(
+        child=serializers.IntegerField(), allow_null=True, help_text="[height, width]"
+    )
     downsample = serializers.IntegerField(help_text="always 1: the values are at native resolution")
     dtype = serializers.CharField(help_text="float32")
     channels = ChannelSerializer(many=True, help_text="one for ion images, 2-4 for microscopy")
-    tic = serializers.ListField(child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
-                                allow_null=True, help_text="the dataset's TIC, block-averaged to at most 256 px")
+    tic = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        allow_null=True,
+        help_text="the dataset's TIC, block-averaged to at most 256 px",
+    )
     tic_downsample = serializers.IntegerField()
     history = ProbabilityRowSerializer(many=True)
 

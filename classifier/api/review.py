@@ -1,4 +1,5 @@
 """Review endpoints: held-out, since-training and training-fit accuracy, and annotator agreement."""
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -20,8 +21,13 @@ class MeasureSerializer(serializers.Serializer):
 
     n = serializers.IntegerField(help_text="labelled images measured")
     f1 = serializers.FloatField(allow_null=True)
-    f1_ci = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, allow_null=True,
-                                  help_text="95% interval [low, high]")
+    f1_ci = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        allow_null=True,
+        help_text="95% interval [low, high]",
+    )
     precision = serializers.FloatField(allow_null=True)
     recall = serializers.FloatField(allow_null=True)
     accuracy = serializers.FloatField(allow_null=True)
@@ -29,9 +35,13 @@ class MeasureSerializer(serializers.Serializer):
 
 
 class MeasuresSerializer(serializers.Serializer):
-    held_out = MeasureSerializer(help_text="images labelled at training time, scored by models that never saw "
-                                           "a label of their dataset (out-of-fold predictions)")
-    since_training = MeasureSerializer(help_text="labels given or changed after training, scored by this version")
+    held_out = MeasureSerializer(
+        help_text="images labelled at training time, scored by models that never saw "
+        "a label of their dataset (out-of-fold predictions)"
+    )
+    since_training = MeasureSerializer(
+        help_text="labels given or changed after training, scored by this version"
+    )
     training_fit = MeasureSerializer(help_text="the labels this version learnt from: optimistic")
 
 
@@ -73,9 +83,14 @@ class Review(APIView):
     and over the project: held out (headline), since training, and training fit (optimistic)."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("version", str, description="model number, or 'default'; default: the active "
-                                                                 "version, else the default score"),
-                    OpenApiParameter("dataset", int, description="only this dataset in `datasets`")],
+        parameters=[
+            OpenApiParameter(
+                "version",
+                str,
+                description="model number, or 'default'; default: the active version, else the default score",
+            ),
+            OpenApiParameter("dataset", int, description="only this dataset in `datasets`"),
+        ],
         responses={200: AccuracySerializer},
     )
     def get(self, request, slug: str):

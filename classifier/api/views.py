@@ -1,4 +1,5 @@
 """Model versions, training and scoring over REST."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -22,15 +23,32 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "number", "arch", "task", "classes", "params", "label_counts", "label_total", "label_hash",
-                  "dataset_count", "collections_used", "metrics", "notes", "is_active", "quick", "created_by",
-                  "created_at"]
+        fields = [
+            "id",
+            "number",
+            "arch",
+            "task",
+            "classes",
+            "params",
+            "label_counts",
+            "label_total",
+            "label_hash",
+            "dataset_count",
+            "collections_used",
+            "metrics",
+            "notes",
+            "is_active",
+            "quick",
+            "created_by",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
 class TrainSerializer(serializers.Serializer):
-    arch = serializers.ChoiceField(choices=["compact", "resnet50", "densenet121", "vgg16", "inceptionresnetv2"],
-                                   default="compact")
+    arch = serializers.ChoiceField(
+        choices=["compact", "resnet50", "densenet121", "vgg16", "inceptionresnetv2"], default="compact"
+    )
     folds = serializers.IntegerField(default=5, min_value=2, max_value=20)
     ensemble = serializers.IntegerField(default=1, min_value=1, max_value=10)
     epochs = serializers.IntegerField(required=False, min_value=1, max_value=500)
@@ -93,8 +111,10 @@ class Train(APIView):
         ser = TrainSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         if project.jobs.filter(kind=Job.Kind.TRAIN, status__in=Job.ACTIVE).exists():
-            return Response({"detail": "A model is already being trained for this project."},
-                            status=status.HTTP_409_CONFLICT)
+            return Response(
+                {"detail": "A model is already being trained for this project."},
+                status=status.HTTP_409_CONFLICT,
+            )
         run = services.start_training(project, request.user, dict(ser.validated_data))
         return Response(JobSerializer(run.job).data, status=status.HTTP_202_ACCEPTED)
 

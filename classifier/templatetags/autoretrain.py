@@ -1,4 +1,5 @@
 """{% auto_retrain_notice project %}: why automatic retraining is waiting or paused, once."""
+
 from __future__ import annotations
 
 from django import template

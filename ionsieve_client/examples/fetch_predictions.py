@@ -1,7 +1,8 @@
 """Write a dataset's predictions to CSV, most likely off-sample first.
 
-    python -m ionsieve_client.examples.fetch_predictions URL TOKEN DATASET_ID out.csv
+python -m ionsieve_client.examples.fetch_predictions URL TOKEN DATASET_ID out.csv
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,17 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.writer(f)
         w.writerow(["id", "name", "mz", "probability", "predicted", "label", "model_version"])
         for r in rows:
-            w.writerow([r["id"], r["name"], r["mz"], r["probability"], r["predicted"], r["label"], r["model_version"]])
+            w.writerow(
+                [
+                    r["id"],
+                    r["name"],
+                    r["mz"],
+                    r["probability"],
+                    r["predicted"],
+                    r["label"],
+                    r["model_version"],
+                ]
+            )
     print(f"{len(rows)} rows written to {a.out}")
     return 0
 

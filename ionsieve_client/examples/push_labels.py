@@ -1,7 +1,8 @@
 """Push labels from a CSV (columns: id or name, and label) to a dataset, one bulk call per label.
 
-    python -m ionsieve_client.examples.push_labels URL TOKEN PROJECT DATASET_ID labels.csv
+python -m ionsieve_client.examples.push_labels URL TOKEN PROJECT DATASET_ID labels.csv
 """
+
 from __future__ import annotations
 
 import argparse

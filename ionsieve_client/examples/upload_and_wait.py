@@ -1,7 +1,8 @@
 """Upload an imzML + ibd pair and wait until its images are sorted.
 
-    python -m ionsieve_client.examples.upload_and_wait URL TOKEN PROJECT run1.imzML run1.ibd
+python -m ionsieve_client.examples.upload_and_wait URL TOKEN PROJECT run1.imzML run1.ibd
 """
+
 from __future__ import annotations
 
 import argparse

@@ -60,23 +60,18 @@ def _check(
     problems: list[str] = []
     plan: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     if len(infos) > max_entries:
-        return [
-            f"the archive holds {len(infos):,} entries, more than the {max_entries:,} allowed"
-        ], []
+        return [f"the archive holds {len(infos):,} entries, more than the {max_entries:,} allowed"], []
     seen: dict[str, str] = {}
     total = 0
     for info in infos:
         shown = info.filename.replace("\\", "/")
         parts = entry_parts(info.filename)
         if _CONTROL.search(info.filename):
-            problems.append(
-                f"'{_CONTROL.sub('?', shown)[:200]}' has control characters in its name"
-            )
+            problems.append(f"'{_CONTROL.sub('?', shown)[:200]}' has control characters in its name")
             continue
         if parts is None:
             problems.append(
-                f"'{shown[:200]}' would be written outside the archive's folder "
-                "(refused for safety)"
+                f"'{shown[:200]}' would be written outside the archive's folder (refused for safety)"
             )
             continue
         if not parts or _ignored(parts):
@@ -105,9 +100,7 @@ def _check(
             continue
         seen[key] = shown
         total += info.file_size
-        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * max(
-            1, info.compress_size
-        ):
+        if info.file_size > RATIO_FLOOR_BYTES and info.file_size > max_ratio * max(1, info.compress_size):
             problems.append(
                 f"'{shown}' expands {info.file_size / max(1, info.compress_size):,.0f} times "
                 f"when unpacked (more than {max_ratio:g} times looks like a zip bomb)"
@@ -124,9 +117,7 @@ def _check(
     return problems, plan
 
 
-def _stream(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, max_ratio: float
-) -> int:
+def _stream(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int, max_ratio: float) -> int:
     """Copy one entry to `target` in chunks; returns the bytes written. Stops as soon as the real
     size passes the declared size, the archive budget or the ratio limit."""
     written = 0
@@ -145,8 +136,7 @@ def _stream(
                 raise ImageSetError("the archive unpacks to more than the size allowed")
             if written > RATIO_FLOOR_BYTES and written > max_ratio * max(1, info.compress_size):
                 raise ImageSetError(
-                    f"'{shown}' expands more than {max_ratio:g} times when unpacked "
-                    "(looks like a zip bomb)"
+                    f"'{shown}' expands more than {max_ratio:g} times when unpacked (looks like a zip bomb)"
                 )
             dst.write(chunk)
     return written
@@ -204,9 +194,7 @@ def safe_extract(
                 target = root.joinpath(*parts)
                 # Defence in depth: the resolved target must stay inside the root.
                 if not target.resolve().is_relative_to(base):
-                    raise ImageSetError(
-                        f"'{info.filename}' would be written outside the archive's folder"
-                    )
+                    raise ImageSetError(f"'{info.filename}' would be written outside the archive's folder")
                 if info.is_dir() or info.filename.replace("\\", "/").endswith("/"):
                     target.mkdir(parents=True, exist_ok=True)
                     continue
@@ -218,9 +206,7 @@ def safe_extract(
         except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
             _clean(root, dest_dir, created_dest)
             # CRC mismatches land here: a header that under-declares its data, or a damaged file.
-            raise ImageSetError(
-                f"{zip_path.name} is damaged and cannot be unpacked ({str(exc)[:120]})"
-            )
+            raise ImageSetError(f"{zip_path.name} is damaged and cannot be unpacked ({str(exc)[:120]})")
         except (FileExistsError, NotADirectoryError, IsADirectoryError):
             _clean(root, dest_dir, created_dest)
             raise ImageSetError(f"{zip_path.name} holds a file and a folder of the same name")

@@ -15,9 +15,7 @@ class ImageSetError(Exception):
     """
 
     def __init__(self, problems: str | list[str]) -> None:
-        self.problems: list[str] = (
-            [problems] if isinstance(problems, str) else [str(p) for p in problems]
-        )
+        self.problems: list[str] = [problems] if isinstance(problems, str) else [str(p) for p in problems]
         if not self.problems:
             self.problems = ["the images could not be read"]
         super().__init__(self.summary())

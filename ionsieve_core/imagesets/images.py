@@ -98,9 +98,7 @@ def _tiff_shape(tf, name: str, max_pixels: int) -> tuple[int, int, int]:
     channels = 0
     for p in pages:
         if (int(p.imagelength), int(p.imagewidth)) != (h, w):
-            raise ImageSetError(
-                f"{name} has pages of different sizes, so they cannot be its channels"
-            )
+            raise ImageSetError(f"{name} has pages of different sizes, so they cannot be its channels")
         channels += int(p.samplesperpixel) * max(1, int(getattr(p, "imagedepth", 1) or 1))
     if h * w > max_pixels:
         raise ImageSetError(_too_big(name, h, w, max_pixels))
@@ -113,9 +111,7 @@ def _tiff_shape(tf, name: str, max_pixels: int) -> tuple[int, int, int]:
     return h, w, channels
 
 
-def image_shape(
-    source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS
-) -> tuple[int, int, int]:
+def image_shape(source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int, int]:
     """(height, width, channels) from the header only; raises ImageSetError for non-images,
     damaged headers and images over `max_pixels`. PNG channels count colour planes (RGBA = 4)."""
     name = _name(source, name)
@@ -136,9 +132,7 @@ def image_shape(
     except ImageSetError:
         raise
     except Exception as exc:  # a damaged header must not escape as an internal error
-        raise ImageSetError(
-            f"{name} could not be read as an image (the file may be damaged: {_why(exc)})"
-        )
+        raise ImageSetError(f"{name} could not be read as an image (the file may be damaged: {_why(exc)})")
     raise ImageSetError(not_an_image(name))
 
 
@@ -160,9 +154,7 @@ def read_image(source: Source, name: str = "", max_pixels: int = DEFAULT_MAX_PIX
     except ImageSetError:
         raise
     except Exception as exc:
-        raise ImageSetError(
-            f"{name} could not be read as an image (the file may be damaged: {_why(exc)})"
-        )
+        raise ImageSetError(f"{name} could not be read as an image (the file may be damaged: {_why(exc)})")
 
 
 # ---------------------------------------------------------------- PNG (and anything Pillow opens)

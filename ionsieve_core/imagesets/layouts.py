@@ -255,9 +255,7 @@ def _looks_like_channels(images: list[Path], channels: list[str] | None) -> bool
     return len(suffixes) >= 2 and multi >= 0.5 * len(groups)
 
 
-def _detect(
-    scan: _Scan, has_csv: bool, classes: list[str] | None, channels: list[str] | None
-) -> str:
+def _detect(scan: _Scan, has_csv: bool, classes: list[str] | None, channels: list[str] | None) -> str:
     images = scan.images
     if _looks_like_channels(images, channels):
         return "channels"
@@ -271,9 +269,7 @@ def _detect(
         return "flat"  # a folder with its own labels CSV is a dataset, not a label
     if classes:
         known = [
-            f
-            for f in folders
-            if _match_class(f, classes) is not None or f.lower() in UNLABELLED_FOLDERS
+            f for f in folders if _match_class(f, classes) is not None or f.lower() in UNLABELLED_FOLDERS
         ]
         if has_csv:
             return "gs" if len(known) == len(folders) else "flat"
@@ -309,9 +305,7 @@ def read_text(path: Path, warnings: list[str]) -> str:
             text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
-        warnings.append(
-            f"{path.name} is not UTF-8; it was read as {label}, so check accented names"
-        )
+        warnings.append(f"{path.name} is not UTF-8; it was read as {label}, so check accented names")
         return text
     raise AssertionError("latin-1 decodes any bytes")  # pragma: no cover
 
@@ -323,13 +317,10 @@ class _Row:
     tokens: list[str]
 
 
-def _parse_csv(
-    path: Path, known_keys: set[str], warnings: list[str], problems: list[str]
-) -> list[_Row]:
+def _parse_csv(path: Path, known_keys: set[str], warnings: list[str], problems: list[str]) -> list[_Row]:
     if path.stat().st_size > MAX_CSV_BYTES:
         problems.append(
-            f"{path.name} is larger than {MAX_CSV_BYTES // 1_000_000} MB, "
-            "too large for a labels table"
+            f"{path.name} is larger than {MAX_CSV_BYTES // 1_000_000} MB, too large for a labels table"
         )
         return []
     text = read_text(path, warnings).replace("\x00", "")
@@ -339,9 +330,7 @@ def _parse_csv(
     except csv.Error:
         dialect = csv.excel
     rows = [
-        (i + 1, r)
-        for i, r in enumerate(csv.reader(io.StringIO(text), dialect))
-        if any(c.strip() for c in r)
+        (i + 1, r) for i, r in enumerate(csv.reader(io.StringIO(text), dialect)) if any(c.strip() for c in r)
     ]
     if not rows:
         warnings.append(f"{path.name} is empty; no labels were read from it")
@@ -353,9 +342,7 @@ def _parse_csv(
         data = rows[1:]
     else:
         if max(len(r) for _, r in rows) < 2:
-            problems.append(
-                f"{path.name} needs two columns, file and label (for example: file,label)"
-            )
+            problems.append(f"{path.name} needs two columns, file and label (for example: file,label)")
             return []
         file_col, label_col = 0, 1
         if _key_variants(rows[0][1][0].strip()) & known_keys:
@@ -388,9 +375,7 @@ def _key_variants(key: str) -> set[str]:
     return out
 
 
-def _resolve_tokens(
-    tokens: list[str], classes: list[str] | None
-) -> tuple[list[str], list[str], list[str]]:
+def _resolve_tokens(tokens: list[str], classes: list[str] | None) -> tuple[list[str], list[str], list[str]]:
     """(class names, unknown names, numbers that need a class list)."""
     names: list[str] = []
     unknown: list[str] = []
@@ -456,8 +441,7 @@ def _apply_csv(
             labelled.add(id(item))
     if missing:
         problems.append(
-            f"{csv_path.name} names {len(missing)} file(s) that are not in the folder: "
-            f"{_listed(missing)}"
+            f"{csv_path.name} names {len(missing)} file(s) that are not in the folder: {_listed(missing)}"
         )
     if ambiguous:
         problems.append(
@@ -497,9 +481,7 @@ def _dataset_names(dirs: list[Path], root: Path) -> dict[Path, str]:
     return names
 
 
-def _header_problems(
-    scan: _Scan, max_pixels: int, problems: list[str]
-) -> dict[Path, tuple[int, int, int]]:
+def _header_problems(scan: _Scan, max_pixels: int, problems: list[str]) -> dict[Path, tuple[int, int, int]]:
     shapes: dict[Path, tuple[int, int, int]] = {}
     not_images: list[str] = []
     for rel in scan.images:
@@ -513,9 +495,7 @@ def _header_problems(
     not_images += [p.as_posix() for p in scan.others]
     problems.extend(not_an_image(n) for n in not_images[:MAX_LISTED])
     if len(not_images) > MAX_LISTED:
-        problems.append(
-            f"{len(not_images) - MAX_LISTED} more files are not images (PNG or TIFF expected)"
-        )
+        problems.append(f"{len(not_images) - MAX_LISTED} more files are not images (PNG or TIFF expected)")
     return shapes
 
 
@@ -530,9 +510,7 @@ def _duplicates(d: DatasetPlan, problems: list[str], what: str = "name") -> None
         else:
             seen[key] = item
     if dups:
-        problems.append(
-            f"dataset {d.name} has several images with the same {what}: {_listed(dups)}"
-        )
+        problems.append(f"dataset {d.name} has several images with the same {what}: {_listed(dups)}")
 
 
 def _plan_gs(scan: _Scan, classes: list[str] | None, problems: list[str]) -> list[DatasetPlan]:
@@ -660,9 +638,7 @@ def _plan_channels(
         ident, ch = split
         chans = groups[(p.parent, ident)]
         if ch.lower() in chans:
-            problems.append(
-                f"{ident} has two files for channel {ch}: {chans[ch.lower()].name} and {p.name}"
-            )
+            problems.append(f"{ident} has two files for channel {ch}: {chans[ch.lower()].name} and {p.name}")
             continue
         chans[ch.lower()] = p
     found = {ch for g in groups.values() for ch in g}
@@ -699,8 +675,7 @@ def _plan_channels(
         problems.append(f"{len(lacking)} image(s) lack a channel: {_listed(lacking)}")
     if sizes_differ:
         problems.append(
-            f"{len(sizes_differ)} image(s) have channels of different sizes: "
-            f"{_listed(sizes_differ)}"
+            f"{len(sizes_differ)} image(s) have channels of different sizes: {_listed(sizes_differ)}"
         )
     names = _dataset_names(sorted(by_dir, key=lambda d: natural_key(d.as_posix())), scan.root)
     datasets = []
@@ -754,9 +729,7 @@ def plan_import(
     elif layout == "flat":
         datasets = _plan_flat(scan, labels_csv, classes, warnings, problems)
     else:
-        datasets, order = _plan_channels(
-            scan, labels_csv, channels, classes, shapes, warnings, problems
-        )
+        datasets, order = _plan_channels(scan, labels_csv, channels, classes, shapes, warnings, problems)
     datasets = [d for d in datasets if d.items]
     if scan.images and not datasets and not problems:
         problems.append("no complete images were found")
@@ -764,6 +737,4 @@ def plan_import(
         raise ImageSetError(list(dict.fromkeys(problems)))
     seen = {label for d in datasets for item in d.items for label in item.labels}
     classes_seen = [c for c in classes if c in seen] if classes else sorted(seen, key=natural_key)
-    return ImportPlan(
-        layout, datasets, classes_seen, warnings, order if layout == "channels" else []
-    )
+    return ImportPlan(layout, datasets, classes_seen, warnings, order if layout == "channels" else [])

@@ -30,9 +30,7 @@ Item = tuple[str, ImageLike, list[str]]
 Datasets = Iterable[tuple[str, Iterable[Item]]]
 ScaleRow = tuple[str, str, str, float, float]
 UNLABELLED_FOLDER = "unlabelled"
-_UNSAFE = re.compile(
-    r'(?:[\x00-\x1f\x7f/\\:*?"<>|]|\.\.)+'
-)  # separators, "..", control and Windows-reserved
+_UNSAFE = re.compile(r'(?:[\x00-\x1f\x7f/\\:*?"<>|]|\.\.)+')  # separators, "..", control and Windows-reserved
 
 
 def safe_name(name: str, fallback: str = "unnamed") -> str:
@@ -120,9 +118,7 @@ def _write_one(array: ImageLike, folder: Path, stem: str) -> tuple[Path, dict[st
     raise ValueError(f"{stem}: images are (h, w) or (h, w, c), not shape {a.shape}")
 
 
-def _row(
-    out_root: Path, dataset: str, path: Path, labels: list[str], scale: dict[str, float]
-) -> ScaleRow:
+def _row(out_root: Path, dataset: str, path: Path, labels: list[str], scale: dict[str, float]) -> ScaleRow:
     return (
         dataset,
         path.relative_to(out_root).as_posix(),
@@ -203,8 +199,7 @@ def write_channels_layout(
             a = a[..., None] if a.ndim == 2 else a
             if a.ndim != 3 or a.shape[2] != len(chans):
                 raise ValueError(
-                    f"{name}: {a.shape} does not hold the {len(chans)} channels "
-                    f"{', '.join(channels)}"
+                    f"{name}: {a.shape} does not hold the {len(chans)} channels {', '.join(channels)}"
                 )
             unknown = [lab for lab in labels if classes is not None and lab not in classes]
             if unknown:

@@ -6,6 +6,7 @@ Nathaniel J. Smith, Stefan van der Walt and Eric Firing; turbo is Apache-2.0, by
 This is the one copy: thumbnails (scaling.py) and the reading of viridis renders
 (ionsieve_core/imagesets/images.py) both use it.
 """
+
 from __future__ import annotations
 
 from functools import cache

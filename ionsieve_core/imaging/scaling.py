@@ -52,7 +52,9 @@ def display_stats(img: np.ndarray) -> dict:
     hot = hotspot_threshold(v)
     hot = float(v.max()) if hot is None else hot
     return {
-        "min": float(v.min()), "max": float(v.max()), "hotspot": hot,
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "hotspot": hot,
         "hotspot_percentile": round(100 * np.count_nonzero(v <= hot) / v.size, 1),
         "quantiles": np.percentile(v, np.linspace(0, 100, QUANTILE_STEPS + 1)).tolist(),
     }
@@ -90,8 +92,9 @@ def scale(img: np.ndarray, mode: str = "linear") -> np.ndarray:
     return out
 
 
-def to_thumbnail_png(img: np.ndarray, size: int = 128, cmap: str = "viridis",
-                     mode: str = "linear", clip_q: float | None = 99) -> bytes:
+def to_thumbnail_png(
+    img: np.ndarray, size: int = 128, cmap: str = "viridis", mode: str = "linear", clip_q: float | None = 99
+) -> bytes:
     """PNG bytes of a colour-mapped image whose longer side is `size` (aspect kept).
 
     The image is hotspot-clipped and scaled here; NaN pixels become fully transparent.
@@ -106,8 +109,13 @@ def to_thumbnail_png(img: np.ndarray, size: int = 128, cmap: str = "viridis",
 _BATCH_VALUES = 8 << 20
 
 
-def iter_thumbnails_png(images: np.ndarray, size: int = 128, cmap: str = "viridis",
-                        mode: str = "linear", clip_q: float | None = 99) -> Iterator[bytes]:
+def iter_thumbnails_png(
+    images: np.ndarray,
+    size: int = 128,
+    cmap: str = "viridis",
+    mode: str = "linear",
+    clip_q: float | None = 99,
+) -> Iterator[bytes]:
     """PNG thumbnails of a (k, h, w) stack, one per image, in order: what `to_thumbnail_png`
     gives image by image, but each step runs over a batch of images at once.
 
@@ -129,7 +137,7 @@ def iter_thumbnails_png(images: np.ndarray, size: int = 128, cmap: str = "viridi
     lut32 = lut.view("<u4").ravel()
     step = max(1, _BATCH_VALUES // (h * w))
     for b0 in range(0, k, step):
-        a = np.array(images[b0:b0 + step], dtype=np.float32).reshape(-1, h * w)
+        a = np.array(images[b0 : b0 + step], dtype=np.float32).reshape(-1, h * w)
         known = np.isfinite(a)
         if clip_q is not None:
             np.minimum(a, _percentile_of_nonzero(a, known, clip_q)[:, None], out=a)
@@ -162,12 +170,14 @@ def _png(rgba: np.ndarray) -> bytes:
     h, w, _ = rgba.shape
     raw = np.zeros((h, w * 4 + 1), np.uint8)  # a leading 0 per row: filter type "none"
     raw[:, 1:] = rgba.reshape(h, w * 4)
-    return b"".join((
-        b"\x89PNG\r\n\x1a\n",
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)),  # 8-bit RGBA
-        _chunk(b"IDAT", zlib.compress(raw.tobytes(), 1)),
-        _chunk(b"IEND", b""),
-    ))
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)),  # 8-bit RGBA
+            _chunk(b"IDAT", zlib.compress(raw.tobytes(), 1)),
+            _chunk(b"IEND", b""),
+        )
+    )
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -3,6 +3,7 @@
 The Django side calls `from ionsieve_core import ml` then ml.train / ml.predict /
 ml.save_bundle / ml.load_bundle / ml.default_binary_scores.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,20 @@ def make_model(*args, **kwargs):
 
 
 __all__ = [
-    "FORMAT_VERSION", "ModelBundle", "TrainParams", "TrainResult", "TrainingCancelled", "coldstart_scores",
-    "compute_metrics", "default_binary_scores", "estimate_sample_mask", "grouped_folds", "load_bundle",
-    "make_model", "predict", "prepare", "save_bundle", "train",
+    "FORMAT_VERSION",
+    "ModelBundle",
+    "TrainParams",
+    "TrainResult",
+    "TrainingCancelled",
+    "coldstart_scores",
+    "compute_metrics",
+    "default_binary_scores",
+    "estimate_sample_mask",
+    "grouped_folds",
+    "load_bundle",
+    "make_model",
+    "predict",
+    "prepare",
+    "save_bundle",
+    "train",
 ]

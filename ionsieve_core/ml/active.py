@@ -11,6 +11,7 @@ ask for next. Pure numpy / TensorFlow / scikit-learn.
 - `select`: the acquisition strategies (active = uncertainty mixed with diversity, random,
   probability = most likely first-class (off-sample) first).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -40,6 +41,7 @@ def _embed_graph(model):
 
     steps = _folded_steps(model)
     if steps is not None and steps[-1][0] == "dense":
+
         def run(x):
             x = run_steps(steps[:-1], x)  # everything but the classifier: the embedding
             last = steps[-1][1]
@@ -72,14 +74,15 @@ def _run(bundle, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         bundle._embed = fn
     embs, outs = [], []
     for s in range(0, len(x), 256):
-        e, o = fn(np.ascontiguousarray(x[s:s + 256], dtype=np.float32))
+        e, o = fn(np.ascontiguousarray(x[s : s + 256], dtype=np.float32))
         embs.append(e.numpy())
         outs.append(o.numpy())
     return np.concatenate(embs).astype(np.float32), np.concatenate(outs).astype(np.float64)
 
 
-def predict_and_embed(bundle, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def predict_and_embed(
+    bundle, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """((n, C) probabilities as `training.predict` gives them (without test-time augmentation),
     (n, d) float32 embeddings) in one pass of the network."""
     from ionsieve_core.ml.fastpredict import Plan
@@ -96,8 +99,8 @@ def predict_and_embed(bundle, images: Sequence[np.ndarray], contexts: Sequence[n
     use_ctx = bool(bundle.params.context)
     probs, embs = [], []
     for s in range(0, n, EMBED_BATCH):
-        part = images[s:s + EMBED_BATCH]
-        ctx = contexts[s:s + EMBED_BATCH] if use_ctx and contexts is not None else None
+        part = images[s : s + EMBED_BATCH]
+        ctx = contexts[s : s + EMBED_BATCH] if use_ctx and contexts is not None else None
         x = prepare(part, size, bundle.channels, ctx)
         if use_ctx and contexts is None:
             x = np.concatenate([x, np.zeros(x.shape[:3] + (1,), np.float32)], axis=3)
@@ -176,12 +179,19 @@ class Head:
     intercept: np.ndarray  # (k,)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        return {"task": np.array(self.task), "mean": self.mean, "scale": self.scale, "coef": self.coef,
-                "intercept": self.intercept}
+        return {
+            "task": np.array(self.task),
+            "mean": self.mean,
+            "scale": self.scale,
+            "coef": self.coef,
+            "intercept": self.intercept,
+        }
 
     @classmethod
     def from_arrays(cls, a) -> Head:
-        return cls(task=str(a["task"]), mean=a["mean"], scale=a["scale"], coef=a["coef"], intercept=a["intercept"])
+        return cls(
+            task=str(a["task"]), mean=a["mean"], scale=a["scale"], coef=a["coef"], intercept=a["intercept"]
+        )
 
 
 class HeadError(ValueError):
@@ -189,7 +199,11 @@ class HeadError(ValueError):
 
 
 def _targets(y: np.ndarray, task: str, k: int) -> np.ndarray:
-    return np.asarray(y, dtype=np.float32).reshape(len(y), k) if task == "multilabel" else np.asarray(y, np.int64)
+    return (
+        np.asarray(y, dtype=np.float32).reshape(len(y), k)
+        if task == "multilabel"
+        else np.asarray(y, np.int64)
+    )
 
 
 PRIOR_WEIGHT = 20.0  # the scorer's opinion counts like this many labels, however many images it covers
@@ -203,7 +217,11 @@ def prior_pseudo_labels(emb: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.
     throwing away what the scorer knew; as labels grow, their share shrinks."""
     emb = np.asarray(emb, dtype=np.float32)
     rng = np.random.default_rng(seed)
-    idx = rng.choice(len(emb), size=min(len(emb), PRIOR_SAMPLE), replace=False) if len(emb) else np.zeros(0, int)
+    idx = (
+        rng.choice(len(emb), size=min(len(emb), PRIOR_SAMPLE), replace=False)
+        if len(emb)
+        else np.zeros(0, int)
+    )
     z = emb[idx, -1].astype(np.float64)
     y = np.where(z > 0, 0, 1)  # logit of p(first class) > 0: the first class
     conf = np.abs(np.tanh(z / 2))  # |2p - 1|
@@ -212,8 +230,14 @@ def prior_pseudo_labels(emb: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.
 
 
 @single_threaded
-def fit_head(emb: np.ndarray, y: np.ndarray, task: str, k: int, c: float = 0.5,
-             prior: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Head:
+def fit_head(
+    emb: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    k: int,
+    c: float = 0.5,
+    prior: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Head:
     """Logistic regression (balanced class weights) of y on the embeddings. Single-label tasks
     need two classes among the labels; classes nobody labelled yet get no probability.
     Multi-label: one regression per class; a class always (or never) given keeps its rate.
@@ -278,8 +302,9 @@ def head_probabilities(head: Head, emb: np.ndarray) -> np.ndarray:
 
 
 @single_threaded
-def cross_validated_head(emb: np.ndarray, y: np.ndarray, task: str, k: int,
-                         folds: list[tuple[np.ndarray, np.ndarray]], prior=None) -> np.ndarray:
+def cross_validated_head(
+    emb: np.ndarray, y: np.ndarray, task: str, k: int, folds: list[tuple[np.ndarray, np.ndarray]], prior=None
+) -> np.ndarray:
     """Out-of-fold head probabilities: each image scored by a head that never saw its fold (a
     fold whose training part lacks a second class gets the class rates of that part)."""
     t = _targets(y, task, k)
@@ -325,16 +350,23 @@ def _min_distance(points: np.ndarray, to: np.ndarray, chunk: int = 4096) -> np.n
     """Euclidean distance of each point to its nearest point of `to` (unit vectors)."""
     out = np.full(len(points), np.inf, np.float32)
     for s in range(0, len(to), chunk):
-        sim = points @ to[s:s + chunk].T
+        sim = points @ to[s : s + chunk].T
         out = np.minimum(out, np.sqrt(np.maximum(0.0, 2 - 2 * sim.max(axis=1))))
     return out
 
 
 @single_threaded
-def select(n: int, strategy: str, *, uncertainty: np.ndarray | None = None,
-           probability: np.ndarray | None = None, embeddings: np.ndarray | None = None,
-           labelled_embeddings: np.ndarray | None = None, seed: int = 0,
-           pool_factor: int = 20) -> np.ndarray:
+def select(
+    n: int,
+    strategy: str,
+    *,
+    uncertainty: np.ndarray | None = None,
+    probability: np.ndarray | None = None,
+    embeddings: np.ndarray | None = None,
+    labelled_embeddings: np.ndarray | None = None,
+    seed: int = 0,
+    pool_factor: int = 20,
+) -> np.ndarray:
     """Indices (into the candidates) of the n to label next, best first.
 
     active: greedy k-centre weighted by uncertainty. A pool of the most uncertain candidates
@@ -346,8 +378,13 @@ def select(n: int, strategy: str, *, uncertainty: np.ndarray | None = None,
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; one of {', '.join(STRATEGIES)}")
-    m = len(uncertainty) if uncertainty is not None else (len(probability) if probability is not None
-                                                            else len(embeddings) if embeddings is not None else 0)
+    m = (
+        len(uncertainty)
+        if uncertainty is not None
+        else (
+            len(probability) if probability is not None else len(embeddings) if embeddings is not None else 0
+        )
+    )
     n = max(0, min(int(n), m))
     if n == 0:
         return np.zeros(0, dtype=np.int64)

@@ -3,6 +3,7 @@
 Loading never raises: a missing, truncated, corrupt or unknown-version file gives None and a
 logged warning, so the web app falls back to the default scorer instead of failing a page.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,10 +42,16 @@ class ModelBundle:
 
     def meta(self) -> dict:
         return {
-            "format_version": FORMAT_VERSION, "task": self.task, "classes": list(self.classes),
-            "params": self.params.to_dict(), "thresholds": [float(t) for t in self.thresholds],
-            "calibration": self.calibration, "input_shape": [int(v) for v in self.input_shape],
-            "channels": int(self.channels), "n_models": len(self.models), "metrics": self.metrics,
+            "format_version": FORMAT_VERSION,
+            "task": self.task,
+            "classes": list(self.classes),
+            "params": self.params.to_dict(),
+            "thresholds": [float(t) for t in self.thresholds],
+            "calibration": self.calibration,
+            "input_shape": [int(v) for v in self.input_shape],
+            "channels": int(self.channels),
+            "n_models": len(self.models),
+            "metrics": self.metrics,
             "extra": self.extra,
         }
 
@@ -104,8 +111,9 @@ def load_bundle(path: str | os.PathLike | None) -> ModelBundle | None:
             meta = json.loads(zf.read(META_NAME))
             version = meta.get("format_version")
             if version != FORMAT_VERSION:
-                log.warning("model file %s has format version %r, this code reads %s", path, version,
-                            FORMAT_VERSION)
+                log.warning(
+                    "model file %s has format version %r, this code reads %s", path, version, FORMAT_VERSION
+                )
                 return None
             models = []
             with tempfile.TemporaryDirectory() as d:
@@ -115,10 +123,15 @@ def load_bundle(path: str | os.PathLike | None) -> ModelBundle | None:
         if not models:
             raise ValueError("no model in the bundle")
         return ModelBundle(
-            task=meta["task"], classes=list(meta["classes"]), params=TrainParams.from_dict(meta["params"]),
-            thresholds=[float(t) for t in meta["thresholds"]], models=models,
-            input_shape=tuple(int(v) for v in meta["input_shape"]), channels=int(meta.get("channels", 1)),
-            calibration=meta.get("calibration"), metrics=meta.get("metrics") or {},
+            task=meta["task"],
+            classes=list(meta["classes"]),
+            params=TrainParams.from_dict(meta["params"]),
+            thresholds=[float(t) for t in meta["thresholds"]],
+            models=models,
+            input_shape=tuple(int(v) for v in meta["input_shape"]),
+            channels=int(meta.get("channels", 1)),
+            calibration=meta.get("calibration"),
+            metrics=meta.get("metrics") or {},
             extra=meta.get("extra") or {},
         )
     except Exception as e:  # noqa: BLE001 - corrupt/truncated files must not crash the app

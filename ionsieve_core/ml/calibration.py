@@ -4,6 +4,7 @@ CNN probabilities trained with class weights are badly calibrated (the METASPACE
 were); a monotone map fitted on out-of-fold predictions fixes that without touching the
 ranking. Parameters are plain JSON so the bundle stays readable without pickles.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,11 @@ def fit_calibration(p0: np.ndarray, is0: np.ndarray) -> dict | None:
         return None
     if min(pos, neg) >= MIN_PER_CLASS_ISOTONIC:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p0, is0)
-        return {"method": "isotonic", "x": [float(v) for v in iso.X_thresholds_],
-                "y": [float(v) for v in iso.y_thresholds_]}
+        return {
+            "method": "isotonic",
+            "x": [float(v) for v in iso.X_thresholds_],
+            "y": [float(v) for v in iso.y_thresholds_],
+        }
     lr = LogisticRegression(C=1.0).fit(_logit(p0)[:, None], is0)
     return {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
 
@@ -66,8 +70,13 @@ def best_f1_threshold(score: np.ndarray, positive: np.ndarray) -> float:
     return float(np.clip((s[i] + nxt) / 2, 1e-4, 1 - 1e-4))
 
 
-def cross_fitted(task: str, raw: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
-                 calibrate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cross_fitted(
+    task: str,
+    raw: np.ndarray,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    calibrate: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Held-out probabilities, decision thresholds and fold of every image.
 
     `raw` holds scores that never saw the image's group (out-of-fold model outputs, or the

@@ -6,6 +6,7 @@ ions and further from the acquisition edge: background holds matrix ions only, t
 most ions, and slides are framed around the tissue. An ion is then off-sample to the degree
 its intensity sits outside that area (mean off vs on, and anti-correlation with the mask).
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,7 +48,9 @@ def _normalised(images: np.ndarray, acq: np.ndarray) -> np.ndarray:
     return clip_scale(x[:, :, None, None])[:, :, 0, 0]
 
 
-def _mask_from_x(x: np.ndarray, acq: np.ndarray, tic: np.ndarray, seed: int = 0) -> tuple[np.ndarray, bool, dict]:
+def _mask_from_x(
+    x: np.ndarray, acq: np.ndarray, tic: np.ndarray, seed: int = 0
+) -> tuple[np.ndarray, bool, dict]:
     from sklearn.cluster import KMeans
 
     h, w = acq.shape
@@ -83,10 +86,18 @@ def _mask_from_x(x: np.ndarray, acq: np.ndarray, tic: np.ndarray, seed: int = 0)
         if sel.sum() == 0:
             stats.append((0.0, 0.0, 0.0))
             continue
-        stats.append((float(richness[sel].mean()), float(depth[c].mean()), float((c & edge).sum() / max(edge.sum(), 1))))
+        stats.append(
+            (
+                float(richness[sel].mean()),
+                float(depth[c].mean()),
+                float((c & edge).sum() / max(edge.sum(), 1)),
+            )
+        )
     # Sample = richer in ions and deeper inside the acquisition (log ratios, both votes).
     eps = 1e-6
-    vote = (np.log((stats[1][0] + eps) / (stats[0][0] + eps)) + np.log((stats[1][1] + eps) / (stats[0][1] + eps)))
+    vote = np.log((stats[1][0] + eps) / (stats[0][0] + eps)) + np.log(
+        (stats[1][1] + eps) / (stats[0][1] + eps)
+    )
     mask = c1 if vote > 0 else (~c1 & acq)
     sample_i = 1 if vote > 0 else 0
     bg = acq & ~mask
@@ -97,8 +108,12 @@ def _mask_from_x(x: np.ndarray, acq: np.ndarray, tic: np.ndarray, seed: int = 0)
     on_mean = x[:, mask[acq]].mean(axis=1) if mask.any() else np.zeros(k)
     off_mean = x[:, bg[acq]].mean(axis=1) if bg.any() else np.zeros(k)
     absent = float(np.mean(off_mean < 0.25 * on_mean)) if bg.any() else 0.0
-    info = {"coverage": coverage, "richness_ratio": float(rich_ratio), "absent_share": absent,
-            "edge_share_bg": stats[1 - sample_i][2]}
+    info = {
+        "coverage": coverage,
+        "richness_ratio": float(rich_ratio),
+        "absent_share": absent,
+        "edge_share_bg": stats[1 - sample_i][2],
+    }
     # On generated data: real backgrounds lack 40-80 % of the ions, tissue-vs-tissue splits
     # lack 0-2 %; richness ratios overlap more (0.3-0.85 vs ~1.0), hence the loose bound.
     has_bg = coverage <= FULL_COVERAGE and absent >= 0.2 and rich_ratio < 0.95
@@ -271,9 +286,13 @@ def blend(p_model: np.ndarray, p_ctx: np.ndarray, how: dict | None) -> np.ndarra
     return np.quantile(p_model, np.clip(r, 0, 1)) if n > 1 else p_model
 
 
-def default_binary_scores(images: np.ndarray | list[np.ndarray], tic: np.ndarray | None,
-                          model_path: str | os.PathLike | None = None, shared_context: bool = True,
-                          with_embeddings: bool = False):
+def default_binary_scores(
+    images: np.ndarray | list[np.ndarray],
+    tic: np.ndarray | None,
+    model_path: str | os.PathLike | None = None,
+    shared_context: bool = True,
+    with_embeddings: bool = False,
+):
     """(k, 2) [p_off, p_on] for a project nobody has trained a model for yet.
 
     `images` is a (k, h, w) stack of one acquisition (an MSI dataset: the context half looks

@@ -1,13 +1,15 @@
 """Grouped cross-validation: a dataset's images are never on both sides of a split,
 because images of one dataset share its sample, matrix and instrument and would leak."""
+
 from __future__ import annotations
 
 import numpy as np
 from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
 
-def grouped_folds(groups, n_folds: int, y: np.ndarray | None = None,
-                  seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+def grouped_folds(
+    groups, n_folds: int, y: np.ndarray | None = None, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train_idx, val_idx) pairs. Fewer groups than folds -> one fold per group; a single
     group -> a (stratified when y is a class vector) split within it, which cannot measure
     generalisation to new datasets."""

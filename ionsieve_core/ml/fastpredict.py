@@ -8,6 +8,7 @@ BLAS matrix products. Outputs match TensorFlow's to ~1e-6 (tests/ml/test_fastpre
 
 `export_plan` needs Keras (once, where the model was made); everything else needs numpy only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,22 +50,37 @@ def model_steps(model) -> list[tuple[str, dict[str, np.ndarray]]] | None:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, keras.layers.Conv2D):
-            if (conv is not None or layer.use_bias or tuple(layer.strides) != (1, 1)
-                    or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1 or layer.padding != "same"):
+            if (
+                conv is not None
+                or layer.use_bias
+                or tuple(layer.strides) != (1, 1)
+                or tuple(layer.dilation_rate) != (1, 1)
+                or layer.groups != 1
+                or layer.padding != "same"
+            ):
                 return None
             conv = layer
         elif isinstance(layer, keras.layers.BatchNormalization):
             if conv is None or layer.axis not in (-1, [-1], 3, [3]):
                 return None
             s = layer.gamma.numpy() / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
-            steps.append(("conv", {"kernel": (conv.kernel.numpy() * s).astype(np.float32),
-                                   "bias": (layer.beta.numpy() - layer.moving_mean.numpy() * s).astype(np.float32)}))
+            steps.append(
+                (
+                    "conv",
+                    {
+                        "kernel": (conv.kernel.numpy() * s).astype(np.float32),
+                        "bias": (layer.beta.numpy() - layer.moving_mean.numpy() * s).astype(np.float32),
+                    },
+                )
+            )
             conv = None
         elif conv is not None:
             return None
         elif isinstance(layer, keras.layers.Activation):
             name = keras.activations.serialize(layer.activation)
-            name = name if isinstance(name, str) else name.get("config", {}).get("name", name.get("class_name"))
+            name = (
+                name if isinstance(name, str) else name.get("config", {}).get("name", name.get("class_name"))
+            )
             if name not in ("relu", "linear"):
                 return None
             steps.append((name, {}))
@@ -81,8 +97,16 @@ def model_steps(model) -> list[tuple[str, dict[str, np.ndarray]]] | None:
             if act not in ("relu", "linear", "softmax", "sigmoid"):
                 return None
             b = layer.bias.numpy() if layer.use_bias else np.zeros(layer.units, np.float32)
-            steps.append(("dense", {"kernel": layer.kernel.numpy().astype(np.float32), "bias": b.astype(np.float32),
-                                    "activation": np.asarray(act)}))
+            steps.append(
+                (
+                    "dense",
+                    {
+                        "kernel": layer.kernel.numpy().astype(np.float32),
+                        "bias": b.astype(np.float32),
+                        "activation": np.asarray(act),
+                    },
+                )
+            )
         else:
             return None
     return steps if conv is None else None
@@ -104,10 +128,17 @@ def export_plan(bundle, bundle_path: str | os.PathLike, out: str | os.PathLike |
                 arrays[f"m{i}_s{j}_{name}"] = value
         layout.append(kinds)
     meta = {
-        "plan_version": PLAN_VERSION, "source_sha256": file_sha256(bundle_path), "layout": layout,
-        "task": bundle.task, "classes": list(bundle.classes), "input_shape": list(bundle.input_shape),
-        "channels": int(bundle.channels), "calibration": bundle.calibration, "extra": bundle.extra,
-        "tta": bool(bundle.params.tta), "context": bool(bundle.params.context),
+        "plan_version": PLAN_VERSION,
+        "source_sha256": file_sha256(bundle_path),
+        "layout": layout,
+        "task": bundle.task,
+        "classes": list(bundle.classes),
+        "input_shape": list(bundle.input_shape),
+        "channels": int(bundle.channels),
+        "calibration": bundle.calibration,
+        "extra": bundle.extra,
+        "tta": bool(bundle.params.tta),
+        "context": bool(bundle.params.context),
     }
     tmp = out.with_name(out.name + ".part")
     with open(tmp, "wb") as f:
@@ -141,8 +172,8 @@ class Plan:
 
         size = int(self.input_shape[0])
         for s in range(0, len(images), 1024):
-            part = images[s:s + 1024]
-            ctx = contexts[s:s + 1024] if self.context and contexts is not None else None
+            part = images[s : s + 1024]
+            ctx = contexts[s : s + 1024] if self.context and contexts is not None else None
             x = prepare(part, size, self.channels, ctx)
             if self.context and contexts is None:
                 x = np.concatenate([x, np.zeros(x.shape[:3] + (1,), np.float32)], axis=3)
@@ -156,7 +187,9 @@ class Plan:
             return np.stack([p0, 1 - p0], axis=1)
         return raw
 
-    def predict(self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    def predict(
+        self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+    ) -> np.ndarray:
         """(n, C) probabilities (binary: calibrated), as `ionsieve_core.ml.training.predict` gives."""
         from threadpoolctl import threadpool_limits
 
@@ -170,8 +203,9 @@ class Plan:
                 out.append(self.raw(x))
         return self._finish(np.concatenate(out).astype(np.float64))
 
-    def predict_and_embed(self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
-                          ) -> tuple[np.ndarray, np.ndarray]:
+    def predict_and_embed(
+        self, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """As `ionsieve_core.ml.active.predict_and_embed`: probabilities without test-time
         augmentation and the first model's activations before its output layer."""
         from threadpoolctl import threadpool_limits
@@ -203,13 +237,21 @@ def load_plan(path: str | os.PathLike, source: str | os.PathLike | None = None) 
                 steps = []
                 for j, kind in enumerate(kinds):
                     prefix = f"m{i}_s{j}_"
-                    steps.append((kind, {k[len(prefix):]: z[k] for k in z.files if k.startswith(prefix)}))
+                    steps.append((kind, {k[len(prefix) :]: z[k] for k in z.files if k.startswith(prefix)}))
                 models.append(steps)
     except (OSError, ValueError, KeyError):
         return None
-    return Plan(task=meta["task"], classes=meta["classes"], input_shape=tuple(meta["input_shape"]),
-                channels=int(meta["channels"]), calibration=meta.get("calibration"), extra=meta.get("extra") or {},
-                tta=bool(meta.get("tta")), context=bool(meta.get("context")), models=models)
+    return Plan(
+        task=meta["task"],
+        classes=meta["classes"],
+        input_shape=tuple(meta["input_shape"]),
+        channels=int(meta["channels"]),
+        calibration=meta.get("calibration"),
+        extra=meta.get("extra") or {},
+        tta=bool(meta.get("tta")),
+        context=bool(meta.get("context")),
+        models=models,
+    )
 
 
 def _dihedral(x: np.ndarray) -> list[np.ndarray]:
@@ -224,8 +266,12 @@ def _run(steps, x: np.ndarray, embed: bool = False):
     """Model outputs for a prepared batch; with `embed`, (activations before the output layer,
     outputs)."""
     if not embed:
-        return np.concatenate([_run_batch(steps, x[s:s + CONV_BATCH]) for s in range(0, len(x), CONV_BATCH)])
-    emb = np.concatenate([_run_batch(steps[:-1], x[s:s + CONV_BATCH]) for s in range(0, len(x), CONV_BATCH)])
+        return np.concatenate(
+            [_run_batch(steps, x[s : s + CONV_BATCH]) for s in range(0, len(x), CONV_BATCH)]
+        )
+    emb = np.concatenate(
+        [_run_batch(steps[:-1], x[s : s + CONV_BATCH]) for s in range(0, len(x), CONV_BATCH)]
+    )
     return emb, _run_batch(steps[-1:], emb)
 
 
@@ -239,7 +285,7 @@ def _run_batch(steps, x: np.ndarray) -> np.ndarray:
         elif kind == "pool":
             ph, pw = (int(v) for v in p["size"])
             n, h, w, c = x.shape
-            x = x[:, :h // ph * ph, :w // pw * pw].reshape(n, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
+            x = x[:, : h // ph * ph, : w // pw * pw].reshape(n, h // ph, ph, w // pw, pw, c).max(axis=(2, 4))
         elif kind == "flatten":
             x = x.reshape(len(x), -1)
         elif kind == "dense":
@@ -265,7 +311,7 @@ def _conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarra
     cols = np.empty((n, h, w, kh, kw, c), np.float32)
     for dy in range(kh):
         for dx in range(kw):
-            cols[:, :, :, dy, dx, :] = xp[:, dy:dy + h, dx:dx + w, :]
+            cols[:, :, :, dy, dx, :] = xp[:, dy : dy + h, dx : dx + w, :]
     out = cols.reshape(n * h * w, kh * kw * c) @ kernel.reshape(kh * kw * c, f)
     out += bias
     return out.reshape(n, h, w, f)

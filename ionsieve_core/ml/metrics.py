@@ -4,6 +4,7 @@ Shape: {"overall": M, "per_fold": [M...], "per_group": {g: M}, "folds": k} where
 M = {"per_class": {name: {precision, recall, f1, roc_auc, support}}, "accuracy", "f1_macro",
 "roc_auc", "confusion_matrix", "classes", "n"}. ROC AUC is None when undefined.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,13 @@ def predict_labels(prob: np.ndarray, task: str, thresholds: Sequence[float] | No
     return prob.argmax(axis=1)
 
 
-def _one(y_true: np.ndarray, prob: np.ndarray, task: str, classes: Sequence[str],
-         thresholds: Sequence[float] | None) -> dict:
+def _one(
+    y_true: np.ndarray,
+    prob: np.ndarray,
+    task: str,
+    classes: Sequence[str],
+    thresholds: Sequence[float] | None,
+) -> dict:
     k = len(classes)
     pred = predict_labels(prob, task, thresholds)
     if task == "multilabel":
@@ -61,7 +67,9 @@ def _one(y_true: np.ndarray, prob: np.ndarray, task: str, classes: Sequence[str]
     else:
         y = np.asarray(y_true).astype(int)
         labels = list(range(k))
-        p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=labels, average=None, zero_division=0)
+        p, r, f, s = skm.precision_recall_fscore_support(
+            y, pred, labels=labels, average=None, zero_division=0
+        )
         aucs = [_auc((y == i).astype(int), prob[:, i]) for i in range(k)]
         if task == "binary":
             overall_auc = aucs[0]  # the class galleries sort by
@@ -75,8 +83,13 @@ def _one(y_true: np.ndarray, prob: np.ndarray, task: str, classes: Sequence[str]
         f1_macro = skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0)
     return {
         "per_class": {
-            name: {"precision": _f(p[i]), "recall": _f(r[i]), "f1": _f(f[i]), "roc_auc": aucs[i],
-                   "support": int(s[i])}
+            name: {
+                "precision": _f(p[i]),
+                "recall": _f(r[i]),
+                "f1": _f(f[i]),
+                "roc_auc": aucs[i],
+                "support": int(s[i]),
+            }
             for i, name in enumerate(classes)
         },
         "accuracy": _f(acc),
@@ -88,8 +101,9 @@ def _one(y_true: np.ndarray, prob: np.ndarray, task: str, classes: Sequence[str]
     }
 
 
-def compute_metrics(y_true, prob, task: str, classes: Sequence[str], groups=None,
-                    thresholds: Sequence[float] | None = None) -> dict:
+def compute_metrics(
+    y_true, prob, task: str, classes: Sequence[str], groups=None, thresholds: Sequence[float] | None = None
+) -> dict:
     """Overall metrics, plus per_group when groups are given (per_fold is added by train)."""
     prob = np.asarray(prob, dtype=np.float64)
     y_true = np.asarray(y_true)
@@ -132,7 +146,9 @@ def targets(labels: Sequence[str], task: str, classes: Sequence[str]) -> np.ndar
     """Class names -> class indices, or a 0/1 matrix for multilabel ('a c' -> [1, 0, 1])."""
     classes = list(classes)
     if task == "multilabel":
-        return np.asarray([[c in str(v).split() for c in classes] for v in labels], dtype=int).reshape(-1, len(classes))
+        return np.asarray([[c in str(v).split() for c in classes] for v in labels], dtype=int).reshape(
+            -1, len(classes)
+        )
     return np.asarray([classes.index(v) for v in labels], dtype=int)
 
 
@@ -221,8 +237,15 @@ def _boot_weights(n: int, n_boot: int, seed: int):
         done += b
 
 
-def _boot_stats(yy: np.ndarray, pp: np.ndarray, correct: np.ndarray, prob: np.ndarray, task: str,
-                w: np.ndarray, with_auc: bool = True) -> dict[str, np.ndarray]:
+def _boot_stats(
+    yy: np.ndarray,
+    pp: np.ndarray,
+    correct: np.ndarray,
+    prob: np.ndarray,
+    task: str,
+    w: np.ndarray,
+    with_auc: bool = True,
+) -> dict[str, np.ndarray]:
     """Macro F1 / precision / recall, accuracy and AUC for each row of weights w (B, n)."""
     tp = w @ (yy & pp)
     fp = w @ ((1 - yy) & pp)
@@ -254,24 +277,31 @@ def _percentile(samples: np.ndarray) -> list[float] | None:
     return [float(lo), float(hi)]
 
 
-def _point(yy: np.ndarray, pp: np.ndarray, y: np.ndarray, pred: np.ndarray, prob: np.ndarray,
-           task: str) -> dict[str, float | None]:
+def _point(
+    yy: np.ndarray, pp: np.ndarray, y: np.ndarray, pred: np.ndarray, prob: np.ndarray, task: str
+) -> dict[str, float | None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if yy.shape[1] == 1:  # one 0/1 column: sklearn reads it as a class vector, positive = 1
-            p, r, f, _ = skm.precision_recall_fscore_support(yy[:, 0], pp[:, 0], average=None, labels=[1],
-                                                             zero_division=np.nan)
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                yy[:, 0], pp[:, 0], average=None, labels=[1], zero_division=np.nan
+            )
         else:
-            p, r, f, _ = skm.precision_recall_fscore_support(yy, pp, average=None, labels=list(range(yy.shape[1])),
-                                                             zero_division=np.nan)
+            p, r, f, _ = skm.precision_recall_fscore_support(
+                yy, pp, average=None, labels=list(range(yy.shape[1])), zero_division=np.nan
+            )
         if task != "binary":
             # Classes never labelled nor predicted here have no F1: left out of the average.
             p, r, f = (np.array([_nanmean(a, axis=0)]) for a in (p, r, f))
         aucs = [_auc(yy[:, i], prob[:, i]) for i in _auc_columns(yy, prob, task)]
         defined = [a for a in aucs if a is not None]
-        return {"f1": _f(f[0]), "precision": _f(p[0]), "recall": _f(r[0]),
-                "accuracy": _f(skm.accuracy_score(y, pred)),
-                "auc": _f(np.mean(defined)) if defined else None}
+        return {
+            "f1": _f(f[0]),
+            "precision": _f(p[0]),
+            "recall": _f(r[0]),
+            "accuracy": _f(skm.accuracy_score(y, pred)),
+            "auc": _f(np.mean(defined)) if defined else None,
+        }
 
 
 def measure(y, prob, pred, task: str, classes: Sequence[str], n_boot: int = N_BOOT, seed: int = 0) -> dict:
@@ -281,17 +311,30 @@ def measure(y, prob, pred, task: str, classes: Sequence[str], n_boot: int = N_BO
     y, pred = np.asarray(y), np.asarray(pred)
     prob = np.asarray(prob, dtype=np.float64).reshape(-1, k)
     n = int(len(y))
-    out: dict = {"n": n, "f1": None, "f1_ci": None, "precision": None, "recall": None, "accuracy": None,
-                 "auc": None, "precision_ci": None, "recall_ci": None, "accuracy_ci": None, "auc_ci": None,
-                 "per_class": {}}
+    out: dict = {
+        "n": n,
+        "f1": None,
+        "f1_ci": None,
+        "precision": None,
+        "recall": None,
+        "accuracy": None,
+        "auc": None,
+        "precision_ci": None,
+        "recall_ci": None,
+        "accuracy_ci": None,
+        "auc_ci": None,
+        "per_class": {},
+    }
     if n == 0:
         return out
     yy, pp = _indicators(y, pred, task, k)
     correct = _correct(y, pred, task)
     prob_cols = prob if task != "binary" else prob[:, :1]
     out.update(_point(yy, pp, y, pred, prob_cols, task))
-    boot = [_boot_stats(yy, pp, correct, prob_cols, task, w)
-            for w in _boot_weights(n, _resamples(n, n_boot), seed)]
+    boot = [
+        _boot_stats(yy, pp, correct, prob_cols, task, w)
+        for w in _boot_weights(n, _resamples(n, n_boot), seed)
+    ]
     samples = {key: np.concatenate([b[key] for b in boot]) for key in boot[0]}
     out["auc_ci"] = _percentile(samples["auc"]) if out["auc"] is not None else None
     out["accuracy_ci"] = wilson(float(correct.sum()), n)
@@ -304,9 +347,11 @@ def measure(y, prob, pred, task: str, classes: Sequence[str], n_boot: int = N_BO
         # The bootstrap collapses to a point when no error is seen (12 perfect labels would read
         # "1.00 (1.00-1.00)"): widen it to the average of the per-class Wilson intervals.
         tp, fp, fn = ((yy & pp).sum(axis=0), ((1 - yy) & pp).sum(axis=0), (yy & (1 - pp)).sum(axis=0))
-        wide = {"f1": _mean_interval([_f1_wilson(a, a + b + c) for a, b, c in zip(tp, fp, fn, strict=True)]),
-                "precision": _mean_interval([wilson(a, a + b) for a, b in zip(tp, fp, strict=True)]),
-                "recall": _mean_interval([wilson(a, a + c) for a, c in zip(tp, fn, strict=True)])}
+        wide = {
+            "f1": _mean_interval([_f1_wilson(a, a + b + c) for a, b, c in zip(tp, fp, fn, strict=True)]),
+            "precision": _mean_interval([wilson(a, a + b) for a, b in zip(tp, fp, strict=True)]),
+            "recall": _mean_interval([wilson(a, a + c) for a, c in zip(tp, fn, strict=True)]),
+        }
         for key in ("f1", "precision", "recall"):
             boot = _percentile(samples[key]) if out[key] is not None else None
             if boot is not None and wide[key] is not None:
@@ -318,14 +363,16 @@ def measure(y, prob, pred, task: str, classes: Sequence[str], n_boot: int = N_BO
     yk, pk = _indicators(y, pred, "multiclass" if task == "binary" else task, k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _, _, f1s, support = skm.precision_recall_fscore_support(yk, pk, average=None, labels=list(range(k)),
-                                                                 zero_division=np.nan)
+        _, _, f1s, support = skm.precision_recall_fscore_support(
+            yk, pk, average=None, labels=list(range(k)), zero_division=np.nan
+        )
     out["per_class"] = {c: {"f1": _f(f1s[i]), "n": int(support[i])} for i, c in enumerate(classes)}
     return out
 
 
-def paired_difference(y, prob_a, pred_a, prob_b, pred_b, task: str, classes: Sequence[str],
-                      n_boot: int = N_BOOT, seed: int = 0) -> dict:
+def paired_difference(
+    y, prob_a, pred_a, prob_b, pred_b, task: str, classes: Sequence[str], n_boot: int = N_BOOT, seed: int = 0
+) -> dict:
     """A minus B on the same images: F1 and ROC AUC differences with bootstrap intervals
     (both scored on the same resampled images each time)."""
     k = len(classes)

@@ -4,6 +4,7 @@ Backbones are always built with weights=None (this server never downloads); a lo
 file can be loaded instead. Augmentation is a Keras layer applied in the tf.data pipeline,
 not inside the saved model, so inference graphs stay lean and CPU training overlaps it.
 """
+
 from __future__ import annotations
 
 import keras
@@ -27,8 +28,13 @@ def output_activation(task: str) -> str:
     return "sigmoid" if task == "multilabel" else "softmax"
 
 
-def make_model(input_shape: tuple[int, int, int], num_classes: int, arch: str = "compact",
-               task: str = "binary", weights_path: str | None = None) -> keras.Model:
+def make_model(
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    arch: str = "compact",
+    task: str = "binary",
+    weights_path: str | None = None,
+) -> keras.Model:
     """An uncompiled model mapping (s, s, c) images in 0..1 to class probabilities."""
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     act = output_activation(task)
@@ -73,8 +79,9 @@ def make_model(input_shape: tuple[int, int, int], num_classes: int, arch: str = 
     return keras.Model(inputs, outputs, name=arch)
 
 
-def compile_model(model: keras.Model, task: str, learning_rate: float, momentum: float,
-                  label_smoothing: float = 0.0) -> keras.Model:
+def compile_model(
+    model: keras.Model, task: str, learning_rate: float, momentum: float, label_smoothing: float = 0.0
+) -> keras.Model:
     if task == "multilabel":
         loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
     else:
@@ -96,7 +103,11 @@ class RandomDihedral(keras.layers.Layer):
     def __init__(self, seed: int | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.seed = seed
-        self._gen = tf.random.Generator.from_seed(seed) if seed is not None else tf.random.Generator.from_non_deterministic_state()
+        self._gen = (
+            tf.random.Generator.from_seed(seed)
+            if seed is not None
+            else tf.random.Generator.from_non_deterministic_state()
+        )
 
     def call(self, x, training: bool = True):
         if not training:
@@ -172,7 +183,9 @@ def _folded_steps(model: keras.Model) -> list | None:
             s = layer.gamma.numpy() / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
             kernel = (conv.kernel.numpy() * s).astype(np.float32)
             bias = (layer.beta.numpy() - layer.moving_mean.numpy() * s).astype(np.float32)
-            steps.append(("conv", (tf.constant(kernel), tf.constant(bias), list(conv.strides), conv.padding.upper())))
+            steps.append(
+                ("conv", (tf.constant(kernel), tf.constant(bias), list(conv.strides), conv.padding.upper()))
+            )
             conv = None
         elif conv is not None:
             return None  # a conv not followed by its batch norm

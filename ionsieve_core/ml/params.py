@@ -1,4 +1,5 @@
 """Hyperparameters of one training run, named in one dataclass (keras-io style)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields

@@ -6,6 +6,7 @@ Everything is vectorised per image shape (datasets hold hundreds of same-size im
 there is no per-image Python work beyond grouping; this is what makes predict reach
 thousands of images per second.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,7 +54,9 @@ def clip_scale(batch: np.ndarray, copy: bool = True) -> np.ndarray:
     a = np.array(batch, dtype=np.float32, copy=copy or None)  # everything below works in place
     # NaN (not acquired), +-inf and negatives -> 0 in one pass: comparisons are False for NaN.
     np.copyto(a, 0.0, where=~((a > 0) & (a < np.inf)))
-    flat = a.reshape(g, h * w) if c == 1 else np.ascontiguousarray(a.transpose(0, 3, 1, 2)).reshape(g * c, h * w)
+    flat = (
+        a.reshape(g, h * w) if c == 1 else np.ascontiguousarray(a.transpose(0, 3, 1, 2)).reshape(g * c, h * w)
+    )
     # The 99th percentile is estimated on an evenly strided sample of at most 4096 pixels:
     # exact enough for a clip level, and 10x cheaper than a partition of 40,000 pixels.
     step = max(1, flat.shape[1] // MAX_PERCENTILE_SAMPLE)
@@ -99,14 +102,14 @@ def square_resize(batch: np.ndarray, size: int) -> np.ndarray:
         if x.shape[1] < f or x.shape[2] < f:  # a thin strip: pad it up to one block
             x = np.pad(x, ((0, 0), (0, max(0, f - x.shape[1])), (0, max(0, f - x.shape[2])), (0, 0)))
         g, hh, ww, c = x.shape
-        x = x[:, :hh // f * f, :ww // f * f]
+        x = x[:, : hh // f * f, : ww // f * f]
         batch = x.reshape(g, hh // f, f, ww // f, f, c).mean(axis=(2, 4), dtype=np.float32)
         g, h, w, c = batch.shape
     s = max(h, w)
     if h != w:
         out = np.zeros((g, s, s, c), np.float32)
         y0, x0 = (s - h) // 2, (s - w) // 2
-        out[:, y0:y0 + h, x0:x0 + w] = batch
+        out[:, y0 : y0 + h, x0 : x0 + w] = batch
         batch = out
     if s == size:
         return np.ascontiguousarray(batch, dtype=np.float32)
@@ -139,7 +142,7 @@ def _prepare_arrays(arrays: Sequence[np.ndarray], size: int, channels: int) -> n
     for idx in by_shape.values():
         # Chunked so a 20,000-image dataset does not need 20,000 full-size copies at once.
         for start in range(0, len(idx), 512):
-            part = idx[start:start + 512]
+            part = idx[start : start + 512]
             out[part] = square_resize(clip_scale(np.stack([converted[i] for i in part]), copy=False), size)
     return out
 
@@ -150,8 +153,12 @@ def _array_key(a: np.ndarray) -> tuple:
     return (a.__array_interface__["data"][0], a.shape, a.strides, a.dtype.str)
 
 
-def prepare(images: Sequence[np.ndarray], size: int, channels: int = 1,
-            contexts: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+def prepare(
+    images: Sequence[np.ndarray],
+    size: int,
+    channels: int = 1,
+    contexts: Sequence[np.ndarray | None] | None = None,
+) -> np.ndarray:
     """The model input: (n, size, size, channels [+1 with contexts]) float32 in 0..1."""
     x = _prepare_arrays(images, size, channels)
     if contexts is None:

@@ -8,6 +8,7 @@ data is easy, so a second test set of datasets generated with synthetic.make_dat
 (more noise, leaks both ways, stripes, baselines; another seed) is scored as well. Neither
 test set is used to choose anything.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,11 @@ from ionsieve_core.ml.training import fit_models, raw_predict
 
 
 def _per_dataset_auc(score: np.ndarray, is_off: np.ndarray, groups: np.ndarray) -> float:
-    aucs = [roc_auc_score(is_off[groups == g], score[groups == g]) for g in np.unique(groups)
-            if 0 < is_off[groups == g].sum() < (groups == g).sum()]
+    aucs = [
+        roc_auc_score(is_off[groups == g], score[groups == g])
+        for g in np.unique(groups)
+        if 0 < is_off[groups == g].sum() < (groups == g).sum()
+    ]
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
@@ -45,7 +49,9 @@ def _context(data: synthetic.SyntheticData, groups: np.ndarray) -> tuple[np.ndar
     return ctx, has_bg
 
 
-def _blended(p_model: np.ndarray, ctx: np.ndarray, has_bg: np.ndarray, groups: np.ndarray, how: dict) -> np.ndarray:
+def _blended(
+    p_model: np.ndarray, ctx: np.ndarray, has_bg: np.ndarray, groups: np.ndarray, how: dict
+) -> np.ndarray:
     # Exactly what default_binary_scores does: blend only where a background was found.
     out = p_model.copy()
     for g in np.unique(groups[has_bg]):
@@ -55,9 +61,11 @@ def _blended(p_model: np.ndarray, ctx: np.ndarray, has_bg: np.ndarray, groups: n
 
 
 def _scores(name: str, p: np.ndarray, is_off: np.ndarray, groups: np.ndarray) -> dict:
-    return {f"{name}_auc": round(roc_auc_score(is_off, p), 4),
-            f"{name}_auc_per_dataset": round(_per_dataset_auc(p, is_off, groups), 4),
-            f"{name}_f1_off_at_0.5": round(f1_score(is_off, p >= 0.5), 4)}
+    return {
+        f"{name}_auc": round(roc_auc_score(is_off, p), 4),
+        f"{name}_auc_per_dataset": round(_per_dataset_auc(p, is_off, groups), 4),
+        f"{name}_f1_off_at_0.5": round(f1_score(is_off, p >= 0.5), 4),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -73,23 +81,29 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     size = (40, 250)  # realistic MSI grids
     data = synthetic.make_data(n_datasets=a.datasets, ions=(30, 70), seed=a.seed, size=size)
-    hard = synthetic.make_data(n_datasets=a.hard_datasets, ions=(30, 70), seed=a.seed + 1000, size=size, hard=True)
+    hard = synthetic.make_data(
+        n_datasets=a.hard_datasets, ions=(30, 70), seed=a.seed + 1000, size=size, hard=True
+    )
     groups = data.groups
     names = np.unique(groups)
     rng = np.random.default_rng(a.seed)
     held = rng.permutation(names)[: max(4, len(names) // 5)]
-    cal_groups, test_groups = set(held[: len(held) // 2]), set(held[len(held) // 2:])
+    cal_groups, test_groups = set(held[: len(held) // 2]), set(held[len(held) // 2 :])
     is_cal = np.isin(groups, list(cal_groups))
     is_test = np.isin(groups, list(test_groups))
     tr = ~(is_cal | is_test)
-    params = TrainParams(arch="compact", epochs=a.epochs, seed=a.seed, ensemble=a.ensemble,
-                         label_smoothing=a.label_smoothing)
+    params = TrainParams(
+        arch="compact", epochs=a.epochs, seed=a.seed, ensemble=a.ensemble, label_smoothing=a.label_smoothing
+    )
     x = prepare(data.images, params.input_size, 1)
     xh = prepare(hard.images, params.input_size, 1)
     y = data.labels
-    print(f"{len(y)} images from {len(names)} generated datasets ({(y == 0).mean():.0%} off); "
-          f"{is_cal.sum()} calibration / {is_test.sum()} test images held out; {len(xh)} hard test images; "
-          f"made in {time.time() - t0:.0f} s", flush=True)
+    print(
+        f"{len(y)} images from {len(names)} generated datasets ({(y == 0).mean():.0%} off); "
+        f"{is_cal.sum()} calibration / {is_test.sum()} test images held out; {len(xh)} hard test images; "
+        f"made in {time.time() - t0:.0f} s",
+        flush=True,
+    )
     t1 = time.time()
 
     def on_epoch(member: int, epoch: int, epochs: int) -> None:
@@ -108,20 +122,34 @@ def main(argv: list[str] | None = None) -> dict:
     ctx_cal, bg_cal = _context(data, g_cal)
     feats = np.stack([_logit(p_cal), _logit(ctx_cal)], axis=1)
     lr = LogisticRegression().fit(feats[bg_cal], off_cal[bg_cal])
-    logistic = {"method": "logistic", "a": float(lr.coef_[0, 0]), "b": float(lr.coef_[0, 1]),
-                "c": float(lr.intercept_[0])}
+    logistic = {
+        "method": "logistic",
+        "a": float(lr.coef_[0, 0]),
+        "b": float(lr.coef_[0, 1]),
+        "c": float(lr.intercept_[0]),
+    }
     # Both weights must be positive: a blend that inverts either score is a bug, not a fit.
     how = logistic if logistic["a"] > 0 and logistic["b"] > 0 else {"method": "rank"}
     t = best_f1_threshold(p_cal, off_cal)
 
     report: dict = {
-        "images_train": int(tr.sum()), "images_calibration": int(is_cal.sum()), "images_test": int(is_test.sum()),
-        "images_hard_test": len(xh), "datasets": len(names), "hard_datasets": a.hard_datasets,
-        "epochs": a.epochs, "ensemble": a.ensemble, "label_smoothing": a.label_smoothing,
-        "train_seconds": round(train_s, 1), "calibration": cal, "blend": how,
+        "images_train": int(tr.sum()),
+        "images_calibration": int(is_cal.sum()),
+        "images_test": int(is_test.sum()),
+        "images_hard_test": len(xh),
+        "datasets": len(names),
+        "hard_datasets": a.hard_datasets,
+        "epochs": a.epochs,
+        "ensemble": a.ensemble,
+        "label_smoothing": a.label_smoothing,
+        "train_seconds": round(train_s, 1),
+        "calibration": cal,
+        "blend": how,
     }
-    for name, xs, ys, gs, src in (("test", x[is_test], y[is_test], groups[is_test], data),
-                                  ("hard", xh, hard.labels, hard.groups, hard)):
+    for name, xs, ys, gs, src in (
+        ("test", x[is_test], y[is_test], groups[is_test], data),
+        ("hard", xh, hard.labels, hard.groups, hard),
+    ):
         pm = apply_calibration(raw_predict(models, xs)[:, 0], cal)
         is_off = (ys == 0).astype(int)
         ctx, hb = _context(src, gs)
@@ -134,9 +162,16 @@ def main(argv: list[str] | None = None) -> dict:
         report[name] = r
         print(name, json.dumps(r), flush=True)
     bundle = ModelBundle(
-        task="binary", classes=list(synthetic.CLASSES), params=params, thresholds=[t, 1 - t], models=models,
-        input_shape=tuple(int(v) for v in x.shape[1:]), channels=1, calibration=cal,
-        metrics={"held_out": report}, extra={"blend": how, "calibration": "platt"},
+        task="binary",
+        classes=list(synthetic.CLASSES),
+        params=params,
+        thresholds=[t, 1 - t],
+        models=models,
+        input_shape=tuple(int(v) for v in x.shape[1:]),
+        channels=1,
+        calibration=cal,
+        metrics={"held_out": report},
+        extra={"blend": how, "calibration": "platt"},
     )
     save_bundle(bundle, a.out)
     # Its numpy plan beside it: the default score then runs without TensorFlow (fastpredict.py).

@@ -18,6 +18,7 @@ Class 0 = "off", class 1 = "on", as galleries sort by the first class. hard=True
 harder datasets (more noise, leaks both ways, stripes, baselines, weak and ambiguous styles)
 for an honest held-out check.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,11 +29,31 @@ from skimage.filters import gaussian
 from skimage.transform import resize
 
 CLASSES = ["off", "on"]
-ON_STYLES = ("gradient", "subregion", "hotspots", "speckles", "weak", "texture", "uniform", "veins", "rim_thin")
+ON_STYLES = (
+    "gradient",
+    "subregion",
+    "hotspots",
+    "speckles",
+    "weak",
+    "texture",
+    "uniform",
+    "veins",
+    "rim_thin",
+)
 # A thin rim is real but rare; drawn much less often so "edge-bright" stays ambiguous.
 ON_P = np.array([1, 1, 1, 1, 0.8, 1.2, 0.8, 1, 0.25])
-OFF_STYLES = ("matrix", "halo", "halo_thick", "matrix_ring", "bright_surround", "delocalised",
-              "slide_gradient", "suppressed", "matrix_clusters", "partial_bg")
+OFF_STYLES = (
+    "matrix",
+    "halo",
+    "halo_thick",
+    "matrix_ring",
+    "bright_surround",
+    "delocalised",
+    "slide_gradient",
+    "suppressed",
+    "matrix_clusters",
+    "partial_bg",
+)
 OFF_P = np.array([1.2, 1, 1.3, 0.8, 1.2, 0.8, 0.6, 0.6, 0.8, 0.7])
 # Datasets without any background still have off-sample ions: instrument/slide artefacts.
 OFF_STYLES_NO_BG = ("slide_gradient", "noise_only", "edge_stripe")
@@ -62,7 +83,9 @@ class SyntheticData:
 
     def contexts(self) -> list[np.ndarray]:
         """The TIC of each image's dataset, cropped to the image (as the web app does)."""
-        return [self.tics[g][: a.shape[0], : a.shape[1]] for a, g in zip(self.images, self.groups, strict=True)]
+        return [
+            self.tics[g][: a.shape[0], : a.shape[1]] for a, g in zip(self.images, self.groups, strict=True)
+        ]
 
 
 def _field(h: int, w: int, rng: np.random.Generator, cells: int) -> np.ndarray:
@@ -118,6 +141,7 @@ def _acquired(h: int, w: int, rng: np.random.Generator, tissue: np.ndarray) -> n
 @dataclass
 class _Geometry:
     """Per-dataset geometry shared by all ions: masks and distances (computed once)."""
+
     t: np.ndarray  # tissue, bool
     soft: np.ndarray  # tissue with a soft edge, 0..1
     acq: np.ndarray  # acquired, bool
@@ -147,8 +171,12 @@ def _on_pattern(style: str, h: int, w: int, g: _Geometry, rng: np.random.Generat
         for _ in range(int(rng.integers(2, 10))):
             j = int(rng.integers(0, ty.size))
             s = rng.uniform(0.008, 0.05)
-            img = img + rng.uniform(0.3, 1) * np.exp(
-                -((yy - ty[j] / max(h, w)) ** 2 + (xx - tx[j] / max(h, w)) ** 2) / (2 * s * s)) * t
+            img = (
+                img
+                + rng.uniform(0.3, 1)
+                * np.exp(-((yy - ty[j] / max(h, w)) ** 2 + (xx - tx[j] / max(h, w)) ** 2) / (2 * s * s))
+                * t
+            )
         return img
     if style == "speckles":
         return (rng.random((h, w)) < rng.uniform(0.05, 0.5)) * soft * rng.uniform(0.3, 1, (h, w))
@@ -164,7 +192,11 @@ def _on_pattern(style: str, h: int, w: int, g: _Geometry, rng: np.random.Generat
         # with structure further in: thin (1-3 px) and inside, unlike a halo
         band = np.exp(-np.maximum(g.d_in - 1, 0) / rng.uniform(0.8, 2.5)) * t
         band = band * (0.3 + _field(h, w, rng, int(rng.integers(10, 25))))
-        inner = (_field(h, w, rng, int(rng.integers(4, 9))) > rng.uniform(0.55, 0.75)) * soft * rng.uniform(0.4, 1)
+        inner = (
+            (_field(h, w, rng, int(rng.integers(4, 9))) > rng.uniform(0.55, 0.75))
+            * soft
+            * rng.uniform(0.4, 1)
+        )
         return band + inner + 0.05 * soft
     return soft * (0.8 + 0.2 * _field(h, w, rng, 4))
 
@@ -185,7 +217,10 @@ def _off_pattern(style: str, h: int, w: int, g: _Geometry, rng: np.random.Genera
         for _ in range(int(rng.integers(0, 4)) if ys.size else 0):
             j = int(rng.integers(0, ys.size))
             s = rng.uniform(0.01, 0.04)
-            img = img + np.exp(-((yy - ys[j] / max(h, w)) ** 2 + (xx - xs[j] / max(h, w)) ** 2) / (2 * s * s)) * bg
+            img = (
+                img
+                + np.exp(-((yy - ys[j] / max(h, w)) ** 2 + (xx - xs[j] / max(h, w)) ** 2) / (2 * s * s)) * bg
+            )
         return img
     if style == "halo":
         sigma = rng.uniform(1.5, max(2.0, min(h, w) / 10))
@@ -229,19 +264,26 @@ def _row_gain(h: int, rng: np.random.Generator) -> np.ndarray:
     gain = np.ones(h)
     for _ in range(int(rng.integers(1, 6))):
         y0 = int(rng.integers(0, h))
-        gain[y0: y0 + int(rng.integers(1, max(2, h // 6)))] *= rng.uniform(0.4, 1.8)
+        gain[y0 : y0 + int(rng.integers(1, max(2, h // 6)))] *= rng.uniform(0.4, 1.8)
     return gain * (1 + 0.05 * rng.standard_normal(h))
 
 
-def make_dataset(rng: np.random.Generator, h: int | None = None, w: int | None = None, n_ions: int = 40,
-                 off_fraction: float | None = None, mode: str | None = None, hard: bool = False) -> SyntheticDataset:
+def make_dataset(
+    rng: np.random.Generator,
+    h: int | None = None,
+    w: int | None = None,
+    n_ions: int = 40,
+    off_fraction: float | None = None,
+    mode: str | None = None,
+    hard: bool = False,
+) -> SyntheticDataset:
     """One synthetic dataset. mode: one of MODES ("blobs", "ring", "full", "cover", "side")."""
     h = int(h or rng.integers(40, 251))
     w = int(w or np.clip(h * rng.uniform(0.6, 1.6), 40, 250))
     mode = mode or str(rng.choice(MODES, p=MODE_P))
     t = _tissue(h, w, rng, mode)
     if t.sum() < 10:
-        t[h // 3: 2 * h // 3, w // 3: 2 * w // 3] = True
+        t[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = True
     acq = _acquired(h, w, rng, t) if mode not in ("full", "cover", "side") else np.ones((h, w), bool)
     has_bg = bool((acq & ~t).sum() > 0.05 * acq.sum())
     geo = _geometry(t, acq, rng)
@@ -251,8 +293,9 @@ def make_dataset(rng: np.random.Generator, h: int | None = None, w: int | None =
     n_off = min(max(n_off, 1), n_ions - 1)
     styles_off = OFF_STYLES if has_bg else OFF_STYLES_NO_BG
     p_off = OFF_P / OFF_P.sum() if has_bg else None
-    kinds = ([f"on:{rng.choice(ON_STYLES, p=ON_P / ON_P.sum())}" for _ in range(n_ions - n_off)]
-             + [f"off:{rng.choice(styles_off, p=p_off)}" for _ in range(n_off)])
+    kinds = [f"on:{rng.choice(ON_STYLES, p=ON_P / ON_P.sum())}" for _ in range(n_ions - n_off)] + [
+        f"off:{rng.choice(styles_off, p=p_off)}" for _ in range(n_off)
+    ]
     order = rng.permutation(n_ions)
     kinds = [kinds[i] for i in order]
     labels = np.array([0 if k.startswith("off") else 1 for k in kinds], np.int64)
@@ -272,7 +315,9 @@ def make_dataset(rng: np.random.Generator, h: int | None = None, w: int | None =
         # some matrix ions are also (weaker) on the tissue.
         if cls == "on" and has_bg and rng.random() < (0.5 if hard else 0.3):
             p = p + rng.uniform(0.03, leak) * (1 - soft) * acq * (0.5 + _field(h, w, rng, 6))
-        elif cls == "off" and style in ("matrix", "matrix_clusters", "bright_surround") and rng.random() < 0.3:
+        elif (
+            cls == "off" and style in ("matrix", "matrix_clusters", "bright_surround") and rng.random() < 0.3
+        ):
             p = p + rng.uniform(0.1, 2 * leak) * soft
         if rng.random() < 0.3:  # contrast differs between ions and renderings
             p = np.maximum(p, 0) ** rng.uniform(0.5, 2.0)
@@ -303,9 +348,15 @@ def make_dataset(rng: np.random.Generator, h: int | None = None, w: int | None =
     return SyntheticDataset(imgs, labels, kinds, tic, t, acq, has_bg)
 
 
-def make_data(n_datasets: int = 10, ions: int | tuple[int, int] = 40, seed: int = 0,
-              size: tuple[int, int] = (30, 150), modes: list[str] | None = None,
-              jitter: bool = True, hard: bool = False) -> SyntheticData:
+def make_data(
+    n_datasets: int = 10,
+    ions: int | tuple[int, int] = 40,
+    seed: int = 0,
+    size: tuple[int, int] = (30, 150),
+    modes: list[str] | None = None,
+    jitter: bool = True,
+    hard: bool = False,
+) -> SyntheticData:
     """Several datasets flattened into image lists (groups "s0", "s1", ...). jitter crops a
     few images by 1-3 px, as happens within a real dataset. Aspect ratios 0.5-2."""
     rng = np.random.default_rng(seed)

@@ -1,4 +1,5 @@
 """train / predict: grouped cross-validation, out-of-fold calibration, final model(s)."""
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ def _targets(y: np.ndarray, task: str, k: int) -> np.ndarray:
     return np.eye(k, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
 
-def _weights_and_index(y: np.ndarray, task: str, k: int, params: TrainParams,
-                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _weights_and_index(
+    y: np.ndarray, task: str, k: int, params: TrainParams, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(index of samples to use, per-sample weight): balanced class weights for single-label
     tasks; for multilabel, positives of rare classes are repeated (weights cannot express
     'this label is rare' when a sample has several labels)."""
@@ -74,8 +76,15 @@ def _weights_and_index(y: np.ndarray, task: str, k: int, params: TrainParams,
 EAGER_MAX_STEPS = 24
 
 
-def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainParams,
-               seed: int, on_epoch: Callable[[int, int, int], None] | None = None) -> list:
+def fit_models(
+    x: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    k: int,
+    params: TrainParams,
+    seed: int,
+    on_epoch: Callable[[int, int, int], None] | None = None,
+) -> list:
     """params.ensemble trained models on (x, y). on_epoch(member, epoch, epochs) may raise."""
     import keras
     import tensorflow as tf
@@ -93,13 +102,18 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
         net = make_model(x.shape[1:], k, params.arch, task, params.weights_path)
         warm = params.init == "default" and warm_start(net)
         model = compile_model(
-            net, task, params.learning_rate * (WARM_LR_FACTOR if warm else 1.0), params.momentum,
+            net,
+            task,
+            params.learning_rate * (WARM_LR_FACTOR if warm else 1.0),
+            params.momentum,
             params.label_smoothing,
         )
         # Tracing the train step costs ~1-2 s per model (twice: full and last partial batch);
         # for a tiny run (a handful of steps) running eagerly is faster and trains the same.
         model.run_eagerly = params.epochs * math.ceil(len(xs) / params.batch_size) <= EAGER_MAX_STEPS
-        ds = tf.data.Dataset.from_tensor_slices((xs, t, w)).shuffle(len(xs), seed=s, reshuffle_each_iteration=True)
+        ds = tf.data.Dataset.from_tensor_slices((xs, t, w)).shuffle(
+            len(xs), seed=s, reshuffle_each_iteration=True
+        )
         ds = ds.batch(params.batch_size)
         if params.augment:
             aug = RandomDihedral(seed=s)
@@ -108,6 +122,7 @@ def fit_models(x: np.ndarray, y: np.ndarray, task: str, k: int, params: TrainPar
 
         callbacks = []
         if on_epoch is not None:
+
             class _Report(keras.callbacks.Callback):
                 def on_epoch_end(self, epoch, logs=None, member=member):
                     on_epoch(member, epoch + 1, params.epochs)
@@ -159,14 +174,17 @@ def _infer_fn(models: list, tta: bool):
 
 def _run_chunk(infer, chunk: np.ndarray) -> np.ndarray:
     chunk = np.ascontiguousarray(chunk, dtype=np.float32)
-    return np.concatenate([infer(chunk[s:s + MODEL_BATCH]).numpy() for s in range(0, len(chunk), MODEL_BATCH)])
+    return np.concatenate(
+        [infer(chunk[s : s + MODEL_BATCH]).numpy() for s in range(0, len(chunk), MODEL_BATCH)]
+    )
 
 
-def raw_predict(models: list, x: np.ndarray, batch_size: int = PREDICT_BATCH, tta: bool = False,
-                infer=None) -> np.ndarray:
+def raw_predict(
+    models: list, x: np.ndarray, batch_size: int = PREDICT_BATCH, tta: bool = False, infer=None
+) -> np.ndarray:
     """Averaged model outputs for a prepared batch."""
     infer = infer or _infer_fn(models, tta)
-    out = [_run_chunk(infer, x[s:s + batch_size]) for s in range(0, len(x), batch_size)]
+    out = [_run_chunk(infer, x[s : s + batch_size]) for s in range(0, len(x), batch_size)]
     k = models[0].output_shape[-1]
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, k))
 
@@ -188,9 +206,17 @@ def _check(images, y, groups, task, classes) -> None:
         raise ValueError("a binary task needs exactly 2 classes")
 
 
-def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[str],
-          params: TrainParams | None = None, contexts: Sequence[np.ndarray] | None = None,
-          progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> TrainResult:
+def train(
+    images: Sequence[np.ndarray],
+    y,
+    groups,
+    task: str,
+    classes: Sequence[str],
+    params: TrainParams | None = None,
+    contexts: Sequence[np.ndarray] | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainResult:
     """Grouped K-fold CV (out-of-fold predictions -> calibration, thresholds, metrics), then
     the final model(s) on all data."""
     params = params or TrainParams()
@@ -208,8 +234,10 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
     n_groups = len(np.unique(groups))
     folds = grouped_folds(groups, params.folds, y if task != "multilabel" else None, seed=params.seed)
     if n_groups == 1:
-        notes.append("All labelled images come from one dataset: cross-validation split images within it "
-                     "(stratified), so the scores overestimate performance on new datasets.")
+        notes.append(
+            "All labelled images come from one dataset: cross-validation split images within it "
+            "(stratified), so the scores overestimate performance on new datasets."
+        )
     elif n_groups < params.folds:
         notes.append(f"Only {n_groups} datasets: {len(folds)}-fold cross-validation (one dataset per fold).")
     else:
@@ -227,6 +255,7 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
                 progress(min(1.0, done[0] / total), f"{label}{m}, epoch {epoch}/{epochs}")
             if should_stop is not None and should_stop():
                 raise TrainingCancelled()
+
         return on_epoch
 
     def stop_check() -> None:
@@ -236,27 +265,32 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
     oof = np.zeros((len(x), k), np.float64)
     for f, (tr, va) in enumerate(folds):
         stop_check()
-        models = fit_models(x[tr], y[tr], task, k, params, params.seed + f + 1,
-                            reporter(f"Fold {f + 1}/{len(folds)}"))
+        models = fit_models(
+            x[tr], y[tr], task, k, params, params.seed + f + 1, reporter(f"Fold {f + 1}/{len(folds)}")
+        )
         oof[va] = raw_predict(models, x[va], tta=params.tta)
         del models
 
     calibration = None
     if task == "binary":
-        is0 = (y.astype(int) == 0)
+        is0 = y.astype(int) == 0
         if params.calibrate:
             calibration = fit_calibration(oof[:, 0], is0)
         oof_final = finish(task, oof, calibration)
         t = best_f1_threshold(oof_final[:, 0], is0)
         thresholds = [t, 1 - t]
-        notes.append(f"Calibration: {calibration['method'] if calibration else 'none'}; "
-                     f"threshold on p({classes[0]}) = {t:.3f} (best F1 of {classes[0]} out of fold).")
+        notes.append(
+            f"Calibration: {calibration['method'] if calibration else 'none'}; "
+            f"threshold on p({classes[0]}) = {t:.3f} (best F1 of {classes[0]} out of fold)."
+        )
     elif task == "multilabel":
         oof_final = oof
         yb = y > 0.5
         thresholds = [best_f1_threshold(oof[:, c], yb[:, c]) for c in range(k)]
-        notes.append("Per-class thresholds (best F1 out of fold): "
-                     + ", ".join(f"{c}={t:.2f}" for c, t in zip(classes, thresholds, strict=True)))
+        notes.append(
+            "Per-class thresholds (best F1 out of fold): "
+            + ", ".join(f"{c}={t:.2f}" for c, t in zip(classes, thresholds, strict=True))
+        )
     else:
         oof_final = oof
         thresholds = [0.5] * k
@@ -264,7 +298,8 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
     held_out, held_out_thresholds, fold_of = cross_fitted(task, oof, y, folds, calibrate=params.calibrate)
     metrics = compute_metrics(y, oof_final, task, classes, groups=groups, thresholds=thresholds)
     metrics["per_fold"] = [
-        compute_metrics(y[va], oof_final[va], task, classes, thresholds=thresholds)["overall"] for _, va in folds
+        compute_metrics(y[va], oof_final[va], task, classes, thresholds=thresholds)["overall"]
+        for _, va in folds
     ]
     metrics["folds"] = len(folds)
     metrics = _jsonable(metrics)
@@ -272,15 +307,28 @@ def train(images: Sequence[np.ndarray], y, groups, task: str, classes: Sequence[
     stop_check()
     final = fit_models(x, y, task, k, params, params.seed, reporter("Final model"))
     bundle = ModelBundle(
-        task=task, classes=classes, params=params, thresholds=[float(t) for t in thresholds], models=final,
-        input_shape=tuple(int(v) for v in x.shape[1:]), channels=channels, calibration=calibration,
+        task=task,
+        classes=classes,
+        params=params,
+        thresholds=[float(t) for t in thresholds],
+        models=final,
+        input_shape=tuple(int(v) for v in x.shape[1:]),
+        channels=channels,
+        calibration=calibration,
         metrics={"overall": {k2: metrics["overall"][k2] for k2 in ("accuracy", "f1_macro", "roc_auc", "n")}},
     )
     if progress is not None:
         progress(1.0, "Training finished")
-    return TrainResult(bundle=bundle, metrics=metrics, notes=notes, oof_probabilities=oof_final,
-                       held_out=held_out, held_out_thresholds=held_out_thresholds, fold_of=fold_of,
-                       held_out_by="images" if n_groups == 1 else "groups")
+    return TrainResult(
+        bundle=bundle,
+        metrics=metrics,
+        notes=notes,
+        oof_probabilities=oof_final,
+        held_out=held_out,
+        held_out_thresholds=held_out_thresholds,
+        fold_of=fold_of,
+        held_out_by="images" if n_groups == 1 else "groups",
+    )
 
 
 def _jsonable(o):
@@ -295,8 +343,12 @@ def _jsonable(o):
     return o
 
 
-def predict(bundle: ModelBundle, images: Sequence[np.ndarray], contexts: Sequence[np.ndarray] | None = None,
-            batch_size: int = PREDICT_BATCH) -> np.ndarray:
+def predict(
+    bundle: ModelBundle,
+    images: Sequence[np.ndarray],
+    contexts: Sequence[np.ndarray] | None = None,
+    batch_size: int = PREDICT_BATCH,
+) -> np.ndarray:
     """(n, C) probabilities (binary: calibrated) for raw variable-size arrays.
 
     Images go through in chunks of batch_size: a worker thread preprocesses chunk i + 1 while
@@ -319,8 +371,8 @@ def predict(bundle: ModelBundle, images: Sequence[np.ndarray], contexts: Sequenc
         raise ValueError("contexts must have one entry per image")
 
     def prep(start: int) -> np.ndarray:
-        part = images[start:start + batch_size]
-        ctx = contexts[start:start + batch_size] if use_ctx and contexts is not None else None
+        part = images[start : start + batch_size]
+        ctx = contexts[start : start + batch_size] if use_ctx and contexts is not None else None
         x = prepare(part, size, bundle.channels, ctx)
         if use_ctx and contexts is None:
             x = np.concatenate([x, np.zeros(x.shape[:3] + (1,), np.float32)], axis=3)

@@ -87,8 +87,14 @@ class _Windows:
         nseg = self.bounds.size + 1
         span = self.b - self.a
         ions = np.repeat(np.arange(self.k), span)
-        segs = (np.repeat(self.a + 1 - np.concatenate([[0], np.cumsum(span)[:-1]]), span)
-                + np.arange(span.sum())) if self.k else np.zeros(0, np.int64)
+        segs = (
+            (
+                np.repeat(self.a + 1 - np.concatenate([[0], np.cumsum(span)[:-1]]), span)
+                + np.arange(span.sum())
+            )
+            if self.k
+            else np.zeros(0, np.int64)
+        )
         order = np.argsort(segs, kind="stable")
         self.seg_ions = ions[order]
         self.seg_count = np.bincount(segs, minlength=nseg)
@@ -105,8 +111,7 @@ class _Windows:
             out[amb] = seg if self.overlap else self.seg_ion[seg]
         return out
 
-    def ion_sums(self, starts: np.ndarray, seg: np.ndarray, ints: np.ndarray, nc: int
-                 ) -> np.ndarray:
+    def ion_sums(self, starts: np.ndarray, seg: np.ndarray, ints: np.ndarray, nc: int) -> np.ndarray:
         """(k, nc) window sums from per-peak spectrum index, segment and intensity."""
         if not self.overlap:
             # `seg` already holds ion indices (see _fine_lut)
@@ -249,8 +254,7 @@ def extract(
         if meta.shared_mz and same_len:
             mean = _run_continuous(meta, buf, win, clean, images, tic, tic_normalise, prog)
         else:
-            mean = _run_processed(meta, f, buf, win, clean, images, tic, tic_normalise, prog,
-                                  ppm)
+            mean = _run_processed(meta, f, buf, win, clean, images, tic, tic_normalise, prog, ppm)
     finally:
         if isinstance(buf, mmap.mmap):
             # a traceback may still hold a view; the GC then unmaps it later
@@ -260,14 +264,23 @@ def extract(
     prog(1.0, force=True)
     warns = clean.warnings()
     if tic_normalise and np.any(tic[acquired] == 0):
-        warns.append(f"{int(np.count_nonzero(tic[acquired] == 0)):,} pixels have zero TIC and "
-                     "were left unnormalised")
-    return Extraction(images=images, tic=tic, mean_spectrum=mean, acquired_mask=acquired,
-                      mzs=targets, warnings=warns)
+        warns.append(
+            f"{int(np.count_nonzero(tic[acquired] == 0)):,} pixels have zero TIC and were left unnormalised"
+        )
+    return Extraction(
+        images=images, tic=tic, mean_spectrum=mean, acquired_mask=acquired, mzs=targets, warnings=warns
+    )
 
 
-def _store(images: np.ndarray, tic: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-           vals: np.ndarray, tics: np.ndarray, tic_normalise: bool) -> None:
+def _store(
+    images: np.ndarray,
+    tic: np.ndarray,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    vals: np.ndarray,
+    tics: np.ndarray,
+    tic_normalise: bool,
+) -> None:
     """Write one chunk; `vals` is (k, n_chunk)."""
     if tic_normalise:
         safe = np.where(tics > 0, tics, 1.0)
@@ -286,17 +299,30 @@ def _store(images: np.ndarray, tic: np.ndarray, ys: np.ndarray, xs: np.ndarray,
         images[:, ys, xs] = vals
 
 
-def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clean: _Cleaner,
-                    images: np.ndarray, tic: np.ndarray, tic_normalise: bool,
-                    prog: _Progress) -> tuple[np.ndarray, np.ndarray]:
+def _run_continuous(
+    meta: ImzMLMeta,
+    buf: mmap.mmap | bytes,
+    win: _Windows,
+    clean: _Cleaner,
+    images: np.ndarray,
+    tic: np.ndarray,
+    tic_normalise: bool,
+    prog: _Progress,
+) -> tuple[np.ndarray, np.ndarray]:
     n = meta.n_spectra
     npts = int(meta.mz_lengths[0])
     if meta.mz_compression:
-        mz_axis = _decode_run(buf, meta.mz_offsets[:1], meta.mz_encoded_lengths[:1],
-                              meta.mz_lengths[:1], meta.mz_dtype, 0, "m/z values")
+        mz_axis = _decode_run(
+            buf,
+            meta.mz_offsets[:1],
+            meta.mz_encoded_lengths[:1],
+            meta.mz_lengths[:1],
+            meta.mz_dtype,
+            0,
+            "m/z values",
+        )
     else:
-        mz_axis = np.frombuffer(buf, dtype=meta.mz_dtype, count=npts,
-                                offset=int(meta.mz_offsets[0]))
+        mz_axis = np.frombuffer(buf, dtype=meta.mz_dtype, count=npts, offset=int(meta.mz_offsets[0]))
     mz_axis = mz_axis.astype(np.float64)
     _check_mz(mz_axis, np.zeros(npts, np.int64))
     # An unsorted shared axis is read through a sorting permutation of its columns.
@@ -308,8 +334,11 @@ def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clea
     lo_col = np.searchsorted(seg, win.a + 1, side="left")
     hi_col = np.searchsorted(seg, win.b + 1, side="left")
     lens = hi_col - lo_col
-    cols = (np.repeat(lo_col - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-            + np.arange(lens.sum())) if lens.size else np.zeros(0, np.intp)
+    cols = (
+        (np.repeat(lo_col - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum()))
+        if lens.size
+        else np.zeros(0, np.intp)
+    )
     ends = np.cumsum(lens)
     starts = ends - lens
     mean_acc = np.zeros(npts, dtype=np.float64)
@@ -322,13 +351,15 @@ def _run_continuous(meta: ImzMLMeta, buf: mmap.mmap | bytes, win: _Windows, clea
         step = np.diff(o)
         if meta.int_compression:
             enc = meta.int_encoded_lengths[s0:s1]
-            block = _decode_run(buf, o, enc, meta.int_lengths[s0:s1], dt, s0,
-                                "intensities").reshape(s1 - s0, npts)
+            block = _decode_run(buf, o, enc, meta.int_lengths[s0:s1], dt, s0, "intensities").reshape(
+                s1 - s0, npts
+            )
             o_end = o + np.where(enc >= 0, enc, 0)
         elif s1 - s0 == 1 or (np.all(step == step[0]) and step[0] >= npts * dt.itemsize):
             stride = int(step[0]) if s1 - s0 > 1 else npts * dt.itemsize
-            block = np.ndarray((s1 - s0, npts), dtype=dt, buffer=buf, offset=int(o[0]),
-                               strides=(stride, dt.itemsize))
+            block = np.ndarray(
+                (s1 - s0, npts), dtype=dt, buffer=buf, offset=int(o[0]), strides=(stride, dt.itemsize)
+            )
         else:
             block = np.empty((s1 - s0, npts), dtype=dt)
             for r, off in enumerate(o):
@@ -360,17 +391,29 @@ def _spectrum_sums(ints: np.ndarray, starts: np.ndarray, ln: np.ndarray) -> np.n
     return out
 
 
-def _gather(buf: mmap.mmap | bytes, view: np.ndarray, offsets: np.ndarray, ln: np.ndarray,
-            starts: np.ndarray, total: int) -> np.ndarray:
+def _gather(
+    buf: mmap.mmap | bytes,
+    view: np.ndarray,
+    offsets: np.ndarray,
+    ln: np.ndarray,
+    starts: np.ndarray,
+    total: int,
+) -> np.ndarray:
     """Concatenate the arrays of a run of spectra."""
     size = view.dtype.itemsize
     breaks = np.flatnonzero(offsets[1:] - offsets[:-1] != ln[:-1] * size) + 1
     if breaks.size < 64:
         # arrays lie back to back in the .ibd (in a few runs): plain memory copies
         edges = np.concatenate([[0], breaks, [offsets.size]])
-        parts = [np.frombuffer(buf, dtype=view.dtype, offset=int(offsets[a]),
-                               count=int(starts[b - 1] + ln[b - 1] - starts[a]))
-                 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        parts = [
+            np.frombuffer(
+                buf,
+                dtype=view.dtype,
+                offset=int(offsets[a]),
+                count=int(starts[b - 1] + ln[b - 1] - starts[a]),
+            )
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
     idx = np.arange(total, dtype=np.int64)
     idx *= size
@@ -392,14 +435,23 @@ def _check_mz(values: np.ndarray, spectrum: np.ndarray) -> None:
         bad = ~(np.isfinite(v) & ((v == 0) | ((v >= _MZ_SANE[0]) & (v < _MZ_SANE[1]))))
     if bad.any():
         i = int(np.argmax(bad))
-        raise MSIError(f"the .ibd file does not match its .imzML: spectrum "
-                       f"{int(spectrum[i]) + 1:,} holds the m/z value {v[i]:.6g}, which no "
-                       "instrument measures, so the offsets point at the wrong data")
+        raise MSIError(
+            f"the .ibd file does not match its .imzML: spectrum "
+            f"{int(spectrum[i]) + 1:,} holds the m/z value {v[i]:.6g}, which no "
+            "instrument measures, so the offsets point at the wrong data"
+        )
 
 
-def _decode_run(buf: mmap.mmap | bytes, offsets: np.ndarray, encs: np.ndarray, lens: np.ndarray,
-                dtype: np.dtype, first: int, what: str, spectra: np.ndarray | None = None
-                ) -> np.ndarray:
+def _decode_run(
+    buf: mmap.mmap | bytes,
+    offsets: np.ndarray,
+    encs: np.ndarray,
+    lens: np.ndarray,
+    dtype: np.dtype,
+    first: int,
+    what: str,
+    spectra: np.ndarray | None = None,
+) -> np.ndarray:
     """Decompress (zlib) the arrays of a run of spectra and concatenate them.
 
     Every array must decode to exactly its declared number of values: anything else means a
@@ -423,15 +475,16 @@ def _decode_run(buf: mmap.mmap | bytes, offsets: np.ndarray, encs: np.ndarray, l
             data = b""
         if len(data) != want or not d.eof:
             number = int(spectra[i]) if spectra is not None else first + i
-            raise MSIError(f"the .ibd file does not match its .imzML: the compressed {what} of "
-                           f"spectrum {number + 1:,} cannot be decoded (damaged or from "
-                           "another file)")
+            raise MSIError(
+                f"the .ibd file does not match its .imzML: the compressed {what} of "
+                f"spectrum {number + 1:,} cannot be decoded (damaged or from "
+                "another file)"
+            )
         parts.append(data)
     return np.frombuffer(b"".join(parts), dtype=dtype)
 
 
-def _release(buf: mmap.mmap | bytes, offsets: tuple[np.ndarray, ...], ends: tuple[np.ndarray, ...]
-             ) -> None:
+def _release(buf: mmap.mmap | bytes, offsets: tuple[np.ndarray, ...], ends: tuple[np.ndarray, ...]) -> None:
     """Drop the pages of a finished chunk from this process's map.
 
     Mapped file pages count in RSS until unmapped; without this a 5 GB .ibd would show as
@@ -449,16 +502,15 @@ def _release(buf: mmap.mmap | bytes, offsets: tuple[np.ndarray, ...], ends: tupl
         buf.madvise(advice, lo, hi - lo)
 
 
-def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray
-              ) -> tuple[float, float]:
+def _mz_range(meta: ImzMLMeta, buf: mmap.mmap | bytes, view_mz: np.ndarray) -> tuple[float, float]:
     """Smallest and largest m/z, from each spectrum's first and last value (spectra are
     sorted), so the mean-spectrum grid is known before the pass. Probes in batches and
     unmaps them, since probing touches nearly every page of the file."""
     lo, hi = np.inf, -np.inf
     size = meta.mz_dtype.itemsize
     for s0 in range(0, meta.n_spectra, 8192):
-        off = meta.mz_offsets[s0:s0 + 8192]
-        ln = meta.mz_lengths[s0:s0 + 8192].astype(np.int64)
+        off = meta.mz_offsets[s0 : s0 + 8192]
+        ln = meta.mz_lengths[s0 : s0 + 8192].astype(np.int64)
         nz = ln > 0
         if not nz.any():
             continue
@@ -495,8 +547,16 @@ def _mz_range_sampled(meta: ImzMLMeta, buf: mmap.mmap | bytes) -> tuple[float, f
         csum = np.cumsum(lens[first[b0:]])
         b1 = b0 + max(1, int(np.searchsorted(csum, _CHUNK_VALUES, side="right")))
         idx = first[b0:b1]
-        mz = _decode_run(buf, meta.mz_offsets[idx], meta.mz_encoded_lengths[idx], lens[idx],
-                         meta.mz_dtype, 0, "m/z values", spectra=idx)
+        mz = _decode_run(
+            buf,
+            meta.mz_offsets[idx],
+            meta.mz_encoded_lengths[idx],
+            lens[idx],
+            meta.mz_dtype,
+            0,
+            "m/z values",
+            spectra=idx,
+        )
         vals = mz[np.isfinite(mz) & (mz > 0)]
         if vals.size:
             lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
@@ -546,10 +606,18 @@ class _Overflow:
         return np.concatenate(self.acc), np.concatenate(self.wmz)
 
 
-def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _Windows,
-                   clean: _Cleaner,
-                   images: np.ndarray, tic: np.ndarray, tic_normalise: bool,
-                   prog: _Progress, ppm: float) -> tuple[np.ndarray, np.ndarray]:
+def _run_processed(
+    meta: ImzMLMeta,
+    f: BinaryIO,
+    buf: mmap.mmap | bytes,
+    win: _Windows,
+    clean: _Cleaner,
+    images: np.ndarray,
+    tic: np.ndarray,
+    tic_normalise: bool,
+    prog: _Progress,
+    ppm: float,
+) -> tuple[np.ndarray, np.ndarray]:
     n = meta.n_spectra
     view_mz = _byte_view(buf, meta.mz_dtype, meta.ibd_size)
     view_int = _byte_view(buf, meta.int_dtype, meta.ibd_size)
@@ -605,10 +673,8 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
                 scratch = bytearray(span)
             f.seek(lo)
             f.readinto(memoryview(scratch)[:span])
-            mz = _gather(scratch, _byte_view(scratch, meta.mz_dtype, span), mo - lo, ln, starts,
-                         total)
-            ints = _gather(scratch, _byte_view(scratch, meta.int_dtype, span), io - lo, ln,
-                           starts, total)
+            mz = _gather(scratch, _byte_view(scratch, meta.mz_dtype, span), mo - lo, ln, starts, total)
+            ints = _gather(scratch, _byte_view(scratch, meta.int_dtype, span), io - lo, ln, starts, total)
         else:
             mz = _gather(buf, view_mz, mo, ln, starts, total)
             ints = _gather(buf, view_int, io, ln, starts, total)
@@ -621,8 +687,9 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
         if overflow is not None:
             nz = ln > 0
             firsts = starts[nz]
-            _check_mz(np.concatenate([mz[firsts], mz[firsts + ln[nz] - 1]]),
-                      np.tile(np.flatnonzero(nz) + s0, 2))
+            _check_mz(
+                np.concatenate([mz[firsts], mz[firsts + ln[nz] - 1]]), np.tile(np.flatnonzero(nz) + s0, 2)
+            )
             with np.errstate(invalid="ignore"):
                 out = ((mz < mz_lo) | (mz > mz_hi)) & (mz > 0)
             if out.any():
@@ -647,8 +714,9 @@ def _run_processed(meta: ImzMLMeta, f: BinaryIO, buf: mmap.mmap | bytes, win: _W
     return _rebin_log(fine_acc, fine_mz, mz_lo, mz_hi, ppm, n)
 
 
-def _rebin_log(fine_acc: np.ndarray, fine_mz: np.ndarray, mz_lo: float, mz_hi: float,
-               ppm: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _rebin_log(
+    fine_acc: np.ndarray, fine_mz: np.ndarray, mz_lo: float, mz_hi: float, ppm: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean spectrum on a log grid: bins ppm/2 wide, coarser if that would exceed the cap.
 
     Each bin's m/z is the intensity-weighted mean of the peaks in it, so isolated peaks
@@ -659,8 +727,7 @@ def _rebin_log(fine_acc: np.ndarray, fine_mz: np.ndarray, mz_lo: float, mz_hi: f
     nbins = int(span / step) + 1
     has = fine_acc > 0
     fine_centre = np.where(has, fine_mz / np.where(has, fine_acc, 1), mz_lo)
-    b = np.clip((np.log(np.maximum(fine_centre, mz_lo) / mz_lo) / step).astype(np.int64), 0,
-                nbins - 1)
+    b = np.clip((np.log(np.maximum(fine_centre, mz_lo) / mz_lo) / step).astype(np.int64), 0, nbins - 1)
     total = np.bincount(b, weights=fine_acc, minlength=nbins)
     wmz = np.bincount(b, weights=fine_mz, minlength=nbins)
     centres = mz_lo * np.exp((np.arange(nbins) + 0.5) * step)

@@ -83,7 +83,7 @@ def parse_mz_list(path_or_text: str | bytes | os.PathLike[str]) -> IonList:
     for i, line in enumerate(lines[:_HEADER_SCAN_LINES]):
         if not line.strip():
             continue
-        for d in (_guess_delimiter(lines[i:i + 5]), ",", ";", "\t"):
+        for d in (_guess_delimiter(lines[i : i + 5]), ",", ";", "\t"):
             cells = [_norm(c) for c in _split(line, d)]
             if any(c in _MZ_NAMES for c in cells):
                 header_at, delim, cols = i, d, cells
@@ -103,7 +103,7 @@ def parse_mz_list(path_or_text: str | bytes | os.PathLike[str]) -> IonList:
 
     ions = IonList()
     skipped = 0
-    reader = csv.reader(io.StringIO("\n".join(lines[header_at + 1:])), delimiter=delim)
+    reader = csv.reader(io.StringIO("\n".join(lines[header_at + 1 :])), delimiter=delim)
     for row in reader:
         if not row or not any(c.strip() for c in row):
             continue
@@ -134,6 +134,7 @@ def check_in_range(ions: list[Ion], mz_min: float, mz_max: float) -> list[Ion]:
     """The ions inside the dataset's m/z range; MSIError if there are none."""
     inside = [ion for ion in ions if mz_min <= ion.mz <= mz_max]
     if not inside:
-        raise MSIError(f"none of the {len(ions):,} m/z values lies in this dataset's range "
-                       f"{mz_min:.1f}-{mz_max:.1f}")
+        raise MSIError(
+            f"none of the {len(ions):,} m/z values lies in this dataset's range {mz_min:.1f}-{mz_max:.1f}"
+        )
     return inside

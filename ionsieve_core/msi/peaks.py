@@ -7,8 +7,7 @@ import bisect
 import numpy as np
 
 
-def top_peaks(mean_mz: np.ndarray, mean_intensity: np.ndarray, n: int = 500,
-              ppm: float = 3.0) -> np.ndarray:
+def top_peaks(mean_mz: np.ndarray, mean_intensity: np.ndarray, n: int = 500, ppm: float = 3.0) -> np.ndarray:
     """The `n` strongest local maxima of a mean spectrum, as m/z values sorted ascending.
 
     Maxima closer than `ppm` (relative to their m/z) are merged, keeping the stronger one, so

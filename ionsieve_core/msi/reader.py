@@ -77,13 +77,17 @@ _MZ_ARRAY, _INT_ARRAY = "MS:1000514", "MS:1000515"
 
 _RE_ATTR = re.compile(rb'([\w:]+)\s*=\s*"([^"]*)"')
 _RE_CVPARAM = re.compile(rb"<cvParam\b([^>]*)>")
-_RE_GROUP = re.compile(
-    rb"<referenceableParamGroup\b([^>]*)>(.*?)</referenceableParamGroup>", re.S
-)
+_RE_GROUP = re.compile(rb"<referenceableParamGroup\b([^>]*)>(.*?)</referenceableParamGroup>", re.S)
 _RE_BLOCK = {
     name: re.compile(rb"<%s\b[^>]*>(.*?)</%s>" % (name, name), re.S)
-    for name in (b"fileContent", b"scanSettings", b"instrumentConfiguration", b"source",
-                 b"analyzer", b"detector")
+    for name in (
+        b"fileContent",
+        b"scanSettings",
+        b"instrumentConfiguration",
+        b"source",
+        b"analyzer",
+        b"detector",
+    )
 }
 _RE_SPECTRUM_LIST = re.compile(rb"<spectrumList\b([^>]*)>")
 
@@ -168,8 +172,7 @@ class _Group:
 
 def _attrs(raw: bytes) -> dict[str, str]:
     return {
-        k.decode("latin-1"): html.unescape(v.decode("utf-8", "replace"))
-        for k, v in _RE_ATTR.findall(raw)
+        k.decode("latin-1"): html.unescape(v.decode("utf-8", "replace")) for k, v in _RE_ATTR.findall(raw)
     }
 
 
@@ -204,7 +207,7 @@ def _read_header(f) -> tuple[bytes, int]:  # noqa: ANN001 - binary file object
         if idx >= 0:
             return buf[:idx], idx
         if len(buf) > _MAX_HEADER_BYTES:
-            if b"<mzML" not in buf[:1 << 20]:
+            if b"<mzML" not in buf[: 1 << 20]:
                 raise MSIError("this XML file is not imzML")
             raise MSIError("the .imzML file lists no spectra")
 
@@ -257,10 +260,13 @@ def _instrument(header: bytes, all_accs: set[str]) -> dict[str, str]:
                 continue
             info["instrument_model"] = p.get("value") or p.get("name", "")
             break
-        for key, tag in (("ion_source", b"source"), ("analyzer", b"analyzer"),
-                         ("detector", b"detector")):
-            names = [p.get("name", "") for blk in _RE_BLOCK[tag].findall(body)
-                     for p in _cvparams(blk) if not p.get("value")]
+        for key, tag in (("ion_source", b"source"), ("analyzer", b"analyzer"), ("detector", b"detector")):
+            names = [
+                p.get("name", "")
+                for blk in _RE_BLOCK[tag].findall(body)
+                for p in _cvparams(blk)
+                if not p.get("value")
+            ]
             if names:
                 info[key] = ", ".join(names[:2])
     m = _RE_BLOCK[b"scanSettings"].search(header)
@@ -357,8 +363,9 @@ def _learn_template(block: bytes, groups: dict[str, _Group]) -> _Template | None
     return _Template(signature=tuple(sig), cols=cols)
 
 
-def _scan_chunk_template(buf: bytes, end: int, tpl: _Template, groups: dict[str, _Group],
-                         out: dict[str, list]) -> bool:
+def _scan_chunk_template(
+    buf: bytes, end: int, tpl: _Template, groups: dict[str, _Group], out: dict[str, list]
+) -> bool:
     """One regex pass over buf[:end]; False when the chunk does not fit the template.
 
     Alignment is guarded by: the chunk's last spectrum has the same signature, the number of
@@ -381,8 +388,7 @@ def _scan_chunk_template(buf: bytes, end: int, tpl: _Template, groups: dict[str,
         out[name].append(table[:, c[name]].copy())
     for kind in ("mz", "int"):
         col = c.get(f"{kind}_enc")
-        out[f"{kind}_enc"].append(table[:, col].copy() if col is not None
-                                  else np.full(n, -1, np.int64))
+        out[f"{kind}_enc"].append(table[:, col].copy() if col is not None else np.full(n, -1, np.int64))
     return True
 
 
@@ -429,9 +435,9 @@ def _scan_chunk(chunk: bytes, groups: dict[str, _Group], out: dict[str, list]) -
 
 def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # noqa: ANN001
     """Scan the spectrum list chunk by chunk: template pass, else per-field pass."""
-    out: dict[str, list] = {k: [] for k in
-                            ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
-                             "int_enc", "z")}
+    out: dict[str, list] = {
+        k: [] for k in ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len", "int_enc", "z")
+    }
     f.seek(start)
     carry = b""
     tpl: list[_Template | None] = []
@@ -445,14 +451,13 @@ def _fast_scan(f, start: int, groups: dict[str, _Group]) -> dict[str, list]:  # 
         for start, stop in zip((a, last), ends, strict=True):
             if start >= 0 and any(buf.find(m, start, stop) >= 0 for m in _INLINE_CODEC_MARKS):
                 raise _NeedGeneralParser
-        if any(s >= 0 and buf.find(b"IMS:1000052", s, e) >= 0 for s, e in zip((a, last), ends,
-                                                                              strict=True)):
+        if any(s >= 0 and buf.find(b"IMS:1000052", s, e) >= 0 for s, e in zip((a, last), ends, strict=True)):
             # positions along z (3-D acquisitions): only which values occur matters
             out["z"].append(np.unique(_ints(_RE_Z.findall(buf, 0, end))))
         if not tpl:
             a = buf.find(b"<spectrum ", 0, end)
             b = buf.find(b"</spectrum>", 0, end)
-            tpl.append(_learn_template(buf[a:b + 11], groups) if 0 <= a < b else None)
+            tpl.append(_learn_template(buf[a : b + 11], groups) if 0 <= a < b else None)
         if tpl[0] is None or not _scan_chunk_template(buf, end, tpl[0], groups, out):
             _scan_chunk(buf[:end], groups, out)
 
@@ -495,9 +500,9 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
 
     Safe because documents with DOCTYPE were refused earlier (no entity expansion possible).
     """
-    cols: dict[str, list] = {k: [] for k in
-                             ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len",
-                              "int_enc", "z")}
+    cols: dict[str, list] = {
+        k: [] for k in ("x", "y", "mz_off", "mz_len", "mz_enc", "int_off", "int_len", "int_enc", "z")
+    }
     found = _Found()
     slist = None
     try:
@@ -553,8 +558,7 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                             found.dtypes.setdefault(kind, dt)
                         found.codecs.setdefault(kind, set()).add(codec)
             if x is None or y is None or "mz" not in arrays or "int" not in arrays:
-                raise _Unreadable("a spectrum in this .imzML file lacks its position or its "
-                                  "arrays")
+                raise _Unreadable("a spectrum in this .imzML file lacks its position or its arrays")
             cols["x"].append(x)
             cols["y"].append(y)
             for kind in ("mz", "int"):
@@ -598,7 +602,8 @@ def _pyimzml_scan(path: Path) -> tuple[dict[str, list], _Found]:
     coords = np.asarray(p.coordinates, dtype=np.int64).reshape(-1, 3)
     n = coords.shape[0]
     cols = {
-        "x": [coords[:, 0]], "y": [coords[:, 1]],
+        "x": [coords[:, 0]],
+        "y": [coords[:, 1]],
         "mz_off": [np.asarray(p.mzOffsets, np.int64)],
         "mz_len": [np.asarray(p.mzLengths, np.int64)],
         "mz_enc": [np.full(n, -1, np.int64)],
@@ -665,8 +670,11 @@ def read_metadata(
         cols, found = _pyimzml_scan(path)
         if not cols:
             raise MSIError("pyimzml cannot read this .imzML file")
-    elif (cols is None or not _encoded_lengths_agree(cols, groups)
-          or not all(any(g.kind == k and g.dtype for g in groups.values()) for k in ("mz", "int"))):
+    elif (
+        cols is None
+        or not _encoded_lengths_agree(cols, groups)
+        or not all(any(g.kind == k and g.dtype for g in groups.values()) for k in ("mz", "int"))
+    ):
         # (a byte scan whose encoded lengths disagree may have misread a layout, and number
         # types stated on each array are read by the XML parser only)
         try:
@@ -683,8 +691,10 @@ def read_metadata(
         raise MSIError("the .imzML file lists no spectra")
     if zs.size > 1:
         # planes would silently overwrite each other in one 2-D image
-        raise MSIError(f"this is a 3-D dataset with {zs.size:,} sections along z; IonSieve "
-                       "images one section at a time: export each section as its own imzML")
+        raise MSIError(
+            f"this is a 3-D dataset with {zs.size:,} sections along z; IonSieve "
+            "images one section at a time: export each section as its own imzML"
+        )
 
     mz_dtype = next((g.dtype for g in groups.values() if g.kind == "mz" and g.dtype), None)
     int_dtype = next((g.dtype for g in groups.values() if g.kind == "int" and g.dtype), None)
@@ -696,16 +706,20 @@ def read_metadata(
         mz_dtype = mz_dtype or fallback.get("mz")
         int_dtype = int_dtype or fallback.get("int")
     if mz_dtype is None or int_dtype is None:
-        raise MSIError("the .imzML file does not say which number type its m/z values or "
-                       "intensities are stored in (32- or 64-bit float or integer)")
+        raise MSIError(
+            "the .imzML file does not say which number type its m/z values or "
+            "intensities are stored in (32- or 64-bit float or integer)"
+        )
     codecs = {kind: _codec(kind, groups, found) for kind in ("mz", "int")}
 
     if arr["x"].min() < 1 or arr["y"].min() < 1:
         raise MSIError("the .imzML file has pixel positions below 1, which imzML does not allow")
     width, height = int(arr["x"].max()), int(arr["y"].max())
     if width * height > max_pixels:
-        raise MSIError(f"the image grid {_fmt(width)} x {_fmt(height)} pixels is too large "
-                       f"(limit: {_fmt(max_pixels)} pixels)")
+        raise MSIError(
+            f"the image grid {_fmt(width)} x {_fmt(height)} pixels is too large "
+            f"(limit: {_fmt(max_pixels)} pixels)"
+        )
 
     mode_accs = all_accs
     continuous = "IMS:1000030" in mode_accs and "IMS:1000031" not in mode_accs
@@ -734,8 +748,10 @@ def read_metadata(
     int_len = arr["int_len"].astype(np.int32)
     if np.any(mz_len != int_len):
         bad = int(np.argmax(mz_len != int_len))
-        raise MSIError(f"spectrum {_fmt(bad + 1)} has {_fmt(int(mz_len[bad]))} m/z values but "
-                       f"{_fmt(int(int_len[bad]))} intensities")
+        raise MSIError(
+            f"spectrum {_fmt(bad + 1)} has {_fmt(int(mz_len[bad]))} m/z values but "
+            f"{_fmt(int(int_len[bad]))} intensities"
+        )
     mz_end = _array_ends(mz_off, mz_len, arr["mz_enc"], mz_dtype, codecs["mz"])
     int_end = _array_ends(int_off, int_len, arr["int_enc"], int_dtype, codecs["int"])
     cut = np.maximum(mz_end, int_end) > ibd_size
@@ -747,8 +763,10 @@ def read_metadata(
     overlap = both & (mz_off < int_end) & (int_off < mz_end)
     if np.any(overlap):
         first = int(np.argmax(overlap))
-        raise MSIError("the .ibd file does not match its .imzML: the m/z and intensity arrays "
-                       f"of spectrum {_fmt(first + 1)} overlap")
+        raise MSIError(
+            "the .ibd file does not match its .imzML: the m/z and intensity arrays "
+            f"of spectrum {_fmt(first + 1)} overlap"
+        )
 
     return ImzMLMeta(
         imzml_path=str(path),
@@ -782,19 +800,24 @@ def _codec(kind: str, groups: dict[str, _Group], found: _Found) -> str | None:
     what = "m/z values" if kind == "mz" else "intensities"
     bad = sorted(_UNSUPPORTED_CODECS[a] for a in accs if a in _UNSUPPORTED_CODECS)
     if bad:
-        raise MSIError(f"the {what} are stored with {bad[0]} compression, which neither "
-                       "IonSieve nor pyimzml can read; export the dataset again without "
-                       "compression or with zlib compression")
+        raise MSIError(
+            f"the {what} are stored with {bad[0]} compression, which neither "
+            "IonSieve nor pyimzml can read; export the dataset again without "
+            "compression or with zlib compression"
+        )
     names = {_CODECS[a] for a in accs}
     if len(names) > 1:
         # group and spectrum disagree, or spectra differ: no single reading is right
-        raise MSIError(f"the .imzML file declares both compressed and uncompressed {what}; "
-                       "export the dataset again with one setting")
+        raise MSIError(
+            f"the .imzML file declares both compressed and uncompressed {what}; "
+            "export the dataset again with one setting"
+        )
     return names.pop() if names else None
 
 
-def _array_ends(off: np.ndarray, ln: np.ndarray, enc: np.ndarray, dtype: np.dtype,
-                codec: str | None) -> np.ndarray:
+def _array_ends(
+    off: np.ndarray, ln: np.ndarray, enc: np.ndarray, dtype: np.dtype, codec: str | None
+) -> np.ndarray:
     """Byte just past each array in the .ibd (compressed: its encoded length, when given)."""
     if codec is None:
         return off + ln.astype(np.int64) * dtype.itemsize

@@ -53,8 +53,7 @@ def _smooth_field(h: int, w: int, rng: np.random.Generator, cells: int = 5) -> n
     c01 = coarse[np.ix_(y0, x0 + 1)]
     c10 = coarse[np.ix_(y0 + 1, x0)]
     c11 = coarse[np.ix_(y0 + 1, x0 + 1)]
-    return (c00 * (1 - fy) * (1 - fx) + c01 * (1 - fy) * fx + c10 * fy * (1 - fx)
-            + c11 * fy * fx)
+    return c00 * (1 - fy) * (1 - fx) + c01 * (1 - fy) * fx + c10 * fy * (1 - fx) + c11 * fy * fx
 
 
 def _box_blur(img: np.ndarray, r: int) -> np.ndarray:
@@ -94,7 +93,7 @@ def _acquired(h: int, w: int, rng: np.random.Generator, non_rectangular: bool) -
         cut_l = int(rng.integers(0, max(1, w // 6)))
         cut_r = int(rng.integers(0, max(1, w // 6)))
         acq[y, :cut_l] = False
-        acq[y, w - cut_r:] = False
+        acq[y, w - cut_r :] = False
     acq &= rng.random((h, w)) > 0.02
     acq[h // 2, :] = True
     acq[:, w // 2] = True
@@ -102,8 +101,9 @@ def _acquired(h: int, w: int, rng: np.random.Generator, non_rectangular: bool) -
     return acq
 
 
-def _patterns(h: int, w: int, tissue: np.ndarray, n_on: int, n_off: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+def _patterns(
+    h: int, w: int, tissue: np.ndarray, n_on: int, n_off: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     t = tissue.astype(np.float64)
     soft = _box_blur(t, max(1, min(h, w) // 40))
@@ -124,8 +124,11 @@ def _patterns(h: int, w: int, tissue: np.ndarray, n_on: int, n_off: int,
             for _ in range(int(rng.integers(3, 8))):
                 j = int(rng.integers(0, ty.size))
                 s = rng.uniform(0.01, 0.04)
-                img += 2.0 * np.exp(-((yy - ty[j] / max(h, w)) ** 2
-                                      + (xx - tx[j] / max(h, w)) ** 2) / (2 * s * s)) * t
+                img += (
+                    2.0
+                    * np.exp(-((yy - ty[j] / max(h, w)) ** 2 + (xx - tx[j] / max(h, w)) ** 2) / (2 * s * s))
+                    * t
+                )
         else:
             img = (0.3 + _smooth_field(h, w, rng, cells=5)) * soft
         out.append(img)
@@ -157,8 +160,7 @@ def _ion_mzs(n: int, lo: float, hi: float, rng: np.random.Generator) -> np.ndarr
     raise ValueError("cannot place that many well-separated ions in the m/z range")
 
 
-def _noise_mz(count: int, ions: np.ndarray, lo: float, hi: float,
-              rng: np.random.Generator) -> np.ndarray:
+def _noise_mz(count: int, ions: np.ndarray, lo: float, hi: float, rng: np.random.Generator) -> np.ndarray:
     mz = rng.uniform(lo, hi, count)
     if ions.size:
         j = np.clip(np.searchsorted(ions, mz), 1, ions.size) - 1
@@ -359,21 +361,32 @@ def write_synthetic_imzml(
     ys, xs = np.nonzero(acquired)  # row-major acquisition order
     n_pix = ys.size
     # exact per-pixel ion intensities, stored with the file's precision
-    amp = (pats[:, ys, xs] * levels[:, None]
-           * rng.uniform(0.9, 1.1, (n_ions, n_pix))).T.astype(intd)
+    amp = (pats[:, ys, xs] * levels[:, None] * rng.uniform(0.9, 1.1, (n_ions, n_pix))).T.astype(intd)
     if mode == "processed":
         amp[amp < levels.astype(intd) * 0.02] = 0  # weak peaks are not centroided
 
     uid = uuidlib.uuid4()
-    spec_acc, spec_name = ("MS:1000127", "centroid spectrum") if mode == "processed" else (
-        "MS:1000128", "profile spectrum")
-    mode_acc, mode_name = ("IMS:1000031", "processed") if mode == "processed" else (
-        "IMS:1000030", "continuous")
+    spec_acc, spec_name = (
+        ("MS:1000127", "centroid spectrum") if mode == "processed" else ("MS:1000128", "profile spectrum")
+    )
+    mode_acc, mode_name = (
+        ("IMS:1000031", "processed") if mode == "processed" else ("IMS:1000030", "continuous")
+    )
     header = _HEADER.format(
-        spec_acc=spec_acc, spec_name=spec_name, mode_acc=mode_acc, mode_name=mode_name,
-        uuid=str(uid).upper(), mz_acc=_DTYPE_TERMS[mzd][0], mz_name=_DTYPE_TERMS[mzd][1],
-        int_acc=_DTYPE_TERMS[intd][0], int_name=_DTYPE_TERMS[intd][1], width=width,
-        height=height, n_spectra=n_pix, pixel_um=pixel_um)
+        spec_acc=spec_acc,
+        spec_name=spec_name,
+        mode_acc=mode_acc,
+        mode_name=mode_name,
+        uuid=str(uid).upper(),
+        mz_acc=_DTYPE_TERMS[mzd][0],
+        mz_name=_DTYPE_TERMS[mzd][1],
+        int_acc=_DTYPE_TERMS[intd][0],
+        int_name=_DTYPE_TERMS[intd][1],
+        width=width,
+        height=height,
+        n_spectra=n_pix,
+        pixel_um=pixel_um,
+    )
 
     bad_left = [n_bad_intensities - n_bad_intensities // 2, n_bad_intensities // 2]
     n_nan = n_neg = 0
@@ -388,12 +401,11 @@ def write_synthetic_imzml(
             j = np.clip(np.searchsorted(ion_mz, grid), 1, max(ion_mz.size, 1)) - 1
             if ion_mz.size:
                 for cand in (j, np.minimum(j + 1, ion_mz.size - 1)):
-                    keep &= (np.abs(grid - ion_mz[cand])
-                             > _NOISE_CLEARANCE_PPM * 1e-6 * ion_mz[cand])
+                    keep &= np.abs(grid - ion_mz[cand]) > _NOISE_CLEARANCE_PPM * 1e-6 * ion_mz[cand]
             shared_axis = np.concatenate([grid[keep], ion_mz]).astype(mzd)
             axis_order = np.argsort(shared_axis, kind="stable")
             shared_axis = shared_axis[axis_order]
-            ion_cols = np.argsort(axis_order)[grid[keep].size:]
+            ion_cols = np.argsort(axis_order)[grid[keep].size :]
             shared_axis.tofile(ibd)
             axis_off, npts = pos, shared_axis.size
             pos += shared_axis.nbytes
@@ -427,8 +439,7 @@ def write_synthetic_imzml(
                 pix, mzv, inten = pix[srt], mzv[srt].astype(mzd), inten[srt]
                 if any(bad_left):
                     is_noise = srt >= n_ion_peaks
-                    n_nan, n_neg = _plant_bad(inten, np.flatnonzero(~is_noise), bad_left,
-                                              rng, n_nan, n_neg)
+                    n_nan, n_neg = _plant_bad(inten, np.flatnonzero(~is_noise), bad_left, rng, n_nan, n_neg)
                 ln = np.bincount(pix, minlength=nc).astype(np.int64)
                 start = np.concatenate([[0], np.cumsum(ln)[:-1]])
                 if layout == "blocked":
@@ -452,23 +463,47 @@ def write_synthetic_imzml(
                     out[ipos[:, None] + np.arange(intd.itemsize)] = b_i
                     out.tofile(ibd)
                 pos += mzv.nbytes + inten.nbytes
-            xml.write("".join(
-                _SPECTRUM.format(i1=c0 + r + 1, i0=c0 + r, x=xs[c0 + r] + 1, y=ys[c0 + r] + 1,
-                                 mo=mo[r], io=io[r], n=ln[r], me=ln[r] * mzd.itemsize,
-                                 ie=ln[r] * intd.itemsize)
-                for r in range(nc)))
+            xml.write(
+                "".join(
+                    _SPECTRUM.format(
+                        i1=c0 + r + 1,
+                        i0=c0 + r,
+                        x=xs[c0 + r] + 1,
+                        y=ys[c0 + r] + 1,
+                        mo=mo[r],
+                        io=io[r],
+                        n=ln[r],
+                        me=ln[r] * mzd.itemsize,
+                        ie=ln[r] * intd.itemsize,
+                    )
+                    for r in range(nc)
+                )
+            )
         xml.write(_FOOTER)
 
     images = np.zeros((n_ions, height, width), dtype=np.float32)
     images[:, ys, xs] = amp.T.astype(np.float32)
     return SyntheticTruth(
         ions=[(float(m), lab) for m, lab in zip(ion_mz, labels, strict=True)],
-        tissue_mask=tissue, acquired_mask=acquired, images=images, kinds=kinds,
-        imzml_path=str(imzml_path), ibd_path=str(ibd_path), n_nan=n_nan, n_negative=n_neg)
+        tissue_mask=tissue,
+        acquired_mask=acquired,
+        images=images,
+        kinds=kinds,
+        imzml_path=str(imzml_path),
+        ibd_path=str(ibd_path),
+        n_nan=n_nan,
+        n_negative=n_neg,
+    )
 
 
-def _plant_bad(values: np.ndarray, protected: np.ndarray, left: list[int],
-               rng: np.random.Generator, n_nan: int, n_neg: int) -> tuple[int, int]:
+def _plant_bad(
+    values: np.ndarray,
+    protected: np.ndarray,
+    left: list[int],
+    rng: np.random.Generator,
+    n_nan: int,
+    n_neg: int,
+) -> tuple[int, int]:
     """Overwrite a few noise intensities with NaN / negative numbers, in place."""
     flat = values.reshape(-1) if values.ndim == 1 else values
     if values.ndim == 2:

@@ -1,4 +1,5 @@
 """The live update through the API: label requests only queue it; the worker rescores."""
+
 from __future__ import annotations
 
 import time
@@ -30,7 +31,8 @@ def queued(monkeypatch, settings):
 
 
 def test_it_queues_one_live_update_and_rescores_in_the_worker_without_blocking_labels(
-        project, user, tmp_path, capsys, api, queued, django_capture_on_commit_callbacks):
+    project, user, tmp_path, capsys, api, queued, django_capture_on_commit_callbacks
+):
     dss = make_datasets(project, user, tmp_path, capsys, n=2, label=False)
     api.force_authenticate(user)
     before = {im.pk: im.probability for im in IonImage.objects.filter(dataset__project=project)}
@@ -86,7 +88,10 @@ def test_the_next_endpoint_returns_unlabelled_images_best_first(project, user, t
         got = [x["id"] for x in body["results"]]
         assert len(set(got)) == 5 and not {im.pk for im in ims[:3]} & set(got)
         assert all(x["label"] is None and x["thumbnail_url"] for x in body["results"])
-    probs = [x["probability"] for x in api.get(f"/api/datasets/{ds.pk}/next/?n=9&strategy=probability").json()["results"]]
+    probs = [
+        x["probability"]
+        for x in api.get(f"/api/datasets/{ds.pk}/next/?n=9&strategy=probability").json()["results"]
+    ]
     assert probs == sorted(probs, reverse=True)
     assert api.get(f"/api/projects/{project.slug}/next/?n=3").json()["count"] == 3
     assert api.get(f"/api/datasets/{ds.pk}/next/?strategy=best").status_code == 400

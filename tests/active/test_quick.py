@@ -1,4 +1,5 @@
 """Learn while you label: quick updates, 'label next', live updates through the API."""
+
 from __future__ import annotations
 
 import csv
@@ -60,7 +61,9 @@ def test_it_never_suggests_labelled_images_with_any_strategy(project, user, tmp_
         got = names(capsys, "--dataset", ds.pk, "--n", 50, "--strategy", strategy)
         assert len(got) == len(ims) - 5 and len(set(got)) == len(got)
         assert not labelled & set(got)
-        got_user = names(capsys, "--dataset", ds.pk, "--n", 3, "--user", user.username, "--strategy", strategy)
+        got_user = names(
+            capsys, "--dataset", ds.pk, "--n", 3, "--user", user.username, "--strategy", strategy
+        )
         assert len(got_user) == 3 and not labelled & set(got_user)
     # Most likely off-sample first, by the stored scores.
     got = names(capsys, "--dataset", ds.pk, "--n", 3, "--strategy", "probability")
@@ -75,8 +78,10 @@ def test_quick_versions_never_overwrite_a_full_versions_metrics(project, user, t
     make_datasets(project, user, tmp_path, capsys, n=2)
     call_command("train", "--project", project.slug, "--folds", "2", "--epochs", "1")
     full = ModelVersion.objects.get(project=project)
-    metrics, held = full.metrics, sorted(HeldOutScore.objects.filter(model_version=full).values_list("image_id",
-                                                                                                    "probabilities"))
+    metrics, held = (
+        full.metrics,
+        sorted(HeldOutScore.objects.filter(model_version=full).values_list("image_id", "probabilities")),
+    )
     assert active.embeddings_path(full.project.datasets.first(), full.pk).exists()
     im = IonImage.objects.filter(dataset__project=project).first()
     labels.set_labels(project, [im], user, "on" if im.consensus == "off" else "off")
@@ -85,7 +90,10 @@ def test_quick_versions_never_overwrite_a_full_versions_metrics(project, user, t
     assert quick.params["base"] == full.pk and quick.is_active and quick.number == 2
     full.refresh_from_db()
     assert not full.is_active and full.metrics == metrics
-    assert sorted(HeldOutScore.objects.filter(model_version=full).values_list("image_id", "probabilities")) == held
+    assert (
+        sorted(HeldOutScore.objects.filter(model_version=full).values_list("image_id", "probabilities"))
+        == held
+    )
     # The review reads the quick version's own held-out scores.
     from classifier import review
 

@@ -1,4 +1,5 @@
 """axe-core (bundled by axe-playwright-python, never from a CDN) on every page, light and dark."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,16 +51,33 @@ def test_it_has_no_serious_accessibility_violations_on_any_page(new_page, site, 
         problems[url] = _violations(page)
     log_in(page, "axel", PASSWORD)
     p, ds = site["project"], site["dataset"]
-    pages = ["/", f"/p/{p.slug}/", f"/p/{p.slug}/gallery/", f"/datasets/{ds.pk}/", f"/datasets/{ds.pk}/gallery/",
-             f"/images/{site['image'].pk}/", f"/p/{p.slug}/review/", f"/p/{p.slug}/import/", f"/p/{p.slug}/labels/",
-             f"/projects/{p.slug}/members/", f"/projects/{p.slug}/keys/", f"/p/{site['yeast'].slug}/gallery/",
-             f"/datasets/{ds.pk}/gallery/?mode=next", f"/p/{site['yeast'].slug}/gallery/?mode=next",
-             "/projects/new/", "/collections/", "/accounts/profile/", "/accounts/password_change/"]
+    pages = [
+        "/",
+        f"/p/{p.slug}/",
+        f"/p/{p.slug}/gallery/",
+        f"/datasets/{ds.pk}/",
+        f"/datasets/{ds.pk}/gallery/",
+        f"/images/{site['image'].pk}/",
+        f"/p/{p.slug}/review/",
+        f"/p/{p.slug}/import/",
+        f"/p/{p.slug}/labels/",
+        f"/projects/{p.slug}/members/",
+        f"/projects/{p.slug}/keys/",
+        f"/p/{site['yeast'].slug}/gallery/",
+        f"/datasets/{ds.pk}/gallery/?mode=next",
+        f"/p/{site['yeast'].slug}/gallery/?mode=next",
+        "/projects/new/",
+        "/collections/",
+        "/accounts/profile/",
+        "/accounts/password_change/",
+    ]
     for url in pages:
         page.goto(url)
         if "gallery" in url:
             page.wait_for_selector(".tile")
-            page.wait_for_function("!document.querySelector('#shown-count').textContent.startsWith('Loading')")
+            page.wait_for_function(
+                "!document.querySelector('#shown-count').textContent.startsWith('Loading')"
+            )
         page.wait_for_load_state("networkidle")
         problems[url] = _violations(page)
         if url == f"/datasets/{ds.pk}/gallery/":

@@ -1,4 +1,5 @@
 """The dataset page's download: prepared by a job with progress shown, then downloaded."""
+
 from __future__ import annotations
 
 import zipfile

@@ -1,4 +1,5 @@
 """The image page's viewer: native resolution, zoom, clips, colour maps, channel composites."""
+
 from __future__ import annotations
 
 import time
@@ -54,17 +55,25 @@ def test_it_scales_in_the_browser_as_the_server_does(new_page):
     page.set_content("<!doctype html><title>scaling</title>")
     page.add_script_tag(path=str(SCALING_JS))
     rng = np.random.default_rng(3)
-    values = np.concatenate([rng.lognormal(2, 1.5, 500), [0, 0, 0, 7, 7, np.nan, np.nan, 1e6]]).astype(np.float32)
+    values = np.concatenate([rng.lognormal(2, 1.5, 500), [0, 0, 0, 7, 7, np.nan, np.nan, 1e6]]).astype(
+        np.float32
+    )
     as_js = [None if np.isnan(v) else float(v) for v in values]
-    cases = [(lo, hi, mode) for lo, hi in [(-np.inf, np.inf), (0.5, 40.0), (3.0, 3.0), (50.0, 2.0), (7.0, 1e5), (0, 7.0)]
-             for mode in ("linear", "log", "equalized")]
+    cases = [
+        (lo, hi, mode)
+        for lo, hi in [(-np.inf, np.inf), (0.5, 40.0), (3.0, 3.0), (50.0, 2.0), (7.0, 1e5), (0, 7.0)]
+        for mode in ("linear", "log", "equalized")
+    ]
     # Each case alone, and all with one memo (what the page keeps per image while sliders move).
-    fresh, memo = page.evaluate("""([v, cases]) => {
+    fresh, memo = page.evaluate(
+        """([v, cases]) => {
         const values = Float32Array.from(v, x => x === null ? NaN : x), memo = {};
         const plain = a => Array.from(a, x => isNaN(x) ? null : x);
         return [cases.map(([lo, hi, mode]) => plain(IonSieveScale.displayScale(values, lo, hi, mode))),
                 cases.map(([lo, hi, mode]) => plain(IonSieveScale.displayScale(values, lo, hi, mode, memo)))];
-    }""", [as_js, [[_js_number(lo), _js_number(hi), mode] for lo, hi, mode in cases]])
+    }""",
+        [as_js, [[_js_number(lo), _js_number(hi), mode] for lo, hi, mode in cases]],
+    )
     for (lo, hi, mode), a, b in zip(cases, fresh, memo, strict=True):
         expected = display_scale(values, lo, hi, mode)
         for got in (a, b):
@@ -90,22 +99,27 @@ def test_it_zooms_drags_a_clip_and_switches_the_colour_map(new_page):
     page.click("#zoom-in")
     page.wait_for_function(
         "(w) => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range; return r[1] - r[0] < w; }",
-        arg=(xrange[1] - xrange[0]) * 0.6)
+        arg=(xrange[1] - xrange[0]) * 0.6,
+    )
     # The keyboard pans the focused image.
     page.focus("#fig-image")
     x0, x1 = _range(page)
     page.keyboard.press("ArrowRight")
     page.wait_for_function(
-        "(x0) => document.getElementById('fig-image')._fullLayout.xaxis.range[0] > x0 + 1", arg=x0)
+        "(x0) => document.getElementById('fig-image')._fullLayout.xaxis.range[0] > x0 + 1", arg=x0
+    )
     url = page.url
     page.keyboard.press("+")
     page.wait_for_function(
         "(w) => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range; return r[1] - r[0] < w; }",
-        arg=(x1 - x0) * 0.6)
+        arg=(x1 - x0) * 0.6,
+    )
     assert page.url == url  # the arrow did not go to the next image
     page.click("#zoom-reset")
-    page.wait_for_function("(() => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range;"
-                           " return r[1] - r[0] >= 79; })()")
+    page.wait_for_function(
+        "(() => { const r = document.getElementById('fig-image')._fullLayout.xaxis.range;"
+        " return r[1] - r[0] >= 79; })()"
+    )
 
     # Drag the upper clip down.
     before = page.evaluate(SOURCE)
@@ -211,9 +225,11 @@ def test_it_draws_a_2000_by_2000_image_at_native_resolution(new_page, capsys):
         .find(e => e.name.includes('/figures/image.json')); return [r.encodedBodySize, r.decodedBodySize]; })()""")
     built = time.perf_counter() - built
     with capsys.disabled():
-        print(f"\n2000x2000: payload {size / 1e6:.1f} MB ({sent / 1e6:.1f} MB gzipped) built in {built:.2f} s, page to drawn {loaded:.1f} s, "
-              f"paint {first:.0f} ms, repaint after a colour map change {again:.0f} ms, "
-              f"histogram-equalised {equalised:.0f} ms "
-              f"(first), {moved:.0f} ms (clip moved)")
+        print(
+            f"\n2000x2000: payload {size / 1e6:.1f} MB ({sent / 1e6:.1f} MB gzipped) built in {built:.2f} s, page to drawn {loaded:.1f} s, "
+            f"paint {first:.0f} ms, repaint after a colour map change {again:.0f} ms, "
+            f"histogram-equalised {equalised:.0f} ms "
+            f"(first), {moved:.0f} ms (clip moved)"
+        )
     assert size < 25e6  # 4 bytes a pixel, base64: JSON lists of numbers were ~3x more
     assert size_in_browser == size and sent < 0.8 * size  # gzip takes off at least base64's third

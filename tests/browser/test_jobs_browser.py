@@ -1,4 +1,5 @@
 """A way out of a stuck job, clicked in a real browser: cancel it, then retry it."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -24,8 +25,14 @@ def test_it_cancels_and_retries_a_stuck_ingestion_from_the_dataset_page(new_page
     add_member(project, annotator, "annotator")
     ds = make_ready_dataset(project, n=4, thumbnails=False, name="Stuck section")
     Dataset.objects.filter(pk=ds.pk).update(status=Dataset.Status.PROCESSING, progress=0.34)
-    job = Job.objects.create(project=project, kind=Job.Kind.INGEST, target_id=ds.pk, status=Job.Status.RUNNING,
-                             attempts=1, progress=0.34)
+    job = Job.objects.create(
+        project=project,
+        kind=Job.Kind.INGEST,
+        target_id=ds.pk,
+        status=Job.Status.RUNNING,
+        attempts=1,
+        progress=0.34,
+    )
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=8))
 
     page = new_page()
@@ -35,7 +42,10 @@ def test_it_cancels_and_retries_a_stuck_ingestion_from_the_dataset_page(new_page
     screenshot(page, "stuck-job.png")
     page.click("#dataset-job button[data-job-action=cancel]")
     page.wait_for_selector("#dataset-error")  # after the page reloads
-    assert f"Processing was stopped (cancelled by {annotator.username})" in page.locator("#dataset-error").inner_text()
+    assert (
+        f"Processing was stopped (cancelled by {annotator.username})"
+        in page.locator("#dataset-error").inner_text()
+    )
     assert Job.objects.get(pk=job.pk).status == "cancelled"
 
     page.click("#dataset-job button[data-job-action=retry]")

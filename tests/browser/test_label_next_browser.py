@@ -1,5 +1,6 @@
 """Label next in a real browser: the queue by strategy, focus moving on after each key, the
 counter, and new scores picked up without a reload."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,24 +36,40 @@ def test_it_labels_the_queue_with_auto_advance_and_picks_up_new_scores(new_page)
     page.wait_for_function("!document.querySelector('.tile.saving')")
     assert page.get_attribute("#grid", "aria-activedescendant") == f"tile-{images[17].pk}"
     assert Label.objects.get(image=images[18]).value == "off"
-    page.wait_for_function("document.getElementById('live-counter').textContent.includes('1 label given here')")
+    page.wait_for_function(
+        "document.getElementById('live-counter').textContent.includes('1 label given here')"
+    )
 
     # New scores arrive (as a live update writes them): the lowest image is now the most likely off.
     from classifier import active
     from classifier.models import ModelVersion
 
-    v = ModelVersion.objects.create(project=project, number=1, arch="quick", task="binary", classes=project.classes,
-                                    quick=True, label_total=2, metrics={"thresholds": [0.5, 0.5]})
+    v = ModelVersion.objects.create(
+        project=project,
+        number=1,
+        arch="quick",
+        task="binary",
+        classes=project.classes,
+        quick=True,
+        label_total=2,
+        metrics={"thresholds": [0.5, 0.5]},
+    )
     from classifier import services
 
     services.activate(v)
     new = np.linspace(0.95, 0.05, 20)
     active.store_fast(project, images, np.stack([new, 1 - new], axis=1), np.array([0.5, 0.5]), v)
     page.evaluate("IonSieveGallery.poll()")
-    page.wait_for_function("document.getElementById('live-counter').textContent.includes('v1 (quick update)')")
+    page.wait_for_function(
+        "document.getElementById('live-counter').textContent.includes('v1 (quick update)')"
+    )
     page.keyboard.press("2")  # labels images[17]; the queue after it follows the new scores
-    page.wait_for_function(f"IonSieveGallery.items()[2] && IonSieveGallery.items()[2].id === {images[0].pk}")  # after 18, 17
-    page.wait_for_function(f"document.getElementById('grid').getAttribute('aria-activedescendant') === 'tile-{images[0].pk}'")
+    page.wait_for_function(
+        f"IonSieveGallery.items()[2] && IonSieveGallery.items()[2].id === {images[0].pk}"
+    )  # after 18, 17
+    page.wait_for_function(
+        f"document.getElementById('grid').getAttribute('aria-activedescendant') === 'tile-{images[0].pk}'"
+    )
     assert Label.objects.get(image=images[17]).value == "on"
     screenshot(page, "label-next.png")
     assert not page.errors

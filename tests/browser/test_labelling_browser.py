@@ -1,4 +1,5 @@
 """Labelling in a real browser: keys past 9, auto-advance, undo after a reload, select-all."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,7 +66,9 @@ def test_it_undoes_after_a_reload_and_labels_everything_matching_a_filter(new_pa
     assert not Label.objects.exists()
 
     # Select every image with P(off) >= 0.5 (more than are on screen at small sizes) and label them.
-    page.eval_on_selector("#prob-min", "el => { el.value = 50; el.dispatchEvent(new Event('change', {bubbles: true})); }")
+    page.eval_on_selector(
+        "#prob-min", "el => { el.value = 50; el.dispatchEvent(new Event('change', {bubbles: true})); }"
+    )
     page.wait_for_function("document.querySelector('[data-count=total]').textContent === '(20)'")
     page.click("#select-all")
     page.wait_for_function("window.IonSieveGallery.selected().length === 20")
@@ -75,7 +78,8 @@ def test_it_undoes_after_a_reload_and_labels_everything_matching_a_filter(new_pa
     page.wait_for_function("document.querySelectorAll('.tile.labelled').length === 20")
     assert Label.objects.filter(value="off").count() == 20
     assert set(Label.objects.values_list("image__probability", flat=True)) == set(
-        ds.images.filter(probability__gte=0.5).values_list("probability", flat=True))
+        ds.images.filter(probability__gte=0.5).values_list("probability", flat=True)
+    )
     page.keyboard.press("u")  # one bulk action, one undo
     page.wait_for_function("document.querySelectorAll('.tile.labelled').length === 0")
     assert not Label.objects.exists()

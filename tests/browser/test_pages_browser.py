@@ -66,7 +66,9 @@ def test_it_sorts_labels_with_the_keyboard_and_filters_disagreements(new_page):
     page.goto(f"/datasets/{ds.pk}/gallery/")
     page.wait_for_selector(".tile")
     page.select_option("#ordering", "probability")
-    page.wait_for_function("document.querySelectorAll('.tile').length === 60 && +document.querySelector('.tile').dataset.prob < 0.02")
+    page.wait_for_function(
+        "document.querySelectorAll('.tile').length === 60 && +document.querySelector('.tile').dataset.prob < 0.02"
+    )
     shown = [float(x) for x in page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.prob)")]
     assert shown == pytest.approx(sorted(probs), abs=1e-6)
     assert page.locator("[data-count=total]").first.inner_text() == "(60)"
@@ -77,7 +79,9 @@ def test_it_sorts_labels_with_the_keyboard_and_filters_disagreements(new_page):
     for n, key in enumerate(keys):
         page.keyboard.press(key)
         page.keyboard.press("j" if n % 2 == 0 else "ArrowRight")
-    page.wait_for_function("document.querySelectorAll('.tile.labelled').length === 5 && !document.querySelector('.tile.saving')")
+    page.wait_for_function(
+        "document.querySelectorAll('.tile.labelled').length === 5 && !document.querySelector('.tile.saving')"
+    )
     lowest = list(ds.images.order_by("probability")[:5])
     expected = {im.pk: {"1": "off", "2": "on"}[k] for im, k in zip(lowest, keys, strict=True)}
     assert dict(Label.objects.values_list("image_id", "value")) == expected
@@ -106,8 +110,12 @@ def test_it_shows_a_failed_save_on_the_tile(new_page):
     log_in(page, owner.username, PASSWORD)
     page.goto(f"/datasets/{ds.pk}/gallery/")
     page.wait_for_selector(".tile")
-    page.route("**/label/", lambda route: route.fulfill(status=500, body='{"detail": "database is down"}',
-                                                         content_type="application/json"))
+    page.route(
+        "**/label/",
+        lambda route: route.fulfill(
+            status=500, body='{"detail": "database is down"}', content_type="application/json"
+        ),
+    )
     page.locator(".tile").first.click(position={"x": 20, "y": 20})
     page.keyboard.press("1")
     page.wait_for_selector(".tile.failed .tile-error:not([hidden])")
@@ -115,7 +123,9 @@ def test_it_shows_a_failed_save_on_the_tile(new_page):
     assert page.locator(".toast.error").count() == 1
     page.unroute("**/label/")
     page.locator(".tile.failed .tile-error button").click()
-    page.wait_for_function("!document.querySelector('.tile.failed') && document.querySelector('.tile.labelled')")
+    page.wait_for_function(
+        "!document.querySelector('.tile.failed') && document.querySelector('.tile.labelled')"
+    )
     assert Label.objects.count() == 1
 
 
@@ -126,14 +136,31 @@ def test_it_renders_the_review_charts(new_page):
     rng = np.random.default_rng(2)
     for im in ds.images.all()[:30]:
         set_labels(project, [im], owner, "off" if rng.random() < 0.5 else "on")
-    v1 = ModelVersion.objects.create(project=project, number=1, arch="compact", task="binary",
-                                     classes=project.classes, is_active=True, labels_at=timezone.now(),
-                                     held_out_by="images", metrics={"overall": {"f1": 0.8, "roc_auc": 0.85}})
+    v1 = ModelVersion.objects.create(
+        project=project,
+        number=1,
+        arch="compact",
+        task="binary",
+        classes=project.classes,
+        is_active=True,
+        labels_at=timezone.now(),
+        held_out_by="images",
+        metrics={"overall": {"f1": 0.8, "roc_auc": 0.85}},
+    )
     set_probabilities(project, ds, rng.random(40), version=v1)
     # What training stores: each labelled image's out-of-fold probabilities (here random).
-    HeldOutScore.objects.bulk_create([
-        HeldOutScore(image=im, model_version=v1, label=im.consensus, probabilities=[p, 1 - p], thresholds=[0.5, 0.5])
-        for im, p in zip(ds.images.filter(consensus__isnull=False), rng.random(30), strict=False)])
+    HeldOutScore.objects.bulk_create(
+        [
+            HeldOutScore(
+                image=im,
+                model_version=v1,
+                label=im.consensus,
+                probabilities=[p, 1 - p],
+                thresholds=[0.5, 0.5],
+            )
+            for im, p in zip(ds.images.filter(consensus__isnull=False), rng.random(30), strict=False)
+        ]
+    )
     page = new_page()
     log_in(page, owner.username, PASSWORD)
     page.goto(f"/p/{project.slug}/review/")

@@ -1,5 +1,6 @@
 """Resumable uploads in the browser: the project page's dataset upload and the import page,
 with a network cut and a reload in the middle; the upload continues where the server stopped."""
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,10 @@ def test_it_resumes_a_dataset_upload_after_a_cut_and_a_reload(new_page, tmp_path
             route.continue_()
 
     page.on("request", lambda r: r.method == "PATCH" and offsets.append(int(r.headers["upload-offset"])))
-    page.route("**/api/uploads/*/", lambda route: cut_after_four(route) if route.request.method == "PATCH"
-               else route.continue_())
+    page.route(
+        "**/api/uploads/*/",
+        lambda route: cut_after_four(route) if route.request.method == "PATCH" else route.continue_(),
+    )
     page.goto(f"/p/{project.slug}/")
     page.set_input_files("#files", [str(imzml), str(ibd)])
     page.fill("#ds-name", "cut and resumed")
@@ -81,8 +84,10 @@ def test_it_imports_a_zip_through_a_resumable_upload_with_progress(new_page, tmp
     owner = UserFactory()
     project = ProjectFactory(owner=owner, slug="cells")
     rng = np.random.default_rng(0)
-    entries = {f"ds/{cls}/{i}.png": png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8))
-               for i, cls in enumerate(["off", "on"] * 4)}
+    entries = {
+        f"ds/{cls}/{i}.png": png_bytes(rng.integers(0, 255, (16, 16), dtype=np.uint8))
+        for i, cls in enumerate(["off", "on"] * 4)
+    }
     archive = make_zip(tmp_path / "cells.zip", entries)
     page = _page(new_page, owner)
     page.goto(f"/p/{project.slug}/import/")
@@ -109,8 +114,12 @@ def test_it_says_why_a_refused_upload_was_refused(new_page, tmp_path):
     ibd.write_bytes(b"\0" * 100)
     page.goto(f"/p/{project.slug}/")
     page.set_input_files("#files", [str(bad), str(ibd)])
-    page.route("**/api/projects/*/datasets/from-uploads/", lambda route: route.continue_(
-        post_data=re.sub(r'("ibd_crc32":")[0-9a-f]{8}', r"\g<1>00000000", route.request.post_data)))
+    page.route(
+        "**/api/projects/*/datasets/from-uploads/",
+        lambda route: route.continue_(
+            post_data=re.sub(r'("ibd_crc32":")[0-9a-f]{8}', r"\g<1>00000000", route.request.post_data)
+        ),
+    )
     page.click("#upload-btn")
     page.wait_for_selector("#upload-error:not([hidden])")
     assert "does not match the file you sent" in page.locator("#upload-error").inner_text()

@@ -1,4 +1,5 @@
 """Auto-retrain backs off after a failed run and says why, once (classifier/receivers.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,9 +47,10 @@ def notices(client, project, user) -> tuple[int, str]:
 
 
 def test_it_starts_no_run_while_a_class_is_missing_and_says_so(
-        project, user, images, failing_training, client, django_capture_on_commit_callbacks):
+    project, user, images, failing_training, client, django_capture_on_commit_callbacks
+):
     for i in range(6):
-        label(project, user, images[i:i + 1], "off", django_capture_on_commit_callbacks)
+        label(project, user, images[i : i + 1], "off", django_capture_on_commit_callbacks)
     assert TrainingRun.objects.count() == 0 and failing_training == []
     state = auto_retrain_state(project)
     assert state.state == "waiting" and "no image is labelled on yet" in state.notice
@@ -60,7 +62,8 @@ def test_it_starts_no_run_while_a_class_is_missing_and_says_so(
 
 
 def test_it_backs_off_exponentially_after_failed_runs(
-        project, user, images, failing_training, client, django_capture_on_commit_callbacks):
+    project, user, images, failing_training, client, django_capture_on_commit_callbacks
+):
     label(project, user, images[0:2], "off", django_capture_on_commit_callbacks)
     label(project, user, images[2:4], "on", django_capture_on_commit_callbacks)
     assert len(failing_training) == 1
@@ -71,14 +74,19 @@ def test_it_backs_off_exponentially_after_failed_runs(
     label(project, user, images[4:5], "off", django_capture_on_commit_callbacks)
     assert len(failing_training) == 1
     state = auto_retrain_state(project)
-    assert (state.state, state.failures, state.changes_since, state.changes_needed) == ("backing_off", 1, 1, 2)
+    assert (state.state, state.failures, state.changes_since, state.changes_needed) == (
+        "backing_off",
+        1,
+        1,
+        2,
+    )
     assert "internal error" in state.notice and "RuntimeError" in state.notice
     label(project, user, images[5:6], "on", django_capture_on_commit_callbacks)
     assert len(failing_training) == 2
 
     # Two failures in a row: 4 changes (a relabel counts as a change).
     for i in range(3):
-        label(project, user, images[6 + i:7 + i], "off", django_capture_on_commit_callbacks)
+        label(project, user, images[6 + i : 7 + i], "off", django_capture_on_commit_callbacks)
     assert len(failing_training) == 2
     assert auto_retrain_state(project).changes_needed == 4
     label(project, user, images[0:1], "on", django_capture_on_commit_callbacks)
@@ -90,8 +98,9 @@ def test_it_backs_off_exponentially_after_failed_runs(
     assert count == 1 and "the last 3 training runs failed" in html
 
 
-def test_it_forgets_failures_once_a_run_succeeds(project, user, images, failing_training,
-                                                django_capture_on_commit_callbacks):
+def test_it_forgets_failures_once_a_run_succeeds(
+    project, user, images, failing_training, django_capture_on_commit_callbacks
+):
     label(project, user, images[0:2], "off", django_capture_on_commit_callbacks)
     label(project, user, images[2:4], "on", django_capture_on_commit_callbacks)
     assert auto_retrain_state(project).failures == 1
@@ -102,8 +111,9 @@ def test_it_forgets_failures_once_a_run_succeeds(project, user, images, failing_
     assert state.failures == 0 and state.state == "due" and state.notice == ""
 
 
-def test_it_says_nothing_when_auto_retrain_is_off(project, user, images, settings, client,
-                                                  django_capture_on_commit_callbacks):
+def test_it_says_nothing_when_auto_retrain_is_off(
+    project, user, images, settings, client, django_capture_on_commit_callbacks
+):
     settings.IONSIEVE_AUTO_RETRAIN_LABELS = 0
     label(project, user, images[0:5], "off", django_capture_on_commit_callbacks)
     assert auto_retrain_state(project) is None and TrainingRun.objects.count() == 0

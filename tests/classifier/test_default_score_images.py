@@ -1,5 +1,6 @@
 """The default score of an image collection: each picture scored at its own size, with no shared
 sample area looked for across unrelated pictures (real METASPACE images)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -32,7 +32,9 @@ def test_it_never_scores_a_dataset_held_out_by_a_model_that_saw_it(project, user
     assert version.labels_at is not None and version.held_out_by == "groups"
     # Each fold holds out whole datasets: no dataset's images are split between folds.
     folds = {}
-    for ds_id, fold in HeldOutScore.objects.filter(model_version=version).values_list("image__dataset_id", "fold"):
+    for ds_id, fold in HeldOutScore.objects.filter(model_version=version).values_list(
+        "image__dataset_id", "fold"
+    ):
         folds.setdefault(ds_id, set()).add(fold)
     assert len(folds) == 4 and all(len(f) == 1 for f in folds.values())
     assert len({next(iter(f)) for f in folds.values()}) == 4
@@ -67,7 +69,9 @@ def test_it_never_scores_a_dataset_held_out_by_a_model_that_saw_it(project, user
     printed = json.loads(capsys.readouterr().out)
     assert printed["version"] == "1"
     assert {d["dataset_id"]: d["held_out"]["n"] for d in printed["datasets"]}[inverted.pk] == 12
-    assert np.isclose(printed["all"]["held_out"]["auc"], review.accuracy(project, version)["all"]["held_out"]["auc"])
+    assert np.isclose(
+        printed["all"]["held_out"]["auc"], review.accuracy(project, version)["all"]["held_out"]["auc"]
+    )
 
 
 def test_it_keeps_held_out_predictions_for_multiclass_projects(user, tmp_path, capsys):
@@ -87,15 +91,20 @@ def test_it_keeps_held_out_predictions_for_multiclass_projects(user, tmp_path, c
     assert r["all"]["held_out"]["f1"] is not None and r["confusion"] is not None
 
 
-def test_it_keeps_copies_of_a_dataset_in_its_own_collection_in_the_same_fold_group(api, project, user, tmp_path,
-                                                                                   capsys):
+def test_it_keeps_copies_of_a_dataset_in_its_own_collection_in_the_same_fold_group(
+    api, project, user, tmp_path, capsys
+):
     from classifier import services
 
     dsets = make_datasets(project, user, tmp_path, capsys, n=2)
     api.force_authenticate(user)
     cid = api.post("/api/collections/", {"project": project.slug, "name": "Own"}, format="json").json()["id"]
-    assert api.post(f"/api/projects/{project.slug}/training-collections/", {"collection": cid},
-                    format="json").status_code == 201
+    assert (
+        api.post(
+            f"/api/projects/{project.slug}/training-collections/", {"collection": cid}, format="json"
+        ).status_code
+        == 201
+    )
     images, xs, _, _, groups, used = services.training_data(project, context=False)
     assert len(xs) == 48 and used and used[0]["collection"] == cid
     # The collection's copies of dataset d join group d: held out together with the originals.

@@ -76,8 +76,18 @@ def test_it_trains_predicts_and_exports(project, user, tmp_path, capsys):
     with open(tmp_path / "p.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 36
-    assert list(rows[0]) == ["dataset_id", "dataset", "index", "mz", "name", "prob_off", "prob_on", "predicted",
-                             "label", "model_version"]
+    assert list(rows[0]) == [
+        "dataset_id",
+        "dataset",
+        "index",
+        "mz",
+        "name",
+        "prob_off",
+        "prob_on",
+        "predicted",
+        "label",
+        "model_version",
+    ]
     assert {r["model_version"] for r in rows} == {"1"} and all(r["label"] in ("on", "off") for r in rows)
     assert all(abs(float(r["prob_off"]) + float(r["prob_on"]) - 1) < 1e-3 for r in rows)
 
@@ -90,10 +100,16 @@ def test_it_falls_back_to_the_default_when_the_model_file_is_corrupt(project, us
     version.path.write_bytes(b"this is not a model")
     call_command("predict", "--project", project.slug)
     assert "could not be read" in capsys.readouterr().out
-    assert not Dataset.objects.get(pk=project.datasets.first().pk).images.filter(prediction_version=version).exists()
+    assert (
+        not Dataset.objects.get(pk=project.datasets.first().pk)
+        .images.filter(prediction_version=version)
+        .exists()
+    )
 
 
-def test_it_rolls_back_to_an_older_version(api, project, user, tmp_path, capsys, django_capture_on_commit_callbacks):
+def test_it_rolls_back_to_an_older_version(
+    api, project, user, tmp_path, capsys, django_capture_on_commit_callbacks
+):
     make_datasets(project, user, tmp_path, capsys, n=2)
     call_command("train", "--project", project.slug, "--folds", "2", "--epochs", "1")
     call_command("train", "--project", project.slug, "--folds", "2", "--epochs", "1", "--force")
@@ -109,8 +125,9 @@ def test_it_rolls_back_to_an_older_version(api, project, user, tmp_path, capsys,
     assert Prediction.objects.filter(model_version=v2).exists()  # history is kept per version
 
 
-def test_it_trains_through_the_api_and_can_be_cancelled(api, project, user, tmp_path, capsys,
-                                                        django_capture_on_commit_callbacks):
+def test_it_trains_through_the_api_and_can_be_cancelled(
+    api, project, user, tmp_path, capsys, django_capture_on_commit_callbacks
+):
     make_datasets(project, user, tmp_path, capsys, n=2)
     viewer = UserFactory()
     from tests.factories import add_member
@@ -149,8 +166,12 @@ def test_it_trains_with_a_shared_collection_and_records_it(api, user, tmp_path, 
     theirs = ProjectFactory(owner=bob)
     make_datasets(theirs, bob, tmp_path / "b", capsys, n=1)
     api.force_authenticate(bob)
-    assert api.post(f"/api/projects/{theirs.slug}/training-collections/", {"collection": cid},
-                    format="json").status_code == 201
+    assert (
+        api.post(
+            f"/api/projects/{theirs.slug}/training-collections/", {"collection": cid}, format="json"
+        ).status_code
+        == 201
+    )
     call_command("train", "--project", theirs.slug, "--folds", "3", "--epochs", "1")
     version = ModelVersion.objects.get(project=theirs)
     assert version.collections_used == [{"collection": cid, "name": "Gold", "version": 1, "items": 24}]

@@ -1,5 +1,6 @@
 """A resumable upload whose connection dies half-way through one part: the client test and
 bench/bench_upload.py both cut an upload this way, then resume it."""
+
 from __future__ import annotations
 
 import base64
@@ -20,10 +21,13 @@ class CutOnce(ResumableUpload):
             u = urllib.parse.urlsplit(self.url)
             crc = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
             with socket.create_connection((u.hostname, u.port)) as s:
-                s.sendall((f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Token {self.token}\r\n"
-                           f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: crc32 {crc}\r\n"
-                           f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
-                           ).encode())
+                s.sendall(
+                    (
+                        f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Token {self.token}\r\n"
+                        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: crc32 {crc}\r\n"
+                        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+                    ).encode()
+                )
                 s.sendall(memoryview(data)[: len(data) // 2])
             self.bytes_sent += len(data) // 2
             raise ConnectionResetError("connection cut on purpose")

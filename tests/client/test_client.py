@@ -1,4 +1,5 @@
 """The Python client against a live server: upload and wait, predictions, labels, history, restore."""
+
 from __future__ import annotations
 
 import re
@@ -58,7 +59,10 @@ def test_it_uploads_waits_and_labels_through_the_client(ion, tmp_path):
     client.set_label(rows[0]["id"], "off")
     assert client.label_many("colon", [r["id"] for r in rows[:5]], "on")["labelled"] == 5
     history = client.label_history(rows[0]["id"])
-    assert [(h["previous"], h["label"], h["source"]) for h in history] == [("off", "on", "api"), (None, "off", "api")]
+    assert [(h["previous"], h["label"], h["source"]) for h in history] == [
+        ("off", "on", "api"),
+        (None, "off", "api"),
+    ]
     assert client.counts(ds["id"])["labelled"] == 5
     assert client.restore_labels("colon", before) == 5
     assert client.counts(ds["id"])["labelled"] == 0
@@ -82,8 +86,12 @@ def test_it_runs_the_three_examples_end_to_end(ion, tmp_path, capsys):
     client, _ = ion
     truth = synthetic(tmp_path, seed=9)
     imzml = Path(truth.imzml_path)
-    assert upload_and_wait.main([client.base, client.token, "colon", str(imzml), str(imzml.with_suffix(".ibd")),
-                                 "--top", "8"]) == 0
+    assert (
+        upload_and_wait.main(
+            [client.base, client.token, "colon", str(imzml), str(imzml.with_suffix(".ibd")), "--top", "8"]
+        )
+        == 0
+    )
     dataset_id = int(capsys.readouterr().out.split()[-1])
     out = tmp_path / "pred.csv"
     assert fetch_predictions.main([client.base, client.token, str(dataset_id), str(out)]) == 0

@@ -1,5 +1,6 @@
 """The Python client's resumable upload against a live server: a connection cut mid-part and a
 new run of the script resume where the server stopped, resending only the part in flight."""
+
 from __future__ import annotations
 
 import zlib
@@ -23,8 +24,6 @@ def ion(live_server):
     owner = UserFactory(username="paula")
     ProjectFactory(owner=owner, name="Colon", slug="colon")
     return IonSieve(live_server.url, Token.objects.create(user=owner).key)
-
-
 
 
 def test_it_resumes_after_a_cut_in_a_new_run_without_resending_what_the_server_has(ion, tmp_path):
@@ -51,9 +50,15 @@ def test_it_uploads_an_imzml_pair_resumably_and_processes_it(ion, tmp_path):
     truth = synthetic(tmp_path, seed=8)
     imzml = Path(truth.imzml_path)
     seen: list[tuple[int, int]] = []
-    ds = ion.upload_imzml_resumable("colon", imzml, imzml.with_suffix(".ibd"), name="in parts", top=6,
-                                    progress=lambda sent, total, rate: seen.append((sent, total)),
-                                    state=tmp_path / "state.json")
+    ds = ion.upload_imzml_resumable(
+        "colon",
+        imzml,
+        imzml.with_suffix(".ibd"),
+        name="in parts",
+        top=6,
+        progress=lambda sent, total, rate: seen.append((sent, total)),
+        state=tmp_path / "state.json",
+    )
     ds = ion.wait_for_dataset(ds["id"], timeout=300, poll=0.2)
     assert ds["status"] == "ready" and ds["image_count"] == 6 and ds["name"] == "in parts"
     assert seen and seen[-1][0] == seen[-1][1]

@@ -45,11 +45,16 @@ def test_it_snapshots_labelled_images_and_shares_them(api, user, project, labell
     api.force_authenticate(bob)
     assert api.get(f"/api/collections/{cid}/").status_code == 404
     api.force_authenticate(user)
-    assert api.post(f"/api/collections/{cid}/share/", {"users": [bob.email]}, format="json").status_code == 200
+    assert (
+        api.post(f"/api/collections/{cid}/share/", {"users": [bob.email]}, format="json").status_code == 200
+    )
     api.force_authenticate(bob)
     shared = api.get("/api/collections/", {"scope": "shared"}).json()
     assert [c["id"] for c in shared] == [cid]
-    assert api.post(f"/api/collections/{cid}/share/", {"users": [eve.username]}, format="json").status_code == 403
+    assert (
+        api.post(f"/api/collections/{cid}/share/", {"users": [eve.username]}, format="json").status_code
+        == 403
+    )
     api.force_authenticate(eve)
     assert api.get("/api/collections/").json() == []
     api.force_authenticate(user)
@@ -85,7 +90,9 @@ def test_it_never_changes_a_version_and_makes_new_ones(api, user, project, label
     cid = api.post("/api/collections/", {"project": project.slug, "name": "G"}, format="json").json()["id"]
     im = labelled_dataset.images.order_by("index")[7]
     labels.set_labels(project, [im], user, "off")
-    r = api.post(f"/api/collections/{cid}/versions/", {"project": project.slug, "note": "more"}, format="json")
+    r = api.post(
+        f"/api/collections/{cid}/versions/", {"project": project.slug, "note": "more"}, format="json"
+    )
     assert r.status_code == 201 and r.json()["number"] == 2 and r.json()["item_count"] == 7
     coll = Collection.objects.get(pk=cid)
     assert coll.versions.get(number=1).items.count() == 6
@@ -93,8 +100,11 @@ def test_it_never_changes_a_version_and_makes_new_ones(api, user, project, label
 
 def test_it_refuses_mismatched_classes_and_empty_selections(api, user, project, labelled_dataset):
     api.force_authenticate(user)
-    r = api.post("/api/collections/", {"project": project.slug, "name": "E", "filters": {"labelled": "false"}},
-                 format="json")
+    r = api.post(
+        "/api/collections/",
+        {"project": project.slug, "name": "E", "filters": {"labelled": "false"}},
+        format="json",
+    )
     assert r.status_code == 400 and "label some images" in r.json()["detail"]
     cid = api.post("/api/collections/", {"project": project.slug, "name": "G"}, format="json").json()["id"]
     multi = ProjectFactory(owner=user, task="multiclass", classes="a,b,c")

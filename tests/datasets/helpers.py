@@ -1,4 +1,5 @@
 """Small generated MSI files for dataset tests."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -37,7 +37,16 @@ def test_it_orders_by_probability_uncertainty_and_mz(api, user, dataset):
     assert probs == sorted(probs, reverse=True)
     assert probs == pytest.approx(sorted(dataset.p_off, reverse=True), abs=1e-6)
     first = items[0]
-    assert set(first) >= {"id", "mz", "name", "probability", "probabilities", "label", "my_label", "thumbnail_url"}
+    assert set(first) >= {
+        "id",
+        "mz",
+        "name",
+        "probability",
+        "probabilities",
+        "label",
+        "my_label",
+        "thumbnail_url",
+    }
     assert first["probabilities"]["off"] == pytest.approx(first["probability"])
     asc = [i["probability"] for i in api.get(url, {"ordering": "probability"}).json()["results"]]
     assert asc == sorted(asc)
@@ -96,11 +105,20 @@ def test_it_lets_viewers_read_but_not_label_and_hides_from_strangers(api, datase
     api.force_authenticate(viewer)
     assert api.get(f"/api/datasets/{dataset.pk}/images/").status_code == 200
     assert api.put(f"/api/images/{im.pk}/label/", {"label": "on"}, format="json").status_code == 403
-    assert api.post(f"/api/projects/{project.slug}/labels/", {"images": [im.pk], "label": "on"}, format="json").status_code == 403
+    assert (
+        api.post(
+            f"/api/projects/{project.slug}/labels/", {"images": [im.pk], "label": "on"}, format="json"
+        ).status_code
+        == 403
+    )
     assert api.delete(f"/api/datasets/{dataset.pk}/").status_code == 403
     api.force_authenticate(stranger)
-    for url in (f"/api/datasets/{dataset.pk}/", f"/api/datasets/{dataset.pk}/images/", f"/api/images/{im.pk}/",
-                f"/api/images/{im.pk}/thumbnail/"):
+    for url in (
+        f"/api/datasets/{dataset.pk}/",
+        f"/api/datasets/{dataset.pk}/images/",
+        f"/api/images/{im.pk}/",
+        f"/api/images/{im.pk}/thumbnail/",
+    ):
         assert api.get(url).status_code == 404, url
     assert api.put(f"/api/images/{im.pk}/label/", {"label": "on"}, format="json").status_code == 404
     assert not Label.objects.exists()
@@ -118,15 +136,20 @@ def test_it_serves_thumbnails_with_cache_headers(client, user, dataset):
     assert client.get(f"/api/images/{im.pk}/thumbnail/").status_code in (401, 403)
 
 
-def test_it_uploads_through_the_api_and_processes(api, user, project, tmp_path, django_capture_on_commit_callbacks):
+def test_it_uploads_through_the_api_and_processes(
+    api, user, project, tmp_path, django_capture_on_commit_callbacks
+):
     truth = synthetic(tmp_path, seed=31)
     api.force_authenticate(user)
     with django_capture_on_commit_callbacks(execute=True):
         r = api.post(
             f"/api/projects/{project.slug}/datasets/",
-            {"imzml": SimpleUploadedFile("s.imzML", Path(truth.imzml_path).read_bytes()),
-             "ibd": SimpleUploadedFile("s.ibd", Path(truth.ibd_path).read_bytes()),
-             "top": 10, "name": "Slide 1"},
+            {
+                "imzml": SimpleUploadedFile("s.imzML", Path(truth.imzml_path).read_bytes()),
+                "ibd": SimpleUploadedFile("s.ibd", Path(truth.ibd_path).read_bytes()),
+                "top": 10,
+                "name": "Slide 1",
+            },
             format="multipart",
         )
     assert r.status_code == 202, r.content
@@ -138,14 +161,22 @@ def test_it_uploads_through_the_api_and_processes(api, user, project, tmp_path, 
 
 def test_it_reports_a_bad_upload_clearly(api, user, project, tmp_path, django_capture_on_commit_callbacks):
     api.force_authenticate(user)
-    r = api.post(f"/api/projects/{project.slug}/datasets/",
-                 {"imzml": SimpleUploadedFile("s.imzML", b"<x/>")}, format="multipart")
+    r = api.post(
+        f"/api/projects/{project.slug}/datasets/",
+        {"imzml": SimpleUploadedFile("s.imzML", b"<x/>")},
+        format="multipart",
+    )
     assert r.status_code == 400 and ".ibd file is missing" in r.json()["detail"]
     a, b = synthetic(tmp_path, "a", seed=1), synthetic(tmp_path, "b", seed=2)
     with django_capture_on_commit_callbacks(execute=True):
-        r = api.post(f"/api/projects/{project.slug}/datasets/",
-                     {"imzml": SimpleUploadedFile("a.imzML", Path(a.imzml_path).read_bytes()),
-                      "ibd": SimpleUploadedFile("b.ibd", Path(b.ibd_path).read_bytes())}, format="multipart")
+        r = api.post(
+            f"/api/projects/{project.slug}/datasets/",
+            {
+                "imzml": SimpleUploadedFile("a.imzML", Path(a.imzml_path).read_bytes()),
+                "ibd": SimpleUploadedFile("b.ibd", Path(b.ibd_path).read_bytes()),
+            },
+            format="multipart",
+        )
     ds = Dataset.objects.get(pk=r.json()["id"])
     assert ds.status == "failed" and "UUIDs differ" in ds.error
     assert project.jobs.get(kind="ingest").status == "failed"

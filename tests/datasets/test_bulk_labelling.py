@@ -1,4 +1,5 @@
 """Select-all ids, bulk add/remove of one class in multi-label projects, per-project keys."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,7 +26,9 @@ def test_it_lists_the_ids_of_every_image_matching_the_filters(user, api):
     r = api.get(f"/api/datasets/{ds.pk}/images/ids/?prob_min=0.5&ordering=-probability")
     assert r.status_code == 200
     body = r.json()
-    expected = list(ds.images.filter(probability__gte=0.5).order_by("-probability", "index").values_list("pk", flat=True))
+    expected = list(
+        ds.images.filter(probability__gte=0.5).order_by("-probability", "index").values_list("pk", flat=True)
+    )
     assert body == {"ids": expected, "count": 15, "truncated": False}
     assert api.get(f"/api/projects/{ds.project.slug}/images/ids/").json()["count"] == 30
     api.force_authenticate(UserFactory())
@@ -41,7 +44,9 @@ def test_it_adds_and_removes_one_class_keeping_the_others(atlas, user, api):
     assert r.status_code == 200 and r.json()["changed"] == 8
     values = dict(Label.objects.values_list("image_id", "value"))
     assert [values[im.pk] for im in ims] == ["nucleus cytosol er"] * 4 + ["cytosol"] * 4
-    r = api.post(url, {"images": [im.pk for im in ims], "label": ["nucleus"], "mode": "remove"}, format="json")
+    r = api.post(
+        url, {"images": [im.pk for im in ims], "label": ["nucleus"], "mode": "remove"}, format="json"
+    )
     assert r.json()["changed"] == 4
     values = dict(Label.objects.values_list("image_id", "value"))
     assert [values[im.pk] for im in ims] == ["cytosol er"] * 4 + ["cytosol"] * 4
@@ -58,8 +63,11 @@ def test_it_adds_and_removes_one_class_keeping_the_others(atlas, user, api):
 def test_it_refuses_add_mode_outside_multilabel_projects(user, api):
     ds = make_ready_dataset(ProjectFactory(owner=user), n=3, thumbnails=False)
     api.force_authenticate(user)
-    r = api.post(f"/api/projects/{ds.project.slug}/labels/",
-                 {"images": [ds.images.first().pk], "label": "off", "mode": "add"}, format="json")
+    r = api.post(
+        f"/api/projects/{ds.project.slug}/labels/",
+        {"images": [ds.images.first().pk], "label": "off", "mode": "add"},
+        format="json",
+    )
     assert r.status_code == 400 and "multi-label" in r.json()["mode"][0]
 
 

@@ -1,4 +1,5 @@
 """Downloads prepared as jobs (progress and time left), fetched when ready; ETA on every job."""
+
 from __future__ import annotations
 
 import io
@@ -55,12 +56,21 @@ def test_it_prepares_the_whole_project_and_only_labelled_images_when_asked(two, 
 
 def test_it_says_when_a_download_is_not_ready_or_refused(two, user, api):
     a, _ = two
-    job = Job.objects.create(project=a.project, kind=Job.Kind.EXPORT, status=Job.Status.RUNNING, progress=0.4,
-                             started_at=timezone.now() - timedelta(seconds=40), created_by=user)
+    job = Job.objects.create(
+        project=a.project,
+        kind=Job.Kind.EXPORT,
+        status=Job.Status.RUNNING,
+        progress=0.4,
+        started_at=timezone.now() - timedelta(seconds=40),
+        created_by=user,
+    )
     api.force_authenticate(user)
     r = api.get(f"/api/exports/{job.pk}/")
     assert r.status_code == 409 and "40%" in r.json()["detail"]
-    assert api.post(f"/api/projects/{a.project.slug}/exports/", {"layout": "nope"}, format="json").status_code == 400
+    assert (
+        api.post(f"/api/projects/{a.project.slug}/exports/", {"layout": "nope"}, format="json").status_code
+        == 400
+    )
     api.force_authenticate(UserFactory())
     assert api.get(f"/api/exports/{job.pk}/").status_code == 404
 
@@ -85,8 +95,13 @@ def test_it_frees_old_downloads(two, user, settings):
 
 
 def test_it_estimates_the_time_left_from_the_pace_so_far(project, api, user):
-    job = Job.objects.create(project=project, kind=Job.Kind.INGEST, status=Job.Status.RUNNING, progress=0.25,
-                             started_at=timezone.now() - timedelta(seconds=60))
+    job = Job.objects.create(
+        project=project,
+        kind=Job.Kind.INGEST,
+        status=Job.Status.RUNNING,
+        progress=0.25,
+        started_at=timezone.now() - timedelta(seconds=60),
+    )
     assert 170 <= job.eta_seconds <= 190 and job.eta_text == "about 3 min left"
     job.progress = 0.01
     assert job.eta_seconds is None and job.eta_text == ""

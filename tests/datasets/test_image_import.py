@@ -60,7 +60,9 @@ def test_it_imports_a_zip_and_a_flat_folder_without_labels(project, capsys, tmp_
         shutil.copy(p, flat / p.name)
     [ds_id] = run(capsys, flat, "--project", project.slug, "--layout", "flat")
     ds = Dataset.objects.get(pk=ds_id)
-    assert ds.name == "slide7" and ds.image_count == 8 and not ds.images.exclude(consensus__isnull=True).exists()
+    assert (
+        ds.name == "slide7" and ds.image_count == 8 and not ds.images.exclude(consensus__isnull=True).exists()
+    )
     z = tmp_path / "gold.zip"
     with zipfile.ZipFile(z, "w") as zf:
         for p in GS.glob("*/*.png"):

@@ -1,4 +1,5 @@
 """The gallery's image JSON, built directly for speed, equals what DRF's declared fields give."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,12 +21,19 @@ pytestmark = pytest.mark.django_db
 def test_it_gives_the_declared_fields_json(user, task, classes):
     project = ProjectFactory(owner=user, task=task, classes=classes)
     k = len(project.classes)
-    ds = make_ready_dataset(project, n=6, user=user, thumbnails=False,
-                            probs=np.full((6, k), 1 / k) if task != "binary" else None)
+    ds = make_ready_dataset(
+        project, n=6, user=user, thumbnails=False, probs=np.full((6, k), 1 / k) if task != "binary" else None
+    )
     first = ds.images.get(index=0)
-    IonImage.objects.filter(pk=first.pk).update(probability=None, probabilities=None, uncertainty=None, mz=None)
-    set_labels(project, list(ds.images.filter(index__in=[1, 2])), user,
-               project.classes[:2] if task == "multilabel" else project.classes[0])
+    IonImage.objects.filter(pk=first.pk).update(
+        probability=None, probabilities=None, uncertainty=None, mz=None
+    )
+    set_labels(
+        project,
+        list(ds.images.filter(index__in=[1, 2])),
+        user,
+        project.classes[:2] if task == "multilabel" else project.classes[0],
+    )
     set_labels(project, list(ds.images.filter(index=3)), user, None, unsure=True)
     images = list(gallery.for_listing(IonImage.objects.filter(dataset=ds)).order_by("index"))
     gallery.attach_my_labels(images, user)
@@ -47,12 +55,16 @@ def test_it_pages_through_the_gallery_in_the_same_order_as_one_sorted_query(api,
     IonImage.objects.filter(dataset=ds, index__in=[3, 50, 199]).update(probability=None, uncertainty=None)
     set_labels(project, list(ds.images.filter(index__lt=120)), user, "off")
     api.force_authenticate(user)
-    for params, qs in [({}, IonImage.objects.filter(dataset=ds)),
-                       ({"labelled": "true"}, IonImage.objects.filter(dataset=ds, label_count__gt=0))]:
+    for params, qs in [
+        ({}, IonImage.objects.filter(dataset=ds)),
+        ({"labelled": "true"}, IonImage.objects.filter(dataset=ds, label_count__gt=0)),
+    ]:
         expected = list(gallery.ordered(qs, ordering).values_list("pk", flat=True))
         got, page = [], 1
         while True:
-            r = api.get(f"/api/datasets/{ds.pk}/images/", {"ordering": ordering, "page": page, **params}).json()
+            r = api.get(
+                f"/api/datasets/{ds.pk}/images/", {"ordering": ordering, "page": page, **params}
+            ).json()
             got += [item["id"] for item in r["results"]]
             assert r["count"] == len(expected)
             if not r["next"]:

@@ -59,7 +59,9 @@ def test_it_imports_every_real_file_like_pyimzml(key, project, capsys, tmp_path)
 
 
 def test_it_images_the_top_peaks_without_a_list(project, capsys):
-    ds_id = run_import(capsys, REAL_FILES["masspix"], "--project", project.slug, "--top", "25", "--name", "Lipids")
+    ds_id = run_import(
+        capsys, REAL_FILES["masspix"], "--project", project.slug, "--top", "25", "--name", "Lipids"
+    )
     ds = Dataset.objects.get(pk=ds_id)
     assert ds.name == "Lipids" and 1 <= ds.image_count <= 25
     assert ds.metadata["grid"] == [21, 21]
@@ -77,7 +79,9 @@ def test_it_keeps_nan_where_no_spectrum_was_acquired(project, capsys, tmp_path):
     call_command("export_dataset", ds_id, tmp_path / "o")
     images = np.load(tmp_path / "o" / "ion_images.npy")
     assert np.isnan(images[:, ~truth.acquired_mask]).all()
-    np.testing.assert_allclose(images[:, truth.acquired_mask], truth.images[:, truth.acquired_mask], rtol=1e-5)
+    np.testing.assert_allclose(
+        images[:, truth.acquired_mask], truth.images[:, truth.acquired_mask], rtol=1e-5
+    )
 
 
 def test_it_normalises_by_tic(project, capsys, tmp_path):
@@ -92,8 +96,10 @@ def test_it_normalises_by_tic(project, capsys, tmp_path):
 
 def test_it_reads_a_metaspace_export_as_mz_list(project, capsys, tmp_path):
     truth = synthetic(tmp_path, seed=5)
-    lines = ['"Generated at 3/1/2020 10:00. For help see https://metaspace2020.eu"',
-             "group,datasetName,datasetId,formula,adduct,mz,msm,fdr"]
+    lines = [
+        '"Generated at 3/1/2020 10:00. For help see https://metaspace2020.eu"',
+        "group,datasetName,datasetId,formula,adduct,mz,msm,fdr",
+    ]
     for n, (mz, _) in enumerate(truth.ions[:3]):
         lines.append(f"lab,ds,2020-01-01,C{n + 10}H20O2,+H,{mz!r},0.9,0.05")
     (tmp_path / "ms.csv").write_text("\n".join(lines) + "\n")
@@ -107,7 +113,9 @@ def test_it_reruns_idempotently_and_keeps_labels(project, capsys, tmp_path, user
 
     truth = synthetic(tmp_path, seed=6)
     mz_list = write_mz_list(tmp_path / "l.csv", [m for m, _ in truth.ions])
-    ds = Dataset.objects.get(pk=run_import(capsys, truth.imzml_path, "--project", project.slug, "--mz-list", mz_list))
+    ds = Dataset.objects.get(
+        pk=run_import(capsys, truth.imzml_path, "--project", project.slug, "--mz-list", mz_list)
+    )
     im = ds.images.get(index=2)
     labels.set_labels(project, [im], user, "off")
     services.run_processing(ds)
@@ -165,7 +173,9 @@ def test_it_refuses_an_mz_list_out_of_range(project, capsys, tmp_path):
     mz_list = write_mz_list(tmp_path / "l.csv", [5000.0, 6000.0])
     assert "range" in bad(capsys, truth.imzml_path, "--project", project.slug, "--mz-list", mz_list)
     (tmp_path / "empty.csv").write_text("name,comment\nfoo,bar\n")
-    assert "no usable rows" in bad(capsys, truth.imzml_path, "--project", project.slug, "--mz-list", tmp_path / "empty.csv")
+    assert "no usable rows" in bad(
+        capsys, truth.imzml_path, "--project", project.slug, "--mz-list", tmp_path / "empty.csv"
+    )
 
 
 def test_it_refuses_files_above_the_size_limit(project, capsys, tmp_path, settings):

@@ -1,4 +1,5 @@
 """Label history: every change kept, undo that survives reloads, restore to a time."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -41,19 +42,29 @@ def test_it_records_each_change_with_previous_value_and_source(ds, user):
     labels.remove_labels(ds.project, [im], user)
     rows = [label_history.event_json(e) for e in label_history.for_image(im.pk)]
     assert [(r["previous"], r["label"], r["source"]) for r in rows] == [
-        ("on", None, "api"), ("off", "on", "api"), (None, "off", "page")]
+        ("on", None, "api"),
+        ("off", "on", "api"),
+        (None, "off", "page"),
+    ]
     assert all(r["user"] == user.username for r in rows)
 
 
 def test_it_serves_history_newest_first_and_marks_page_calls(ds, user, api):
     im = ds.images.first()
     api.force_authenticate(user)
-    assert api.put(f"/api/images/{im.pk}/label/", {"label": "off"}, format="json",
-                   HTTP_X_IONSIEVE_SOURCE="page").status_code == 200
+    assert (
+        api.put(
+            f"/api/images/{im.pk}/label/", {"label": "off"}, format="json", HTTP_X_IONSIEVE_SOURCE="page"
+        ).status_code
+        == 200
+    )
     assert api.put(f"/api/images/{im.pk}/label/", {"label": "on"}, format="json").status_code == 200
     r = api.get(f"/api/images/{im.pk}/labels/history/")
     assert r.status_code == 200
-    assert [(h["label"], h["previous"], h["source"]) for h in r.json()] == [("on", "off", "api"), ("off", None, "page")]
+    assert [(h["label"], h["previous"], h["source"]) for h in r.json()] == [
+        ("on", "off", "api"),
+        ("off", None, "page"),
+    ]
     assert set(r.json()[0]) >= {"user", "label", "previous", "at", "source"}
 
 
@@ -71,11 +82,16 @@ def test_it_restores_a_mistaken_bulk_label_in_one_action(ds, user, api):
     labels.set_labels(ds.project, ims, user, "off")  # the mistake: all 30 images
     assert set(_labels(ds, user).values()) == {"off"}
     api.force_authenticate(user)
-    r = api.post(f"/api/projects/{ds.project.slug}/labels/restore/", {"at": checkpoint.isoformat()}, format="json")
+    r = api.post(
+        f"/api/projects/{ds.project.slug}/labels/restore/", {"at": checkpoint.isoformat()}, format="json"
+    )
     assert r.status_code == 200 and r.json() == {"changed": 30}
     after = _labels(ds, user)
     assert after == {im.pk: "on" for im in ims[:10]}
-    assert ds.images.filter(consensus="on").count() == 10 and ds.images.filter(consensus__isnull=True).count() == 20
+    assert (
+        ds.images.filter(consensus="on").count() == 10
+        and ds.images.filter(consensus__isnull=True).count() == 20
+    )
     # The restore itself is in the history.
     assert label_history.for_image(ims[0].pk).first().source == "restore"
     assert label_history.for_image(ims[29].pk).first().value is None  # labelled only by the mistake
@@ -102,11 +118,16 @@ def test_it_lets_only_owners_restore(ds, user, api):
     annotator = UserFactory()
     add_member(ds.project, annotator, "annotator")
     api.force_authenticate(annotator)
-    r = api.post(f"/api/projects/{ds.project.slug}/labels/restore/", {"at": timezone.now().isoformat()}, format="json")
+    r = api.post(
+        f"/api/projects/{ds.project.slug}/labels/restore/", {"at": timezone.now().isoformat()}, format="json"
+    )
     assert r.status_code == 403
     api.force_authenticate(user)
-    r = api.post(f"/api/projects/{ds.project.slug}/labels/restore/",
-                 {"at": timezone.now().isoformat(), "user": "nobody-here"}, format="json")
+    r = api.post(
+        f"/api/projects/{ds.project.slug}/labels/restore/",
+        {"at": timezone.now().isoformat(), "user": "nobody-here"},
+        format="json",
+    )
     assert r.status_code == 400 and "nobody-here" in r.json()["user"][0]
 
 

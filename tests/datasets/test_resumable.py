@@ -1,5 +1,6 @@
 """Resumable uploads (tus 1.0): parts in order and checked, refusals worded for biologists,
 nothing half-made visible, abandoned uploads freed, finished uploads become datasets."""
+
 from __future__ import annotations
 
 import base64
@@ -27,15 +28,21 @@ def b64(text: str) -> str:
 
 
 def start(api, project, name: str, length: int):
-    r = api.post("/api/uploads/", **TUS, HTTP_UPLOAD_LENGTH=str(length),
-                 HTTP_UPLOAD_METADATA=f"filename {b64(name)},project {b64(project.slug)}")
+    r = api.post(
+        "/api/uploads/",
+        **TUS,
+        HTTP_UPLOAD_LENGTH=str(length),
+        HTTP_UPLOAD_METADATA=f"filename {b64(name)},project {b64(project.slug)}",
+    )
     return r
 
 
 def patch(api, url: str, offset: int, data: bytes, checksum: str | None = "crc32"):
     headers = {**TUS, "HTTP_UPLOAD_OFFSET": str(offset)}
     if checksum == "crc32":
-        headers["HTTP_UPLOAD_CHECKSUM"] = "crc32 " + base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        headers["HTTP_UPLOAD_CHECKSUM"] = (
+            "crc32 " + base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+        )
     elif checksum:
         headers["HTTP_UPLOAD_CHECKSUM"] = checksum
     return api.generic("PATCH", url, data, content_type="application/offset+octet-stream", **headers)
@@ -46,7 +53,7 @@ def send(api, project, name: str, data: bytes, part: int = 1000) -> str:
     assert r.status_code == 201, r.content
     url = r["Location"]
     for off in range(0, len(data), part):
-        r = patch(api, url, off, data[off:off + part])
+        r = patch(api, url, off, data[off : off + part])
         assert r.status_code == 204, r.content
     return url.rstrip("/").rsplit("/", 1)[-1]
 
@@ -59,8 +66,18 @@ def test_it_assembles_parts_and_says_where_to_resume(api, user, project):
     url = r["Location"]
     assert patch(api, url, 0, data[:3000]).status_code == 204
     head = api.head(url, **TUS)
-    assert head.status_code == 200 and head["Upload-Offset"] == "3000" and head["Upload-Length"] == str(len(data))
-    r = patch(api, url, 3000, data[3000:], checksum="sha1 " + base64.b64encode(hashlib.sha1(data[3000:]).digest()).decode())
+    assert (
+        head.status_code == 200
+        and head["Upload-Offset"] == "3000"
+        and head["Upload-Length"] == str(len(data))
+    )
+    r = patch(
+        api,
+        url,
+        3000,
+        data[3000:],
+        checksum="sha1 " + base64.b64encode(hashlib.sha1(data[3000:]).digest()).decode(),
+    )
     assert r.status_code == 204 and r["Upload-Offset"] == str(len(data))
     info = api.get(url).json()
     assert info["complete"] and info["crc32"] == f"{zlib.crc32(data):08x}"
@@ -78,8 +95,13 @@ def test_it_refuses_parts_out_of_order_twice_or_damaged_and_keeps_the_rest(api, 
     ahead = patch(api, url, 800, data[800:])
     assert ahead.status_code == 409 and "in order and once" in ahead.json()["detail"]
     damaged = data[400:800][:-1] + b"X"
-    bad = patch(api, url, 400, damaged, checksum="crc32 " + base64.b64encode(
-        zlib.crc32(data[400:800]).to_bytes(4, "big")).decode())
+    bad = patch(
+        api,
+        url,
+        400,
+        damaged,
+        checksum="crc32 " + base64.b64encode(zlib.crc32(data[400:800]).to_bytes(4, "big")).decode(),
+    )
     assert bad.status_code == 460 and "arrived damaged" in bad.json()["detail"]
     assert api.head(url, **TUS)["Upload-Offset"] == "400"  # the damaged part left nothing behind
     assert Upload.objects.get().path.stat().st_size == 400
@@ -105,13 +127,18 @@ def test_it_refuses_another_users_upload_with_a_message(api, user, project):
 
 def test_it_refuses_bad_starts_clearly(api, user, project, settings):
     api.force_authenticate(user)
-    no_version = api.post("/api/uploads/", HTTP_UPLOAD_LENGTH="10",
-                          HTTP_UPLOAD_METADATA=f"filename {b64('a.ibd')},project {b64(project.slug)}")
+    no_version = api.post(
+        "/api/uploads/",
+        HTTP_UPLOAD_LENGTH="10",
+        HTTP_UPLOAD_METADATA=f"filename {b64('a.ibd')},project {b64(project.slug)}",
+    )
     assert no_version.status_code == 412
     settings.IONSIEVE_MAX_UPLOAD_BYTES = 100
     big = start(api, project, "a.ibd", 101)
     assert big.status_code == 413 and "above this server's limit" in big.json()["detail"]
-    no_project = api.post("/api/uploads/", **TUS, HTTP_UPLOAD_LENGTH="10", HTTP_UPLOAD_METADATA=f"filename {b64('a.ibd')}")
+    no_project = api.post(
+        "/api/uploads/", **TUS, HTTP_UPLOAD_LENGTH="10", HTTP_UPLOAD_METADATA=f"filename {b64('a.ibd')}"
+    )
     assert no_project.status_code == 400 and "which project" in no_project.json()["detail"]
     viewer = UserFactory()
     add_member(project, viewer, "viewer")
@@ -120,8 +147,9 @@ def test_it_refuses_bad_starts_clearly(api, user, project, settings):
     assert not Upload.objects.exists()
 
 
-def test_it_makes_a_dataset_from_finished_uploads_and_checks_them_first(api, user, project, tmp_path,
-                                                                        django_capture_on_commit_callbacks):
+def test_it_makes_a_dataset_from_finished_uploads_and_checks_them_first(
+    api, user, project, tmp_path, django_capture_on_commit_callbacks
+):
     api.force_authenticate(user)
     truth = synthetic(tmp_path, seed=3)
     imzml = Path(truth.imzml_path).read_bytes()
@@ -135,20 +163,34 @@ def test_it_makes_a_dataset_from_finished_uploads_and_checks_them_first(api, use
     cut_short = api.post(url, {"imzml": a, "ibd": b, "top": 8}, format="json")
     assert cut_short.status_code == 400 and "not complete yet" in cut_short.json()["detail"]
     patch(api, b_url, 1000, ibd[1000:])
-    wrong_crc = api.post(url, {"imzml": a, "ibd": b, "ibd_crc32": f"{zlib.crc32(ibd) ^ 1:08x}"}, format="json")
+    wrong_crc = api.post(
+        url, {"imzml": a, "ibd": b, "ibd_crc32": f"{zlib.crc32(ibd) ^ 1:08x}"}, format="json"
+    )
     assert wrong_crc.status_code == 400 and "does not match the file you sent" in wrong_crc.json()["detail"]
     swapped = api.post(url, {"imzml": b, "ibd": a}, format="json")
     assert swapped.status_code == 400 and "not an .imzML file" in swapped.json()["detail"]
     assert not Dataset.objects.exists() and Upload.objects.count() == 2  # nothing half-made, nothing lost
 
     with django_capture_on_commit_callbacks(execute=True):
-        ok = api.post(url, {"imzml": a, "ibd": b, "imzml_crc32": f"{zlib.crc32(imzml):08x}",
-                            "ibd_crc32": f"{zlib.crc32(ibd):08x}", "top": 8, "name": "resumed"}, format="json")
+        ok = api.post(
+            url,
+            {
+                "imzml": a,
+                "ibd": b,
+                "imzml_crc32": f"{zlib.crc32(imzml):08x}",
+                "ibd_crc32": f"{zlib.crc32(ibd):08x}",
+                "top": 8,
+                "name": "resumed",
+            },
+            format="json",
+        )
     assert ok.status_code == 202, ok.content
     ds = Dataset.objects.get()
     assert ds.name == "resumed" and ds.status == Dataset.Status.READY and ds.image_count == 8
     assert ds.ibd_path.read_bytes() == ibd
-    assert not Upload.objects.exists() and not list((Path(ds.directory).parents[1] / "uploads").glob("*.part"))
+    assert not Upload.objects.exists() and not list(
+        (Path(ds.directory).parents[1] / "uploads").glob("*.part")
+    )
     again = api.post(url, {"imzml": a, "ibd": b}, format="json")
     assert again.status_code == 400 and "does not exist" in again.json()["detail"]
 
@@ -158,11 +200,15 @@ def test_it_refuses_an_upload_made_for_another_project(api, user, project):
     other = ProjectFactory(owner=user, slug="other")
     a = send(api, other, "x.imzML", b"<imzML/>")
     b = send(api, project, "x.ibd", b"1234")
-    r = api.post(f"/api/projects/{project.slug}/datasets/from-uploads/", {"imzml": a, "ibd": b}, format="json")
+    r = api.post(
+        f"/api/projects/{project.slug}/datasets/from-uploads/", {"imzml": a, "ibd": b}, format="json"
+    )
     assert r.status_code == 400 and "for another project" in r.json()["detail"]
 
 
-def test_it_imports_a_zip_from_a_finished_upload(api, user, project, tmp_path, django_capture_on_commit_callbacks):
+def test_it_imports_a_zip_from_a_finished_upload(
+    api, user, project, tmp_path, django_capture_on_commit_callbacks
+):
     from tests.imagesets.helpers import make_zip, png_bytes
 
     api.force_authenticate(user)
@@ -170,8 +216,11 @@ def test_it_imports_a_zip_from_a_finished_upload(api, user, project, tmp_path, d
     data = make_zip(tmp_path / "gs.zip", {"ds/off/a.png": image, "ds/on/b.png": image}).read_bytes()
     a = send(api, project, "gs.zip", data, part=len(data) // 3 + 1)
     with django_capture_on_commit_callbacks(execute=True):
-        r = api.post(f"/api/projects/{project.slug}/imports/from-upload/",
-                     {"archive": a, "archive_crc32": f"{zlib.crc32(data):08x}"}, format="json")
+        r = api.post(
+            f"/api/projects/{project.slug}/imports/from-upload/",
+            {"archive": a, "archive_crc32": f"{zlib.crc32(data):08x}"},
+            format="json",
+        )
     assert r.status_code == 202, r.content
     assert Dataset.objects.filter(project=project, kind=Dataset.Kind.IMAGES).exists()
     assert not Upload.objects.exists()

@@ -1,4 +1,5 @@
 """Thumbnails: signed URLs served without a database query, and front-server hand-off."""
+
 from __future__ import annotations
 
 import time
@@ -21,8 +22,9 @@ def gallery_urls(client, dataset) -> dict[int, str]:
     return {i["index"]: i["thumbnail_url"] for i in items}
 
 
-def test_it_serves_signed_thumbnails_with_no_database_query_and_long_caching(client, user, dataset,
-                                                                            django_assert_num_queries):
+def test_it_serves_signed_thumbnails_with_no_database_query_and_long_caching(
+    client, user, dataset, django_assert_num_queries
+):
     client.force_login(user)
     url = gallery_urls(client, dataset)[2]
     assert url.startswith(f"/api/thumbs/{dataset.pk}/2/{dataset.revision}/")
@@ -50,7 +52,9 @@ def test_it_refuses_tampered_and_expired_thumbnail_urls(client, user, dataset):
         assert client.get(url).status_code == 404, url
     old = media.signed_thumbnail_url(dataset.pk, 1, dataset.revision, now=time.time() - 3 * 86400)
     assert client.get(old).status_code == 404
-    assert client.get(media.signed_thumbnail_url(dataset.pk, 99, dataset.revision)).status_code == 404  # no file
+    assert (
+        client.get(media.signed_thumbnail_url(dataset.pk, 99, dataset.revision)).status_code == 404
+    )  # no file
 
 
 def test_it_keeps_one_url_per_thumbnail_within_a_bucket_for_the_browser_cache(settings):
@@ -63,7 +67,9 @@ def test_it_keeps_one_url_per_thumbnail_within_a_bucket_for_the_browser_cache(se
 
 
 @pytest.mark.parametrize("mode, header", [("nginx", "X-Accel-Redirect"), ("sendfile", "X-Sendfile")])
-def test_it_hands_thumbnails_to_the_front_server_after_the_check(client, user, dataset, settings, mode, header):
+def test_it_hands_thumbnails_to_the_front_server_after_the_check(
+    client, user, dataset, settings, mode, header
+):
     settings.IONSIEVE_MEDIA_ACCEL = mode
     client.force_login(user)
     im = dataset.images.get(index=3)
@@ -73,8 +79,11 @@ def test_it_hands_thumbnails_to_the_front_server_after_the_check(client, user, d
         assert r.status_code == 200 and r["Content-Type"] == "image/png"
         assert r.content == b""  # the front server sends the bytes
         assert "immutable" in r["Cache-Control"]
-    expected = (f"/protected-media/datasets/{dataset.pk}/thumbs/3.png" if mode == "nginx"
-                else str(dataset.thumb_path(3).resolve()))
+    expected = (
+        f"/protected-media/datasets/{dataset.pk}/thumbs/3.png"
+        if mode == "nginx"
+        else str(dataset.thumb_path(3).resolve())
+    )
     assert checked[header] == signed[header] == expected
     client.logout()
     assert client.get(f"/api/images/{im.pk}/thumbnail/").status_code in (401, 403)  # still checked

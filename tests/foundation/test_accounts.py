@@ -12,7 +12,12 @@ pytestmark = pytest.mark.django_db
 def test_it_signs_up_and_logs_in(client):
     r = client.post(
         "/accounts/signup/",
-        {"username": "alice", "email": "alice@lab.org", "password1": "s3cret-microscope", "password2": "s3cret-microscope"},
+        {
+            "username": "alice",
+            "email": "alice@lab.org",
+            "password1": "s3cret-microscope",
+            "password2": "s3cret-microscope",
+        },
     )
     assert r.status_code == 302
     assert get_user_model().objects.filter(username="alice").exists()
@@ -22,7 +27,12 @@ def test_it_signs_up_and_logs_in(client):
 def test_it_refuses_duplicate_email(client, user):
     r = client.post(
         "/accounts/signup/",
-        {"username": "other", "email": user.email.upper(), "password1": "s3cret-microscope", "password2": "s3cret-microscope"},
+        {
+            "username": "other",
+            "email": user.email.upper(),
+            "password1": "s3cret-microscope",
+            "password2": "s3cret-microscope",
+        },
     )
     assert r.status_code == 200
     assert "already exists" in r.content.decode()

@@ -1,4 +1,5 @@
 """The user guide's pictures exist and come from the browser tests (make screenshots)."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Every JSON response in the OpenAPI schema is typed (generated clients need more than `object`)."""
+
 from __future__ import annotations
 
 import pytest

@@ -31,8 +31,12 @@ def test_it_creates_multiclass_and_multilabel_projects(client, user):
 
 @pytest.mark.parametrize(
     "task,classes,words",
-    [("binary", "a,b,c", "exactly two"), ("multiclass", "", "List the class"), ("multiclass", "a,a", "different"),
-     ("multilabel", "has space,x", "without spaces")],
+    [
+        ("binary", "a,b,c", "exactly two"),
+        ("multiclass", "", "List the class"),
+        ("multiclass", "a,a", "different"),
+        ("multilabel", "has space,x", "without spaces"),
+    ],
 )
 def test_it_rejects_bad_class_lists(client, user, task, classes, words):
     client.force_login(user)
@@ -116,7 +120,9 @@ def test_it_deletes_a_project_after_confirmation(client, user, project):
 
 
 def test_it_creates_projects_and_members_from_the_command_line(user, capsys):
-    call_command("create_project", "bladder", "--owner", user.username, "--task", "multiclass", "--classes", "a,b,c")
+    call_command(
+        "create_project", "bladder", "--owner", user.username, "--task", "multiclass", "--classes", "a,b,c"
+    )
     p = Project.objects.get(slug="bladder")
     assert p.classes == ["a", "b", "c"] and p.task == "multiclass"
     bob = UserFactory()

@@ -35,7 +35,9 @@ def test_it_accepts_token_authentication(api, user, project):
 
 def test_it_creates_projects_through_the_api(api, user):
     api.force_authenticate(user)
-    r = api.post("/api/projects/", {"name": "Atlas", "task": "multilabel", "classes": ["a", "b"]}, format="json")
+    r = api.post(
+        "/api/projects/", {"name": "Atlas", "task": "multilabel", "classes": ["a", "b"]}, format="json"
+    )
     assert r.status_code == 201, r.content
     assert r.json()["role"] == "owner"
     r = api.post("/api/projects/", {"name": "atlas", "task": "binary"}, format="json")
@@ -45,17 +47,29 @@ def test_it_creates_projects_through_the_api(api, user):
 def test_it_manages_members_through_the_api(api, user, project):
     bob = UserFactory()
     api.force_authenticate(user)
-    r = api.post(f"/api/projects/{project.slug}/members/", {"user": bob.username, "role": "viewer"}, format="json")
+    r = api.post(
+        f"/api/projects/{project.slug}/members/", {"user": bob.username, "role": "viewer"}, format="json"
+    )
     assert r.status_code == 201
     mid = r.json()["id"]
     r = api.post(f"/api/projects/{project.slug}/members/", {"user": "ghost", "role": "viewer"}, format="json")
     assert r.status_code == 400 and "No user" in r.json()["detail"]
     api.force_authenticate(bob)
     assert api.get(f"/api/projects/{project.slug}/members/").status_code == 200
-    assert api.patch(f"/api/projects/{project.slug}/members/{mid}/", {"role": "owner"}, format="json").status_code == 403
+    assert (
+        api.patch(
+            f"/api/projects/{project.slug}/members/{mid}/", {"role": "owner"}, format="json"
+        ).status_code
+        == 403
+    )
     assert api.delete(f"/api/projects/{project.slug}/").status_code == 403
     api.force_authenticate(user)
-    assert api.patch(f"/api/projects/{project.slug}/members/{mid}/", {"role": "annotator"}, format="json").json()["role"] == "annotator"
+    assert (
+        api.patch(
+            f"/api/projects/{project.slug}/members/{mid}/", {"role": "annotator"}, format="json"
+        ).json()["role"]
+        == "annotator"
+    )
     assert api.delete(f"/api/projects/{project.slug}/members/{mid}/").status_code == 204
 
 

@@ -36,9 +36,7 @@ DEEPLOC_CLASSES = [
 
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(array, mode=mode).save(buf, "PNG") if mode else Image.fromarray(array).save(
-        buf, "PNG"
-    )
+    Image.fromarray(array, mode=mode).save(buf, "PNG") if mode else Image.fromarray(array).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -53,9 +51,7 @@ def png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height pixels, with almost no data behind it."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-        )
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return (
@@ -66,9 +62,7 @@ def png_header(width: int, height: int) -> bytes:
     )
 
 
-def make_zip(
-    path: Path, entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED
-) -> Path:
+def make_zip(path: Path, entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
     with zipfile.ZipFile(path, "w", compression) as z:
         for name, data in entries.items():
             z.writestr(name, data)
@@ -76,8 +70,4 @@ def make_zip(
 
 
 def listing(folder: Path) -> list[str]:
-    return (
-        sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
-        if folder.exists()
-        else []
-    )
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")) if folder.exists() else []

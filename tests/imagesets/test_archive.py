@@ -62,9 +62,7 @@ def test_it_plans_a_zipped_single_dataset_folder_by_its_name(tmp_path):
     z = make_zip(tmp_path / "labels.zip", {"on/a.png": PNG, "off/b.png": PNG})
     plan = plan_import(safe_extract(z, tmp_path / "y"), classes=["off", "on"])
     assert plan.datasets[0].name == "labels" and plan.classes_seen == ["off", "on"]
-    z = make_zip(
-        tmp_path / "only_on.zip", {"on/a.png": PNG}
-    )  # a lone label folder is not a wrapper
+    z = make_zip(tmp_path / "only_on.zip", {"on/a.png": PNG})  # a lone label folder is not a wrapper
     plan = plan_import(safe_extract(z, tmp_path / "z"), classes=["off", "on"])
     assert plan.layout == "gs" and plan.datasets[0].items[0].labels == ["on"]
 
@@ -108,9 +106,7 @@ def test_it_refuses_control_characters_in_names(tmp_path):
 
 def test_it_reads_windows_backslash_folders_as_folders(tmp_path):
     assert entry_parts("on\\a.png") == ("on", "a.png")
-    root = safe_extract(
-        make_zip(tmp_path / "w.zip", {"on\\a.png": PNG, "off\\b.png": PNG}), tmp_path / "x"
-    )
+    root = safe_extract(make_zip(tmp_path / "w.zip", {"on\\a.png": PNG, "off\\b.png": PNG}), tmp_path / "x")
     assert listing(root) == ["off", "off/b.png", "on", "on/a.png"]
 
 
@@ -157,9 +153,7 @@ def test_it_refuses_too_many_entries(tmp_path):
 
 def test_it_refuses_an_empty_archive(tmp_path):
     assert "empty" in str(refused(tmp_path, make_zip(tmp_path / "empty.zip", {})))
-    only_litter = make_zip(
-        tmp_path / "litter.zip", {"__MACOSX/._a.png": b"x", ".DS_Store": b"x", "on/": b""}
-    )
+    only_litter = make_zip(tmp_path / "litter.zip", {"__MACOSX/._a.png": b"x", ".DS_Store": b"x", "on/": b""})
     assert "empty" in str(refused(tmp_path, only_litter))
 
 

@@ -59,9 +59,7 @@ def test_it_averages_non_viridis_rgb_to_grey():
     rgb[0, 1] = (200, 10, 0)
     out = read_image(png_bytes(rgb))
     assert (
-        out[0, 0] == pytest.approx(60)
-        and out[1, 1] == pytest.approx(255)
-        and out[0, 1] == pytest.approx(70)
+        out[0, 0] == pytest.approx(60) and out[1, 1] == pytest.approx(255) and out[0, 1] == pytest.approx(70)
     )
 
 
@@ -81,9 +79,7 @@ def test_it_reads_the_real_viridis_renders_as_0_to_1():
         out = read_image(path)
         assert out.ndim == 2 and out.dtype == np.float32
         assert np.nanmin(out) >= 0.0 and np.nanmax(out) <= 1.0, path.name
-        assert np.nanmax(out) - np.nanmin(out) > 0.5, (
-            path.name
-        )  # a real ion image, not a flat colour
+        assert np.nanmax(out) - np.nanmin(out) > 0.5, path.name  # a real ion image, not a flat colour
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:

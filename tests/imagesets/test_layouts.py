@@ -234,9 +234,7 @@ def test_it_does_not_mistake_underscored_names_for_channels(tmp_path):
         for organ in ("liver", "brain"):
             write_png(tmp_path / "r" / f"{m}_{organ}.png")
     assert detect_layout(tmp_path / "r") == "flat"
-    plan = plan_import(
-        tmp_path / "r", layout="channels"
-    )  # asked for explicitly: any suffix is a channel
+    plan = plan_import(tmp_path / "r", layout="channels")  # asked for explicitly: any suffix is a channel
     assert plan.channels == ["brain", "liver"] and [i.name for i in plan.datasets[0].items] == [
         "mouse1",
         "mouse2",
@@ -249,6 +247,4 @@ def test_it_maps_class_names_case_insensitively_and_refuses_class_numbers_withou
     assert plan_import(tmp_path / "r", classes=["off", "on"]).datasets[0].items[0].labels == ["on"]
     (tmp_path / "r" / "labels.csv").write_text("Id,Target\na,3\n")
     assert any("as numbers" in p for p in problems_of(tmp_path / "r"))
-    assert any(
-        ": 3 (allowed: off, on)" in p for p in problems_of(tmp_path / "r", classes=["off", "on"])
-    )
+    assert any(": 3 (allowed: off, on)" in p for p in problems_of(tmp_path / "r", classes=["off", "on"]))

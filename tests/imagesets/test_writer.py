@@ -71,9 +71,7 @@ def test_it_round_trips_the_gold_standard_layout(tmp_path):
 
 def test_it_round_trips_the_flat_layout_with_multi_labels_and_stacks(tmp_path):
     stack = image((4, 5, 3))
-    datasets = [
-        ("plate", [("x1", image(), ["on", "off"]), ("x2", stack, []), ("x10", image(), ["off"])])
-    ]
+    datasets = [("plate", [("x1", image(), ["on", "off"]), ("x2", stack, []), ("x10", image(), ["off"])])]
     rows = write_flat_layout(tmp_path / "out", datasets)
     assert [r[1] for r in rows] == ["plate/x1.png", "plate/x2.tif", "plate/x10.png"]
     plan = plan_import(tmp_path / "out")
@@ -119,8 +117,7 @@ def test_it_round_trips_the_channels_layout(tmp_path):
 def test_it_round_trips_the_real_metaspace_images(tmp_path):
     plan = plan_import(METASPACE)
     datasets = [
-        (d.name, [(i.name, read_image(i.paths[0]), i.labels) for i in d.items])
-        for d in plan.datasets
+        (d.name, [(i.name, read_image(i.paths[0]), i.labels) for i in d.items]) for d in plan.datasets
     ]
     write_gs_layout(tmp_path / "out", datasets)
     assert summary(plan_import(tmp_path / "out")) == summary(plan)
@@ -128,11 +125,7 @@ def test_it_round_trips_the_real_metaspace_images(tmp_path):
 
 def test_it_sanitises_names_for_the_file_system(tmp_path):
     assert safe_name("../../etc/passwd") == "_etc_passwd"
-    assert (
-        safe_name("..") == "_"
-        and safe_name(" . ") == "unnamed"
-        and safe_name("a\x00b\nc") == "a_b_c"
-    )
+    assert safe_name("..") == "_" and safe_name(" . ") == "unnamed" and safe_name("a\x00b\nc") == "a_b_c"
     rows = write_flat_layout(
         tmp_path / "out",
         [("../evil", [("../x", image(), ["on"]), ("a/b", image(), []), ("a_b", image(), [])])],

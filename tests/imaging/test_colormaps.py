@@ -1,5 +1,6 @@
 """Colour maps: viridis, inferno, magma and turbo work without matplotlib, equal matplotlib's
 tables, and there is one copy of viridis (thumbnails and the reading of viridis renders)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,9 +22,9 @@ def png_pixels(data: bytes) -> np.ndarray:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     pos, idat = 8, b""
     while pos < len(data):
-        n = int.from_bytes(data[pos:pos + 4], "big")
-        if data[pos + 4:pos + 8] == b"IDAT":
-            idat += data[pos + 8:pos + 8 + n]
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            idat += data[pos + 8 : pos + 8 + n]
         pos += 12 + n
     rows = np.frombuffer(zlib.decompress(idat), np.uint8).reshape(height, 1 + 4 * width)
     assert (rows[:, 0] == 0).all()
@@ -53,7 +54,11 @@ def test_it_renders_every_map_with_matplotlib_unimportable():
 
 
 def test_it_has_no_matplotlib_fallback_left():
-    for path in ("ionsieve_core/imaging/scaling.py", "ionsieve_core/imaging/colormaps.py", "ionsieve_core/imagesets/images.py"):
+    for path in (
+        "ionsieve_core/imaging/scaling.py",
+        "ionsieve_core/imaging/colormaps.py",
+        "ionsieve_core/imagesets/images.py",
+    ):
         assert "import matplotlib" not in (ROOT / path).read_text()
         assert "from matplotlib" not in (ROOT / path).read_text()
 
@@ -67,7 +72,9 @@ def test_it_equals_matplotlibs_table(name):
 
 
 def test_it_names_the_maps_it_has_when_asked_for_another():
-    with pytest.raises(ValueError, match="unknown colour map 'jet': choose one of viridis, inferno, magma, turbo, gray"):
+    with pytest.raises(
+        ValueError, match="unknown colour map 'jet': choose one of viridis, inferno, magma, turbo, gray"
+    ):
         lut_8bit("jet")
 
 

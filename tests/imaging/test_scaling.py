@@ -80,10 +80,10 @@ def _pil_reference(img: np.ndarray, size: int, mode: str = "linear") -> np.ndarr
     f = size / max(h, w)
     new = (max(1, round(w * f)), max(1, round(h * f)))
     how = Image.Resampling.NEAREST if f >= 1 else Image.Resampling.BOX
-    val = np.asarray(Image.fromarray(np.where(known, s, 0).astype(np.float32), "F")
-                     .resize(new, how), dtype=np.float64)
-    cover = np.asarray(Image.fromarray(known.astype(np.float32), "F").resize(new, how),
-                       dtype=np.float64)
+    val = np.asarray(
+        Image.fromarray(np.where(known, s, 0).astype(np.float32), "F").resize(new, how), dtype=np.float64
+    )
+    cover = np.asarray(Image.fromarray(known.astype(np.float32), "F").resize(new, how), dtype=np.float64)
     val = np.divide(val, cover, out=np.zeros_like(val), where=cover > 0)
     rgba = np.zeros(val.shape + (4,), np.uint8)
     rgba[..., :3] = _lut("viridis")[np.rint(np.clip(val, 0, 1) * 255).astype(np.uint8)]
@@ -100,8 +100,14 @@ def _seen(rgba: np.ndarray) -> np.ndarray:
 def _stack(k: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[:h, :w]
-    blobs = np.stack([np.exp(-((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2)
-                             / (2 * (min(h, w) / 4) ** 2)) for _ in range(k)])
+    blobs = np.stack(
+        [
+            np.exp(
+                -((yy - rng.uniform(0, h)) ** 2 + (xx - rng.uniform(0, w)) ** 2) / (2 * (min(h, w) / 4) ** 2)
+            )
+            for _ in range(k)
+        ]
+    )
     images = (blobs * rng.uniform(10, 1e4, (k, 1, 1))).astype(np.float32)
     images[rng.random(images.shape) < 0.3] = 0  # sparse, as MSI ion images are
     images[:, rng.integers(0, h, 3), rng.integers(0, w, 3)] *= 50  # hotspots
@@ -111,12 +117,13 @@ def _stack(k: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return images
 
 
-@pytest.mark.parametrize("shape,size", [((120, 150), 128), ((300, 41), 64), ((21, 17), 128),
-                                        ((64, 64), 64)],
-                         ids=["shrink", "shrink-tall", "grow", "same"])
+@pytest.mark.parametrize(
+    "shape,size",
+    [((120, 150), 128), ((300, 41), 64), ((21, 17), 128), ((64, 64), 64)],
+    ids=["shrink", "shrink-tall", "grow", "same"],
+)
 @pytest.mark.parametrize("mode", ["linear", "log", "equalized"])
-def test_it_renders_a_stack_as_pil_did_image_by_image(shape: tuple[int, int], size: int,
-                                                      mode: str) -> None:
+def test_it_renders_a_stack_as_pil_did_image_by_image(shape: tuple[int, int], size: int, mode: str) -> None:
     images = _stack(6, *shape)
     images[4] = 0  # an image without signal
     images[5] = np.nan  # and one never acquired

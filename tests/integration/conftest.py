@@ -6,6 +6,7 @@ The set-up comes from the environment, and `make test-integration` runs the suit
 - server: PostgreSQL + Redis (DATABASE_URL=postgres://..., CELERY_BROKER_URL=redis://...).
 Tests that only make sense on one of them ask for it with `needs_backend("server")`.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,10 @@ def backend() -> str:
         return EMBEDDED
     if broker.startswith("redis://") and vendor == "postgresql":
         return SERVER
-    pytest.fail(f"integration tests run on SQLite + filesystem:// or on PostgreSQL + redis:// (here {vendor} + "
-                f"{broker.split(':', 1)[0]}); use `make test-integration`")
+    pytest.fail(
+        f"integration tests run on SQLite + filesystem:// or on PostgreSQL + redis:// (here {vendor} + "
+        f"{broker.split(':', 1)[0]}); use `make test-integration`"
+    )
 
 
 def needs_backend(name: str) -> None:
@@ -42,7 +45,9 @@ def database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"  # the test database file (never in memory: see settings)
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
 
 
 class Worker:
@@ -69,9 +74,28 @@ class Worker:
     def start(self, queues: str = "ingest,train,predict", concurrency: int = 1) -> Worker:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process for its lifetime
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "-Q", queues, "--concurrency",
-             str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "worker",
+                "-Q",
+                queues,
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 
@@ -99,9 +123,13 @@ def use_broker_folder(folder: Path, settings) -> None:
 
     for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    options = {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
-               "processed_folder": str(folder / "processed"), "control_folder": str(folder / "control"),
-               "store_processed": False}
+    options = {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+    }
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
     app.conf.broker_transport_options = options
     app._pool = None  # producers reconnect with the new folders
@@ -139,4 +167,6 @@ def wait_for(predicate, timeout: float = 120, what: str = "condition", worker: W
         if value:
             return value
         time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}" + (f"\nworker log:\n{worker.log()}" if worker else ""))
+    raise AssertionError(
+        f"timed out waiting for {what}" + (f"\nworker log:\n{worker.log()}" if worker else "")
+    )

@@ -5,6 +5,7 @@
 consensus kept on the image agrees with the labels. Once on SQLite (the embedded default: WAL,
 busy timeout, IMMEDIATE transactions) in the embedded pass, and once on PostgreSQL in the server pass.
 """
+
 from __future__ import annotations
 
 import random
@@ -50,7 +51,9 @@ def label_concurrently(base_url: str, tokens: list[str], image_ids: list[int], c
                 failures.append(f"user {u} write {n}: {r.status_code} {r.text[:200]}")
                 continue
             if r.json().get("my_label") != value:
-                failures.append(f"user {u} write {n}: answered my_label={r.json().get('my_label')!r}, sent {value!r}")
+                failures.append(
+                    f"user {u} write {n}: answered my_label={r.json().get('my_label')!r}, sent {value!r}"
+                )
             last[u][image] = value
 
     threads = [threading.Thread(target=run, args=(u,)) for u in range(len(tokens))]
@@ -61,8 +64,13 @@ def label_concurrently(base_url: str, tokens: list[str], image_ids: list[int], c
     return last, failures
 
 
-def check(rows: list[tuple[int, int, str]], images: list[tuple[int, str | None, int, bool]],
-          users: list[int], last: list[dict[int, str]], image_ids: list[int]) -> None:
+def check(
+    rows: list[tuple[int, int, str]],
+    images: list[tuple[int, str | None, int, bool]],
+    users: list[int],
+    last: list[dict[int, str]],
+    image_ids: list[int],
+) -> None:
     """rows: (image_id, user_id, value) of every Label; images: (id, consensus, label_count, disagree)."""
     pairs = Counter((i, u) for i, u, _ in rows)
     assert all(c == 1 for c in pairs.values()), "duplicate labels"
@@ -90,14 +98,18 @@ def test_it_keeps_every_last_label_of_two_concurrent_users_on_sqlite(tmp_path):
     con = sqlite3.connect(db)
     try:
         rows = con.execute("select image_id, user_id, value from datasets_label").fetchall()
-        images = con.execute("select id, consensus, label_count, users_disagree from datasets_ionimage").fetchall()
+        images = con.execute(
+            "select id, consensus, label_count, users_disagree from datasets_ionimage"
+        ).fetchall()
         assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
     finally:
         con.close()
     check(rows, images, site["users"], last, site["images"])
 
 
-def test_it_keeps_every_last_label_of_two_concurrent_users_on_postgresql(transactional_db, settings, tmp_path):
+def test_it_keeps_every_last_label_of_two_concurrent_users_on_postgresql(
+    transactional_db, settings, tmp_path
+):
     from django.db import connection
 
     from webapp.datasets.models import IonImage, Label
@@ -105,12 +117,19 @@ def test_it_keeps_every_last_label_of_two_concurrent_users_on_postgresql(transac
     needs_backend(SERVER)
     site = seed(images=IMAGES, annotators=2, prefix="pg")
     db = connection.settings_dict
-    url = f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = site_env(url, Path(settings.MEDIA_ROOT), broker_url=settings.CELERY_BROKER_URL, DB_CONN_MAX_AGE="60")
+    url = (
+        f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
+    env = site_env(
+        url, Path(settings.MEDIA_ROOT), broker_url=settings.CELERY_BROKER_URL, DB_CONN_MAX_AGE="60"
+    )
     with Gunicorn(env, workers=2, threads=2, log_path=tmp_path / "gunicorn.log") as server:
         last, failures = label_concurrently(server.url, site["tokens"], site["images"], site["classes"])
         assert not failures, failures[:5]
     rows = list(Label.objects.values_list("image_id", "user_id", "value"))
-    images = list(IonImage.objects.filter(pk__in=site["images"]).values_list(
-        "id", "consensus", "label_count", "users_disagree"))
+    images = list(
+        IonImage.objects.filter(pk__in=site["images"]).values_list(
+            "id", "consensus", "label_count", "users_disagree"
+        )
+    )
     check(rows, images, site["users"], last, site["images"])

@@ -6,6 +6,7 @@ Real Celery worker subprocesses (the `worker` fixture) on both set-ups: the embe
 tests shorten STALE_AFTER to 12 s through IONSIEVE_JOB_STALE_SECONDS (heartbeats come every
 5 s) and the watchdog's round to 2 s.
 """
+
 from __future__ import annotations
 
 import errno
@@ -59,7 +60,8 @@ def kill_when(worker: Worker, job_id: int, fraction: float = 0.1, timeout: float
     while time.monotonic() < deadline:
         job = Job.objects.get(pk=job_id)
         assert job.status not in ("done", "failed", "cancelled"), (
-            f"the job ended ({job.status}: {job.error}) before it could be interrupted; make it bigger\n{worker.log()}")
+            f"the job ended ({job.status}: {job.error}) before it could be interrupted; make it bigger\n{worker.log()}"
+        )
         if job.status == "running" and job.progress > fraction:
             worker.kill()
             return Job.objects.get(pk=job_id)
@@ -73,16 +75,20 @@ def finished(job_id: int) -> bool:
 
 # ---------------------------------------------------------------- worker killed mid-job
 @pytest.mark.parametrize("kill_at", [0.1, 0.5], ids=["finding-peaks", "extracting"])
-def test_it_finishes_an_ingestion_exactly_once_after_the_worker_is_killed(worker, tmp_path, short_stale, kill_at):
+def test_it_finishes_an_ingestion_exactly_once_after_the_worker_is_killed(
+    worker, tmp_path, short_stale, kill_at
+):
     if kill_at == 0.1 and backend() == EMBEDDED:
         pytest.skip("where the ingestion is cut does not depend on the broker: one kill point is enough here")
     user = UserFactory()
     project = ProjectFactory(owner=user)
-    truth = synthetic(tmp_path, "big", height=300, width=300, n_on=10, n_off=10, peaks_per_spectrum_noise=150,
-                      seed=7)
+    truth = synthetic(
+        tmp_path, "big", height=300, width=300, n_on=10, n_off=10, peaks_per_spectrum_noise=150, seed=7
+    )
     with transaction.atomic():
-        ds = services.create_imzml_dataset(project, user, name="big", imzml=Path(truth.imzml_path),
-                                           ibd=Path(truth.ibd_path), top=150)
+        ds = services.create_imzml_dataset(
+            project, user, name="big", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path), top=150
+        )
         job = services.start_processing(ds, user)
     worker.start(queues="ingest")
     killed = kill_when(worker, job.pk, fraction=kill_at)
@@ -119,8 +125,10 @@ def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker
 
     user = UserFactory()
     project = ProjectFactory(owner=user)
-    datasets = [make_ready_dataset(project, n=n_images, shape=(48, 48), name=f"d{i}", seed=i, thumbnails=False)
-                for i in range(n_datasets)]
+    datasets = [
+        make_ready_dataset(project, n=n_images, shape=(48, 48), name=f"d{i}", seed=i, thumbnails=False)
+        for i in range(n_datasets)
+    ]
     Prediction.objects.filter(image__dataset__project=project).delete()
     IonImage.objects.filter(dataset__project=project).update(probability=None, probabilities=None)
     with transaction.atomic():
@@ -138,7 +146,10 @@ def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker
         assert not images.filter(probability__isnull=True).exists()
         # One default prediction per image: nothing duplicated by the second attempt.
         assert Prediction.objects.filter(image__dataset__in=datasets).count() == n_datasets * n_images
-        assert Prediction.objects.filter(image__dataset__in=datasets, model_version__isnull=True).count() == n_datasets * n_images
+        assert (
+            Prediction.objects.filter(image__dataset__in=datasets, model_version__isnull=True).count()
+            == n_datasets * n_images
+        )
     finally:
         again.stop()
 
@@ -207,15 +218,33 @@ class PrivateRedis:
         if exe is None:
             pytest.fail("redis-server is not installed (scripts/services.sh)")
         self.proc = subprocess.Popen(
-            [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--logfile", str(self.dir / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                exe,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--logfile",
+                str(self.dir / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for(self.ping, timeout=20, what="redis to start")
 
     def ping(self) -> bool:
-        return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                              text=True).stdout.strip() == "PONG"
+        return (
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
+            ).stdout.strip()
+            == "PONG"
+        )
 
     def shutdown(self) -> None:
         subprocess.run(["redis-cli", "-p", str(self.port), "shutdown", "nosave"], capture_output=True)
@@ -253,8 +282,11 @@ def private_redis(tmp_path, settings, monkeypatch):
 
 def upload(client: APIClient, slug: str, truth, name: str):
     with open(truth.imzml_path, "rb") as imzml, open(truth.ibd_path, "rb") as ibd:
-        return client.post(f"/api/projects/{slug}/datasets/", {"imzml": imzml, "ibd": ibd, "name": name, "top": 6},
-                           format="multipart")
+        return client.post(
+            f"/api/projects/{slug}/datasets/",
+            {"imzml": imzml, "ibd": ibd, "name": name, "top": 6},
+            format="multipart",
+        )
 
 
 def queued_uploads(client: APIClient, slug: str, tmp_path, n: int) -> list[Job]:
@@ -302,7 +334,9 @@ def test_it_keeps_pages_up_and_runs_every_job_once_across_a_redis_restart(worker
     assert "job queue is unavailable" not in page.get("/").content.decode()
     worker.start(queues="ingest")
     ids = [j.pk for j in before] + [during.pk]
-    wait_for(lambda: all(finished(i) for i in ids), timeout=120, what="the jobs after the restart", worker=worker)
+    wait_for(
+        lambda: all(finished(i) for i in ids), timeout=120, what="the jobs after the restart", worker=worker
+    )
     for job in Job.objects.filter(pk__in=ids):
         assert job.status == "done", (job.error, worker.log())
         assert job.attempts == 1, f"job {job.pk} ran {job.attempts} times"
@@ -312,8 +346,9 @@ def test_it_keeps_pages_up_and_runs_every_job_once_across_a_redis_restart(worker
         assert IonImage.objects.filter(dataset=ds).count() == ds.image_count > 0
 
 
-def test_it_runs_every_job_once_when_the_queue_folder_is_lost_and_the_worker_restarts(worker, tmp_path,
-                                                                                        short_stale):
+def test_it_runs_every_job_once_when_the_queue_folder_is_lost_and_the_worker_restarts(
+    worker, tmp_path, short_stale
+):
     """The embedded default's "broker restart": the filesystem broker forgets a message once a
     worker takes it, so a worker killed at the wrong moment (or a wiped var/broker/) loses queued
     jobs. The next worker's watchdog sees queued jobs whose message is not in the folder and
@@ -327,7 +362,9 @@ def test_it_runs_every_job_once_when_the_queue_folder_is_lost_and_the_worker_res
     assert dispatch.waiting_job_ids() == {j.pk for j in before}
     shutil.rmtree(worker.broker_dir)  # every queued message is gone, and the folders with them
     # Noticed a while later (the watchdog leaves just-sent jobs alone).
-    Job.objects.filter(pk__in=[j.pk for j in before]).update(dispatched_at=timezone.now() - timedelta(minutes=5))
+    Job.objects.filter(pk__in=[j.pk for j in before]).update(
+        dispatched_at=timezone.now() - timedelta(minutes=5)
+    )
     from django.test import Client
 
     page = Client()
@@ -335,11 +372,15 @@ def test_it_runs_every_job_once_when_the_queue_folder_is_lost_and_the_worker_res
     assert page.get(f"/p/{project.slug}/").status_code == 200
 
     worker.start(queues="ingest")  # started by hand, on a broker folder that does not exist
-    wait_for(lambda: (worker.broker_dir / "queue").is_dir(), timeout=60, what="the broker folders", worker=worker)
+    wait_for(
+        lambda: (worker.broker_dir / "queue").is_dir(), timeout=60, what="the broker folders", worker=worker
+    )
     response = upload(api, project.slug, synthetic(tmp_path, "after", seed=9), "after the restart")
     assert response.status_code == 202, response.content
     ids = [j.pk for j in before] + [Job.objects.get(target_id=response.json()["id"], kind="ingest").pk]
-    wait_for(lambda: all(finished(i) for i in ids), timeout=120, what="the jobs after the restart", worker=worker)
+    wait_for(
+        lambda: all(finished(i) for i in ids), timeout=120, what="the jobs after the restart", worker=worker
+    )
     for job in Job.objects.filter(pk__in=ids):
         assert job.status == "done", (job.error, worker.log())
         assert job.attempts == 1, f"job {job.pk} ran {job.attempts} times"
@@ -358,8 +399,9 @@ def test_it_fails_cleanly_when_the_results_cannot_be_written(worker, tmp_path):
     good_files = {p: p.stat().st_mtime_ns for p in good.directory.rglob("*") if p.is_file()}
     truth = synthetic(tmp_path, "blocked", seed=3)
     with transaction.atomic():
-        ds = services.create_imzml_dataset(project, user, name="blocked", imzml=Path(truth.imzml_path),
-                                           ibd=Path(truth.ibd_path), top=8)
+        ds = services.create_imzml_dataset(
+            project, user, name="blocked", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path), top=8
+        )
         ds.array_path.mkdir(parents=True)
         (ds.array_path / "in-the-way").write_text("x")
         job = services.start_processing(ds, user)
@@ -386,16 +428,18 @@ def test_it_fails_cleanly_when_the_results_cannot_be_written(worker, tmp_path):
     assert IonImage.objects.filter(dataset=ds).count() == Dataset.objects.get(pk=ds.pk).image_count > 0
 
 
-def test_it_reports_a_full_disk_during_ingestion_without_a_half_dataset(transactional_db, tmp_path, monkeypatch,
-                                                                        settings):
+def test_it_reports_a_full_disk_during_ingestion_without_a_half_dataset(
+    transactional_db, tmp_path, monkeypatch, settings
+):
     """ENOSPC at the atomic rename of a derived file (in-process: os.replace is patched)."""
     from webapp.datasets import storage
 
     user = UserFactory()
     project = ProjectFactory(owner=user)
     truth = synthetic(tmp_path, "full", seed=5)
-    ds = services.create_imzml_dataset(project, user, name="full", imzml=Path(truth.imzml_path),
-                                       ibd=Path(truth.ibd_path), top=8)
+    ds = services.create_imzml_dataset(
+        project, user, name="full", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path), top=8
+    )
     job = Job.objects.create(project=project, kind=Job.Kind.INGEST, target_id=ds.pk, created_by=user)
     real_replace = os.replace
 

@@ -1,5 +1,6 @@
 """The live update through a real worker: labels sent to the API queue one job; the worker waits
 for a pause in labelling, then rescores the project from a quick version."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,12 @@ def test_labels_through_the_api_get_a_live_update_from_the_worker(worker, settin
     assert len(jobs) == 1  # six labels, one job; nothing was fitted inside the requests
     assert not ModelVersion.objects.filter(project=project).exists()
     worker.start(queues="predict")
-    wait_for(lambda: Job.objects.get(pk=jobs[0].pk).status in ("done", "failed"), timeout=180,
-             what="the live update", worker=worker)
+    wait_for(
+        lambda: Job.objects.get(pk=jobs[0].pk).status in ("done", "failed"),
+        timeout=180,
+        what="the live update",
+        worker=worker,
+    )
     job = Job.objects.get(pk=jobs[0].pk)
     assert job.status == "done" and "from 6 labels" in job.message, (job.message, job.error, worker.log())
     v = ModelVersion.objects.get(project=project, is_active=True)

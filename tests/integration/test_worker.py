@@ -30,10 +30,13 @@ def test_it_runs_an_ingestion_through_the_broker_and_a_worker(worker, tmp_path, 
     else:
         worker.start()
     with transaction.atomic():
-        ds = services.create_imzml_dataset(project, user, name="via worker", imzml=Path(truth.imzml_path),
-                                           ibd=Path(truth.ibd_path), top=8)
+        ds = services.create_imzml_dataset(
+            project, user, name="via worker", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path), top=8
+        )
         job = services.start_processing(ds, user)
-    done = wait_for(lambda: Job.objects.get(pk=job.pk).status in ("done", "failed"), what="ingest job", worker=worker)
+    done = wait_for(
+        lambda: Job.objects.get(pk=job.pk).status in ("done", "failed"), what="ingest job", worker=worker
+    )
     job.refresh_from_db()
     assert done and job.status == "done", (job.error, worker.log())
     assert job.progress == 1.0 and job.attempts == 1
@@ -55,8 +58,14 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
     datasets = []
     for i in range(3):
         truth = synthetic(tmp_path, f"d{i}", seed=60 + i, n_on=6, n_off=6)
-        ds = services.create_imzml_dataset(project, user, name=f"d{i}", imzml=Path(truth.imzml_path),
-                                           ibd=Path(truth.ibd_path), mz_list=_mz_list(tmp_path / f"l{i}.csv", truth))
+        ds = services.create_imzml_dataset(
+            project,
+            user,
+            name=f"d{i}",
+            imzml=Path(truth.imzml_path),
+            ibd=Path(truth.ibd_path),
+            mz_list=_mz_list(tmp_path / f"l{i}.csv", truth),
+        )
         services.run_processing(ds)  # ingestion in-process; training and scoring go through the worker
         images = list(ds.images.order_by("index"))
         for im, (_mz, lab) in zip(images, truth.ions, strict=True):
@@ -65,8 +74,12 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
     worker.start(queues="train,predict")
     with transaction.atomic():
         run = classifier_services.start_training(project, user, {"folds": 3, "epochs": 2})
-    wait_for(lambda: Job.objects.get(pk=run.job_id).status in ("done", "failed"), timeout=300, what="training",
-             worker=worker)
+    wait_for(
+        lambda: Job.objects.get(pk=run.job_id).status in ("done", "failed"),
+        timeout=300,
+        what="training",
+        worker=worker,
+    )
     job = Job.objects.get(pk=run.job_id)
     assert job.status == "done", (job.error, worker.log())
     version = ModelVersion.objects.get(project=project)
@@ -76,8 +89,12 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
     assert all(ds.images.filter(prediction_version=version).count() == 12 for ds in datasets)
     with transaction.atomic():
         pjob = classifier_services.start_scoring(project, user)
-    wait_for(lambda: Job.objects.get(pk=pjob.pk).status in ("done", "failed"), timeout=120, what="prediction",
-             worker=worker)
+    wait_for(
+        lambda: Job.objects.get(pk=pjob.pk).status in ("done", "failed"),
+        timeout=120,
+        what="prediction",
+        worker=worker,
+    )
     assert Job.objects.get(pk=pjob.pk).status == "done"
     assert Job.objects.get(pk=pjob.pk).message == "36 images scored"
 

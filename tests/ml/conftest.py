@@ -1,4 +1,5 @@
 """Tiny synthetic problems and one shared tiny trained model (training is the slow part)."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,7 +18,14 @@ def tiny_data() -> synthetic.SyntheticData:
 @pytest.fixture(scope="session")
 def binary_result(tiny_data):
     messages: list[tuple[float, str]] = []
-    result = ml.train(tiny_data.images, tiny_data.labels, tiny_data.groups, "binary", tiny_data.classes,
-                      ml.TrainParams(**TINY), progress=lambda f, m: messages.append((f, m)))
+    result = ml.train(
+        tiny_data.images,
+        tiny_data.labels,
+        tiny_data.groups,
+        "binary",
+        tiny_data.classes,
+        ml.TrainParams(**TINY),
+        progress=lambda f, m: messages.append((f, m)),
+    )
     result.messages = messages
     return result

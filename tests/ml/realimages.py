@@ -14,6 +14,7 @@ Two sets, never to be mixed in a figure:
 
 A missing folder raises (FileNotFoundError): a benchmark must not quietly lose a figure.
 """
+
 from __future__ import annotations
 
 import csv
@@ -96,5 +97,12 @@ def evaluation_set() -> RealSet:
         labels.append(CLASSES.index(row["label"]))
         names.append(row["file"])
         groups.append(_notebook_group(row["source"]))
-    return RealSet("metaspace_model_labelled", "evaluation", "METASPACE's off-sample model (not experts)",
-                   images, np.asarray(labels), names, groups)
+    return RealSet(
+        "metaspace_model_labelled",
+        "evaluation",
+        "METASPACE's off-sample model (not experts)",
+        images,
+        np.asarray(labels),
+        names,
+        groups,
+    )

@@ -13,7 +13,9 @@ from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, context_scores
 
 @pytest.fixture(scope="module")
 def datasets() -> dict:
-    return synthetic.make_data(n_datasets=6, ions=(30, 40), seed=5, size=(40, 90), modes=["blobs", "ring"]).datasets
+    return synthetic.make_data(
+        n_datasets=6, ions=(30, 40), seed=5, size=(40, 90), modes=["blobs", "ring"]
+    ).datasets
 
 
 def test_it_ranks_off_sample_ions_of_datasets_with_background(datasets):

@@ -1,6 +1,7 @@
 """The numpy plan of compact models (ionsieve_core/ml/fastpredict.py): the same scores and
 embeddings as TensorFlow, no TensorFlow imported on the default scoring path, stale plans
 ignored, and preprocessing without TensorFlow giving TensorFlow's numbers."""
+
 from __future__ import annotations
 
 import shutil
@@ -103,8 +104,19 @@ def test_it_embeds_multichannel_pictures_without_importing_tensorflow():
     assert out.stdout.strip().splitlines()[-1] == "(4, 768) False"
 
 
-@pytest.mark.parametrize("shape", [(5, 120, 150, 1), (3, 30, 40, 1), (2, 56, 56, 1), (2, 7, 300, 1),
-                                   (4, 200, 90, 3), (2, 1, 1, 1), (2, 57, 57, 2), (3, 111, 113, 1)])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (5, 120, 150, 1),
+        (3, 30, 40, 1),
+        (2, 56, 56, 1),
+        (2, 7, 300, 1),
+        (4, 200, 90, 3),
+        (2, 1, 1, 1),
+        (2, 57, 57, 2),
+        (3, 111, 113, 1),
+    ],
+)
 def test_it_resizes_as_tensorflow_did(shape):
     import tensorflow as tf
 
@@ -113,13 +125,13 @@ def test_it_resizes_as_tensorflow_did(shape):
     f = max(1, max(h, w) // 56)
     ref = batch
     if f > 1:  # the former TensorFlow implementation
-        x = batch[:, :max(f, h - h % f), :max(f, w - w % f)]
+        x = batch[:, : max(f, h - h % f), : max(f, w - w % f)]
         x = np.pad(x, ((0, 0), (0, max(0, f - x.shape[1])), (0, max(0, f - x.shape[2])), (0, 0)))
         ref = tf.nn.avg_pool2d(x, f, f, "VALID").numpy()
     s = max(ref.shape[1:3])
     square = np.zeros((g, s, s, c), np.float32)
     y0, x0 = (s - ref.shape[1]) // 2, (s - ref.shape[2]) // 2
-    square[:, y0:y0 + ref.shape[1], x0:x0 + ref.shape[2]] = ref
+    square[:, y0 : y0 + ref.shape[1], x0 : x0 + ref.shape[2]] = ref
     if s != 56:
         square = np.clip(tf.image.resize(square, (56, 56), method="bilinear").numpy(), 0, 1)
     assert np.abs(square_resize(batch, 56) - square).max() < 1e-5

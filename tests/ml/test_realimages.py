@@ -1,4 +1,5 @@
 """The real-image helper (tests/ml/realimages.py) and bench_real's intervals."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,11 +20,15 @@ def _bench_real():
 
 
 def test_it_reads_every_real_labelled_image_without_matplotlib():
-    code = ("import sys; from tests.ml.realimages import development_set, evaluation_set; "
-            "d, e = development_set(), evaluation_set(); "
-            "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'; "
-            "print(len(d.images), len(e.images), sorted(set(d.groups)), sorted(set(e.groups)))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys; from tests.ml.realimages import development_set, evaluation_set; "
+        "d, e = development_set(), evaluation_set(); "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib was imported'; "
+        "print(len(d.images), len(e.images), sorted(set(d.groups)), sorted(set(e.groups)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert out.split()[:2] == ["8", "34"]
     assert "dev:intsco" in out and "eval:api-example" in out and "eval:explore-off-sample-results" in out
 

@@ -59,8 +59,7 @@ def test_it_trains_multiclass(tiny_data):
     y = y.copy()
     y[(y == 1) & (np.arange(len(y)) % 3 == 0)] = 2
     classes = ["off", "on", "other"]
-    r = ml.train(imgs, y, groups, "multiclass", classes,
-                 ml.TrainParams(**{**TINY, "epochs": 1}))
+    r = ml.train(imgs, y, groups, "multiclass", classes, ml.TrainParams(**{**TINY, "epochs": 1}))
     _check_metrics(r.metrics, classes, len(y))
     assert r.oof_probabilities.shape == (len(y), 3)
     assert np.allclose(r.oof_probabilities.sum(axis=1), 1, atol=1e-4)
@@ -75,8 +74,7 @@ def test_it_trains_multilabel_with_per_class_thresholds(tiny_data):
     y[:, 1] = labels == 1
     y[::7, 2] = 1  # a rare label, oversampled
     classes = ["off", "on", "rare"]
-    r = ml.train(imgs, y, groups, "multilabel", classes,
-                 ml.TrainParams(**{**TINY, "epochs": 1}))
+    r = ml.train(imgs, y, groups, "multilabel", classes, ml.TrainParams(**{**TINY, "epochs": 1}))
     _check_metrics(r.metrics, classes, n)
     assert r.oof_probabilities.shape == (n, 3)
     assert len(r.bundle.thresholds) == 3 and all(0 < t < 1 for t in r.bundle.thresholds)
@@ -90,22 +88,42 @@ def test_it_stops_when_asked(tiny_data):
         return len(calls) >= 2
 
     with pytest.raises(ml.TrainingCancelled):
-        ml.train(tiny_data.images, tiny_data.labels, tiny_data.groups, "binary", ["off", "on"],
-                 ml.TrainParams(**TINY), should_stop=should_stop)
+        ml.train(
+            tiny_data.images,
+            tiny_data.labels,
+            tiny_data.groups,
+            "binary",
+            ["off", "on"],
+            ml.TrainParams(**TINY),
+            should_stop=should_stop,
+        )
     assert len(calls) == 2
 
 
 def test_it_says_so_when_all_images_come_from_one_dataset(tiny_data):
     sel = tiny_data.groups == "s0"
     imgs = [a for a, s in zip(tiny_data.images, sel, strict=True) if s]
-    r = ml.train(imgs, tiny_data.labels[sel], tiny_data.groups[sel], "binary", ["off", "on"],
-                 ml.TrainParams(**{**TINY, "epochs": 1}))
+    r = ml.train(
+        imgs,
+        tiny_data.labels[sel],
+        tiny_data.groups[sel],
+        "binary",
+        ["off", "on"],
+        ml.TrainParams(**{**TINY, "epochs": 1}),
+    )
     assert any("one dataset" in n for n in r.notes)
 
 
 def test_it_trains_with_the_context_channel(tiny_data):
     imgs, y, groups, ctx = _subset(tiny_data, ("s3", "s4"))
-    r = ml.train(imgs, y, groups, "binary", ["off", "on"],
-                 ml.TrainParams(**{**TINY, "epochs": 1, "context": True}), contexts=ctx)
+    r = ml.train(
+        imgs,
+        y,
+        groups,
+        "binary",
+        ["off", "on"],
+        ml.TrainParams(**{**TINY, "epochs": 1, "context": True}),
+        contexts=ctx,
+    )
     assert r.bundle.input_shape == (24, 24, 2) and r.bundle.params.context
     assert ml.predict(r.bundle, imgs[:3], contexts=ctx[:3]).shape == (3, 2)

@@ -28,14 +28,21 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def processed(synth_dir: Path) -> SyntheticTruth:
-    return write_synthetic_imzml(synth_dir / "processed", 30, 40, n_on=8, n_off=8,
-                                 mode="processed", seed=1)
+    return write_synthetic_imzml(synth_dir / "processed", 30, 40, n_on=8, n_off=8, mode="processed", seed=1)
 
 
 @pytest.fixture(scope="session")
 def continuous(synth_dir: Path) -> SyntheticTruth:
-    return write_synthetic_imzml(synth_dir / "continuous", 30, 40, n_on=8, n_off=8,
-                                 mode="continuous", peaks_per_spectrum_noise=400, seed=2)
+    return write_synthetic_imzml(
+        synth_dir / "continuous",
+        30,
+        40,
+        n_on=8,
+        n_off=8,
+        mode="continuous",
+        peaks_per_spectrum_noise=400,
+        seed=2,
+    )
 
 
 def ion_mzs(truth: SyntheticTruth) -> np.ndarray:

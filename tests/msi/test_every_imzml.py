@@ -31,8 +31,9 @@ CASES = {
     "processed-in-order-rectangular": dict(shuffle=False, holes=False, int_zlib=True),
     "continuous-plain": dict(mode="continuous"),
     "continuous-zlib-both": dict(mode="continuous", mz_zlib=True, int_zlib=True),
-    "continuous-int32-zlib-profile": dict(mode="continuous", int_dtype=np.int32,
-                                          int_zlib=True, spec_type="profile"),
+    "continuous-int32-zlib-profile": dict(
+        mode="continuous", int_dtype=np.int32, int_zlib=True, spec_type="profile"
+    ),
     "continuous-f16-in-order": dict(mode="continuous", int_dtype=np.float16, shuffle=False),
     # the writer's default mode: each distinct m/z array written once, spectra point at it
     "auto-zlib": dict(mode="auto", mz_zlib=True, int_zlib=True),
@@ -44,13 +45,11 @@ CASES = {
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Variant]:
     root = tmp_path_factory.mktemp("variants")
-    return {name: write_variant(root / name, seed=i, **opts)
-            for i, (name, opts) in enumerate(CASES.items())}
+    return {name: write_variant(root / name, seed=i, **opts) for i, (name, opts) in enumerate(CASES.items())}
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_it_images_every_variant_like_getionimage(variants: dict[str, Variant],
-                                                   name: str) -> None:
+def test_it_images_every_variant_like_getionimage(variants: dict[str, Variant], name: str) -> None:
     v = variants[name]
     opts = CASES[name]
     meta = read_metadata(v.imzml)
@@ -75,14 +74,20 @@ def test_it_reads_compressed_files_with_both_parsers(variants: dict[str, Variant
     v = variants["processed-zlib-both"]
     fast = read_metadata(v.imzml)
     general = read_metadata(v.imzml, _force_general=True)
-    for field in ("xs", "ys", "mz_offsets", "int_offsets", "mz_encoded_lengths",
-                  "int_encoded_lengths", "int_lengths"):
+    for field in (
+        "xs",
+        "ys",
+        "mz_offsets",
+        "int_offsets",
+        "mz_encoded_lengths",
+        "int_encoded_lengths",
+        "int_lengths",
+    ):
         np.testing.assert_array_equal(getattr(fast, field), getattr(general, field))
     assert general.mz_compression == general.int_compression == "zlib"
 
 
-def test_it_reads_compression_declared_on_each_array(variants: dict[str, Variant],
-                                                     tmp_path: Path) -> None:
+def test_it_reads_compression_declared_on_each_array(variants: dict[str, Variant], tmp_path: Path) -> None:
     # Some converters state compression inside every <binaryDataArray>, not in the group.
     v = variants["processed-zlib-intensities"]
     text = v.imzml.read_text(encoding="latin-1")
@@ -90,15 +95,15 @@ def test_it_reads_compression_declared_on_each_array(variants: dict[str, Variant
     assert text.count(line) == 1
     text = text.replace(line, "").replace(
         '<referenceableParamGroupRef ref="intensityArray"/>',
-        '<referenceableParamGroupRef ref="intensityArray"/>' + line)
+        '<referenceableParamGroupRef ref="intensityArray"/>' + line,
+    )
     imzml = tmp_path / "inline.imzML"
     imzml.write_text(text, encoding="latin-1")
     shutil.copy(v.imzml.with_suffix(".ibd"), tmp_path / "inline.ibd")
     meta = read_metadata(imzml)
     assert meta.int_compression == "zlib" and meta.mz_compression is None
     ex = extract(meta, v.ions)
-    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
-                               equal_nan=True)
+    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6, equal_nan=True)
 
 
 def _rewrite(v: Variant, tmp_path: Path, old: str, new: str) -> Path:
@@ -111,56 +116,66 @@ def _rewrite(v: Variant, tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_it_falls_back_to_pyimzml_for_a_number_type_under_an_unknown_accession(
-        variants: dict[str, Variant], tmp_path: Path) -> None:
+    variants: dict[str, Variant], tmp_path: Path
+) -> None:
     # Our scans go by accession; pyimzml also matches an unknown accession's name.
     v = variants["processed-f64-f32-plain"]
-    imzml = _rewrite(v, tmp_path, 'accession="MS:1000521" name="32-bit float"',
-                     'accession="MS:9999999" name="32-bit float"')
+    imzml = _rewrite(
+        v,
+        tmp_path,
+        'accession="MS:1000521" name="32-bit float"',
+        'accession="MS:9999999" name="32-bit float"',
+    )
     meta = read_metadata(imzml)
     assert meta.int_dtype == np.dtype("<f4")
     ex = extract(meta, v.ions)
-    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
-                               equal_nan=True)
+    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6, equal_nan=True)
 
 
 def test_it_falls_back_to_pyimzml_when_arrays_are_named_under_an_unknown_accession(
-        variants: dict[str, Variant], tmp_path: Path) -> None:
+    variants: dict[str, Variant], tmp_path: Path
+) -> None:
     # Our parsers cannot tell which array is which; pyimzml's finds "m/z array" by name.
     v = variants["processed-int32"]
-    imzml = _rewrite(v, tmp_path, 'accession="MS:1000514" name="m/z array"',
-                     'accession="MS:9999998" name="m/z array"')
+    imzml = _rewrite(
+        v, tmp_path, 'accession="MS:1000514" name="m/z array"', 'accession="MS:9999998" name="m/z array"'
+    )
     meta = read_metadata(imzml)
     assert (meta.mz_dtype, meta.int_dtype) == (np.dtype("<f8"), np.dtype("<i4"))
     ex = extract(meta, v.ions)
-    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
-                               equal_nan=True)
+    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize("general", [False, True], ids=["byte-scan", "iterparse"])
-def test_it_reads_compressed_arrays_without_encoded_lengths(variants: dict[str, Variant],
-                                                           tmp_path: Path,
-                                                           general: bool) -> None:
+def test_it_reads_compressed_arrays_without_encoded_lengths(
+    variants: dict[str, Variant], tmp_path: Path, general: bool
+) -> None:
     # IMS:1000104 is required by imzML, but a reader must not need it to find zlib's end
     v = variants["processed-zlib-both"]
-    text = re.sub(r'\s*<cvParam [^>]*accession="IMS:1000104"[^>]*/>', "",
-                  v.imzml.read_text(encoding="latin-1"))
+    text = re.sub(
+        r'\s*<cvParam [^>]*accession="IMS:1000104"[^>]*/>', "", v.imzml.read_text(encoding="latin-1")
+    )
     imzml = tmp_path / "noenc.imzML"
     imzml.write_text(text, encoding="latin-1")
     shutil.copy(v.imzml.with_suffix(".ibd"), tmp_path / "noenc.ibd")
     meta = read_metadata(imzml, _force_general=general)
     assert (meta.int_encoded_lengths == -1).all()
     ex = extract(meta, v.ions)
-    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6,
-                               equal_nan=True)
+    np.testing.assert_allclose(ex.images, reference_images(v, v.ions), rtol=1e-6, equal_nan=True)
 
 
 @pytest.mark.parametrize("general", [False, True], ids=["byte-scan", "iterparse"])
 def test_it_believes_the_name_where_exporters_are_known_to_swap_accessions(
-        variants: dict[str, Variant], tmp_path: Path, general: bool) -> None:
+    variants: dict[str, Variant], tmp_path: Path, general: bool
+) -> None:
     # "32-bit float" under the 64-bit float accession: a known converter bug (pyimzML #21)
     v = variants["processed-f64-f32-plain"]
-    imzml = _rewrite(v, tmp_path, 'accession="MS:1000521" name="32-bit float"',
-                     'accession="MS:1000523" name="32-bit float"')
+    imzml = _rewrite(
+        v,
+        tmp_path,
+        'accession="MS:1000521" name="32-bit float"',
+        'accession="MS:1000523" name="32-bit float"',
+    )
     meta = read_metadata(imzml, _force_general=general)
     assert (meta.mz_dtype, meta.int_dtype) == (np.dtype("<f8"), np.dtype("<f4"))
 
@@ -187,18 +202,19 @@ def test_it_refuses_numpress_naming_it(variants: dict[str, Variant], tmp_path: P
     imzml, _ = _copy(variants["processed-zlib-intensities"], tmp_path)
     text = imzml.read_text(encoding="latin-1").replace(
         'accession="MS:1000574" name="zlib compression"',
-        'accession="MS:1002312" name="MS-Numpress linear prediction compression"')
+        'accession="MS:1002312" name="MS-Numpress linear prediction compression"',
+    )
     imzml.write_text(text, encoding="latin-1")
     with pytest.raises(MSIError) as exc:
         read_metadata(imzml)
     assert str(exc.value) == (
         "the intensities are stored with MS-Numpress linear prediction compression, which "
         "neither IonSieve nor pyimzml can read; export the dataset again without compression "
-        "or with zlib compression")
+        "or with zlib compression"
+    )
 
 
-def test_it_refuses_a_compressed_ibd_cut_short(variants: dict[str, Variant],
-                                              tmp_path: Path) -> None:
+def test_it_refuses_a_compressed_ibd_cut_short(variants: dict[str, Variant], tmp_path: Path) -> None:
     imzml, ibd = _copy(variants["processed-zlib-both"], tmp_path)
     n = read_metadata(imzml).n_spectra
     ibd.write_bytes(ibd.read_bytes()[:-1000])
@@ -208,25 +224,32 @@ def test_it_refuses_a_compressed_ibd_cut_short(variants: dict[str, Variant],
     assert str(exc.value).endswith(f" of {n:,}")
 
 
-@pytest.mark.parametrize("name,kind", [("processed-zlib-intensities", "int"),
-                                       ("continuous-zlib-both", "int"),
-                                       ("processed-zlib-both", "mz"),
-                                       ("continuous-zlib-both", "mz")])
-def test_it_refuses_damaged_compressed_data(variants: dict[str, Variant], tmp_path: Path,
-                                            name: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    "name,kind",
+    [
+        ("processed-zlib-intensities", "int"),
+        ("continuous-zlib-both", "int"),
+        ("processed-zlib-both", "mz"),
+        ("continuous-zlib-both", "mz"),
+    ],
+)
+def test_it_refuses_damaged_compressed_data(
+    variants: dict[str, Variant], tmp_path: Path, name: str, kind: str
+) -> None:
     imzml, ibd = _copy(variants[name], tmp_path)
     meta = read_metadata(imzml)
     data = bytearray(ibd.read_bytes())
     i = meta.n_spectra // 2 if not meta.continuous or kind == "int" else 0
     at = int((meta.int_offsets if kind == "int" else meta.mz_offsets)[i])
-    data[at + 2: at + 12] = bytes(10)  # zeros in the middle of one deflate stream
+    data[at + 2 : at + 12] = bytes(10)  # zeros in the middle of one deflate stream
     ibd.write_bytes(bytes(data))
     with pytest.raises(MSIError) as exc:
         extract(read_metadata(imzml), variants[name].ions)
     what = "intensities" if kind == "int" else "m/z values"
     assert str(exc.value) == (
         f"the .ibd file does not match its .imzML: the compressed {what} of spectrum "
-        f"{i + 1:,} cannot be decoded (damaged or from another file)")
+        f"{i + 1:,} cannot be decoded (damaged or from another file)"
+    )
 
 
 def test_it_refuses_an_ibd_with_the_right_uuid_but_other_data(tmp_path: Path) -> None:
@@ -244,8 +267,7 @@ def test_it_refuses_an_ibd_with_the_right_uuid_but_other_data(tmp_path: Path) ->
     assert msg.endswith("which no instrument measures, so the offsets point at the wrong data")
 
 
-def test_it_refuses_offsets_that_make_arrays_overlap(variants: dict[str, Variant],
-                                                     tmp_path: Path) -> None:
+def test_it_refuses_offsets_that_make_arrays_overlap(variants: dict[str, Variant], tmp_path: Path) -> None:
     imzml, _ = _copy(variants["processed-f64-f32-plain"], tmp_path)
     meta = read_metadata(imzml)
     text = imzml.read_text(encoding="latin-1")
@@ -256,22 +278,27 @@ def test_it_refuses_offsets_that_make_arrays_overlap(variants: dict[str, Variant
     imzml.write_text(text, encoding="latin-1")
     with pytest.raises(MSIError) as exc:
         read_metadata(imzml)
-    assert str(exc.value) == ("the .ibd file does not match its .imzML: the m/z and intensity "
-                              "arrays of spectrum 1 overlap")
+    assert str(exc.value) == (
+        "the .ibd file does not match its .imzML: the m/z and intensity arrays of spectrum 1 overlap"
+    )
 
 
-def test_it_refuses_mixed_compression_settings(variants: dict[str, Variant],
-                                               tmp_path: Path) -> None:
+def test_it_refuses_mixed_compression_settings(variants: dict[str, Variant], tmp_path: Path) -> None:
     imzml, _ = _copy(variants["processed-zlib-intensities"], tmp_path)
     text = imzml.read_text(encoding="latin-1")
     plain = '<cvParam cvRef="MS" accession="MS:1000576" name="no compression" value=""/>'
-    text = text.replace('<referenceableParamGroupRef ref="intensityArray"/>',
-                        '<referenceableParamGroupRef ref="intensityArray"/>' + plain, 1)
+    text = text.replace(
+        '<referenceableParamGroupRef ref="intensityArray"/>',
+        '<referenceableParamGroupRef ref="intensityArray"/>' + plain,
+        1,
+    )
     imzml.write_text(text, encoding="latin-1")
     with pytest.raises(MSIError) as exc:
         read_metadata(imzml)
-    assert str(exc.value) == ("the .imzML file declares both compressed and uncompressed "
-                              "intensities; export the dataset again with one setting")
+    assert str(exc.value) == (
+        "the .imzML file declares both compressed and uncompressed "
+        "intensities; export the dataset again with one setting"
+    )
 
 
 # ---- compressed processed files: the m/z range comes from a sample --------------------------
@@ -285,8 +312,7 @@ def _write_outliers(stem: Path, zlib: bool) -> Path:
 
     rng = np.random.default_rng(7)
     c = ZlibCompression() if zlib else NoCompression()
-    with ImzMLWriter(str(stem), mode="processed", mz_compression=c,
-                     intensity_compression=c) as w:
+    with ImzMLWriter(str(stem), mode="processed", mz_compression=c, intensity_compression=c) as w:
         for i in range(60):
             mz = np.sort(rng.uniform(200, 900, 30))
             inten = rng.integers(1, 1000, 30).astype(np.float32)
@@ -299,8 +325,7 @@ def _write_outliers(stem: Path, zlib: bool) -> Path:
 
 
 @pytest.mark.parametrize("overflow_max", [2_000_000, 1], ids=["kept", "merged"])
-def test_it_keeps_peaks_beyond_the_sampled_range(tmp_path: Path, monkeypatch,
-                                                  overflow_max: int) -> None:
+def test_it_keeps_peaks_beyond_the_sampled_range(tmp_path: Path, monkeypatch, overflow_max: int) -> None:
     extract_module = importlib.import_module("ionsieve_core.msi.extract")  # the package exports
     plain = read_metadata(_write_outliers(tmp_path / "plain", zlib=False))
     packed = read_metadata(_write_outliers(tmp_path / "packed", zlib=True))
@@ -329,8 +354,11 @@ def _write_with_z(stem: Path, zs: list[int]) -> Path:
     with ImzMLWriter(str(stem), mode="processed") as w:
         for i in range(40):
             mz = np.sort(np.r_[rng.uniform(150, 190, 2), 400.0, rng.uniform(200, 900, 10)])
-            w.addSpectrum(mz, rng.integers(1, 100, mz.size).astype(np.float32),
-                          (i % 8 + 1, i // 8 % 5 + 1, zs[i % len(zs)]))
+            w.addSpectrum(
+                mz,
+                rng.integers(1, 100, mz.size).astype(np.float32),
+                (i % 8 + 1, i // 8 % 5 + 1, zs[i % len(zs)]),
+            )
     return stem.with_suffix(".imzML")
 
 
@@ -340,12 +368,15 @@ def test_it_refuses_a_3d_dataset_and_reads_a_single_z_section(tmp_path: Path, ho
     kw = force.get(how, {})
     with pytest.raises(MSIError) as exc:
         read_metadata(_write_with_z(tmp_path / "stack", [1, 2]), **kw)
-    assert str(exc.value) == ("this is a 3-D dataset with 2 sections along z; IonSieve images "
-                              "one section at a time: export each section as its own imzML")
+    assert str(exc.value) == (
+        "this is a 3-D dataset with 2 sections along z; IonSieve images "
+        "one section at a time: export each section as its own imzML"
+    )
     one = _write_with_z(tmp_path / "one", [1])
     meta = read_metadata(one, **kw)
     assert meta.shape == (5, 8) and meta.n_spectra == 40
     ex = extract(meta, np.array([400.0]))
-    ref = reference_images(Variant(one, one, np.array([400.0]), np.ones((5, 8), bool), (5, 8)),
-                           np.array([400.0]))
+    ref = reference_images(
+        Variant(one, one, np.array([400.0]), np.ones((5, 8), bool), (5, 8)), np.array([400.0])
+    )
     np.testing.assert_allclose(ex.images, ref, rtol=1e-6)

@@ -48,15 +48,26 @@ def test_it_matches_pyimzml_ion_images_on_real_files(path: Path) -> None:
         assert np.nanmax(ex.images) > 0
 
 
-@pytest.mark.parametrize("mode,layout", [("processed", "interleaved"), ("processed", "blocked"),
-                                         ("continuous", "interleaved")])
-@pytest.mark.parametrize("mz_dtype,int_dtype", [(np.float32, np.float32),
-                                                (np.float64, np.float64)])
-def test_it_recovers_generated_ion_images(tmp_path: Path, mode: str, layout: str,
-                                          mz_dtype: type, int_dtype: type) -> None:
-    truth = write_synthetic_imzml(tmp_path / "d", 18, 25, n_on=5, n_off=5, mode=mode,
-                                  mz_dtype=mz_dtype, int_dtype=int_dtype, layout=layout,
-                                  peaks_per_spectrum_noise=60, seed=3)
+@pytest.mark.parametrize(
+    "mode,layout", [("processed", "interleaved"), ("processed", "blocked"), ("continuous", "interleaved")]
+)
+@pytest.mark.parametrize("mz_dtype,int_dtype", [(np.float32, np.float32), (np.float64, np.float64)])
+def test_it_recovers_generated_ion_images(
+    tmp_path: Path, mode: str, layout: str, mz_dtype: type, int_dtype: type
+) -> None:
+    truth = write_synthetic_imzml(
+        tmp_path / "d",
+        18,
+        25,
+        n_on=5,
+        n_off=5,
+        mode=mode,
+        mz_dtype=mz_dtype,
+        int_dtype=int_dtype,
+        layout=layout,
+        peaks_per_spectrum_noise=60,
+        seed=3,
+    )
     meta = read_metadata(truth.imzml_path)
     assert meta.mz_dtype == np.dtype(mz_dtype) and meta.int_dtype == np.dtype(int_dtype)
     assert meta.continuous == (mode == "continuous")
@@ -68,7 +79,8 @@ def test_it_recovers_generated_ion_images(tmp_path: Path, mode: str, layout: str
 
 
 def test_it_gathers_scattered_layouts_from_the_memory_map(
-        processed: SyntheticTruth, monkeypatch: pytest.MonkeyPatch) -> None:
+    processed: SyntheticTruth, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # the package re-exports the function under the module's name, hence import_module
     extract_module = importlib.import_module("ionsieve_core.msi.extract")
 
@@ -78,16 +90,16 @@ def test_it_gathers_scattered_layouts_from_the_memory_map(
     monkeypatch.setattr(extract_module, "_CHUNK_VALUES", 5_000)  # many chunks
     released: list[int] = []
     real_release = extract_module._release
-    monkeypatch.setattr(extract_module, "_release",
-                        lambda *a: released.append(1) or real_release(*a))
+    monkeypatch.setattr(extract_module, "_release", lambda *a: released.append(1) or real_release(*a))
     ex = extract(meta, mzs)
     np.testing.assert_allclose(ex.images, processed.images, rtol=1e-5)
     assert len(released) > 5  # pages of each chunk were handed back
 
 
 def test_it_leaves_unacquired_pixels_nan(tmp_path: Path) -> None:
-    truth = write_synthetic_imzml(tmp_path / "holes", 24, 30, n_on=4, n_off=4,
-                                  non_rectangular=True, peaks_per_spectrum_noise=30, seed=4)
+    truth = write_synthetic_imzml(
+        tmp_path / "holes", 24, 30, n_on=4, n_off=4, non_rectangular=True, peaks_per_spectrum_noise=30, seed=4
+    )
     assert not truth.acquired_mask.all()
     meta = read_metadata(truth.imzml_path)
     ex = extract(meta, ion_mzs(truth))
@@ -95,8 +107,9 @@ def test_it_leaves_unacquired_pixels_nan(tmp_path: Path) -> None:
     assert np.isnan(ex.images[:, ~truth.acquired_mask]).all()
     assert np.isnan(ex.tic[~truth.acquired_mask]).all()
     assert not np.isnan(ex.images[:, truth.acquired_mask]).any()
-    np.testing.assert_allclose(ex.images[:, truth.acquired_mask],
-                               truth.images[:, truth.acquired_mask], rtol=1e-5)
+    np.testing.assert_allclose(
+        ex.images[:, truth.acquired_mask], truth.images[:, truth.acquired_mask], rtol=1e-5
+    )
 
 
 def test_it_normalises_by_tic(processed: SyntheticTruth) -> None:
@@ -116,8 +129,17 @@ def test_it_normalises_by_tic(processed: SyntheticTruth) -> None:
 
 @pytest.mark.parametrize("mode", ["processed", "continuous"])
 def test_it_counts_and_zeroes_bad_intensities(tmp_path: Path, mode: str) -> None:
-    truth = write_synthetic_imzml(tmp_path / "bad", 12, 12, n_on=3, n_off=3, mode=mode,
-                                  n_bad_intensities=9, peaks_per_spectrum_noise=40, seed=5)
+    truth = write_synthetic_imzml(
+        tmp_path / "bad",
+        12,
+        12,
+        n_on=3,
+        n_off=3,
+        mode=mode,
+        n_bad_intensities=9,
+        peaks_per_spectrum_noise=40,
+        seed=5,
+    )
     assert truth.n_nan == 5 and truth.n_negative == 4
     ex = extract(read_metadata(truth.imzml_path), ion_mzs(truth))
     assert "5 NaN intensities were set to zero" in ex.warnings
@@ -135,13 +157,13 @@ def test_it_sums_overlapping_windows_exactly(processed: SyntheticTruth) -> None:
     np.testing.assert_allclose(ex.images, ref, rtol=1e-5)
 
 
-def test_it_reports_progress_and_writes_into_out(processed: SyntheticTruth,
-                                                 tmp_path: Path) -> None:
+def test_it_reports_progress_and_writes_into_out(processed: SyntheticTruth, tmp_path: Path) -> None:
     meta = read_metadata(processed.imzml_path)
     mzs = ion_mzs(processed)
     seen: list[float] = []
-    out = np.lib.format.open_memmap(tmp_path / "images.npy", mode="w+", dtype=np.float32,
-                                    shape=(mzs.size, *meta.shape))
+    out = np.lib.format.open_memmap(
+        tmp_path / "images.npy", mode="w+", dtype=np.float32, shape=(mzs.size, *meta.shape)
+    )
     ex = extract(meta, mzs, progress=seen.append, out=out)
     assert ex.images is out
     assert 2 <= len(seen) <= 102 and seen[-1] == 1.0 and seen == sorted(seen)
@@ -155,8 +177,7 @@ def test_it_handles_an_empty_ion_list(continuous: SyntheticTruth) -> None:
     assert np.isfinite(ex.tic[ex.acquired_mask]).all()
 
 
-def test_it_computes_the_exact_mean_spectrum_for_continuous_data(
-        continuous: SyntheticTruth) -> None:
+def test_it_computes_the_exact_mean_spectrum_for_continuous_data(continuous: SyntheticTruth) -> None:
     meta = read_metadata(continuous.imzml_path)
     ex = extract(meta, ion_mzs(continuous))
     with warnings.catch_warnings():

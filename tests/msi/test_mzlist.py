@@ -29,8 +29,7 @@ def test_it_reads_a_metaspace_export_with_preamble() -> None:
     )
     ions = parse_mz_list(text)
     assert len(ions) == 2
-    assert ions[0] == Ion(mz=760.585088, name="PC(34:1), PE", formula="C42H82NO8P",
-                          adduct="+H")
+    assert ions[0] == Ion(mz=760.585088, name="PC(34:1), PE", formula="C42H82NO8P", adduct="+H")
     assert ions[1].name == "C40H80NO8P+K"  # formula + adduct when no name
 
 
@@ -64,5 +63,4 @@ def test_it_checks_the_dataset_range() -> None:
     assert [i.mz for i in check_in_range(ions, 250.0, 650.0)] == [300.0, 400.0, 500.0, 600.0]
     with pytest.raises(MSIError) as exc:
         check_in_range(ions[:12], 1500.0, 1900.0)
-    assert str(exc.value) == ("none of the 12 m/z values lies in this dataset's range "
-                              "1500.0-1900.0")
+    assert str(exc.value) == ("none of the 12 m/z values lies in this dataset's range 1500.0-1900.0")

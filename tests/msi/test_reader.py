@@ -71,8 +71,7 @@ def test_it_reads_synthetic_files_like_pyimzml(processed: SyntheticTruth) -> Non
 
 
 def test_it_is_much_faster_than_pyimzml(tmp_path: Path) -> None:
-    truth = write_synthetic_imzml(tmp_path / "speed", 100, 100, n_on=2, n_off=2,
-                                  peaks_per_spectrum_noise=5)
+    truth = write_synthetic_imzml(tmp_path / "speed", 100, 100, n_on=2, n_off=2, peaks_per_spectrum_noise=5)
     t0 = time.perf_counter()
     _pyimzml(Path(truth.imzml_path))
     t_ref = time.perf_counter() - t0
@@ -100,20 +99,17 @@ def _msg(exc: pytest.ExceptionInfo[MSIError]) -> str:
 def test_it_refuses_a_truncated_ibd(processed: SyntheticTruth, tmp_path: Path) -> None:
     imzml, ibd = _copy(processed, tmp_path)
     meta = read_metadata(imzml)
-    ends = np.maximum(meta.mz_offsets + meta.mz_lengths * 8, meta.int_offsets
-                      + meta.int_lengths * 4)
+    ends = np.maximum(meta.mz_offsets + meta.mz_lengths * 8, meta.int_offsets + meta.int_lengths * 4)
     keep = int(np.sort(ends)[len(ends) // 2])  # cut mid-way through the data
     with open(ibd, "r+b") as f:
         f.truncate(keep - 1)
     first_cut = int(np.argmax(ends > keep - 1)) + 1
     with pytest.raises(MSIError) as exc:
         read_metadata(imzml)
-    assert _msg(exc) == (f"the .ibd file is truncated at spectrum {first_cut:,} "
-                         f"of {meta.n_spectra:,}")
+    assert _msg(exc) == (f"the .ibd file is truncated at spectrum {first_cut:,} of {meta.n_spectra:,}")
 
 
-def test_it_refuses_an_ibd_from_another_file(processed: SyntheticTruth,
-                                              continuous: SyntheticTruth) -> None:
+def test_it_refuses_an_ibd_from_another_file(processed: SyntheticTruth, continuous: SyntheticTruth) -> None:
     with pytest.raises(MSIError) as exc:
         read_metadata(processed.imzml_path, ibd_path=continuous.ibd_path)
     assert "does not belong to this .imzML: UUIDs differ" in _msg(exc)
@@ -139,9 +135,10 @@ def test_it_refuses_zero_spectra(processed: SyntheticTruth, tmp_path: Path) -> N
     imzml, _ = _copy(processed, tmp_path)
     text = imzml.read_text(encoding="latin-1")
     head, _, rest = text.partition("<spectrumList")
-    tail = rest[rest.index("</spectrumList>"):]
-    imzml.write_text(head + '<spectrumList count="0" defaultDataProcessingRef="synthetic">\n'
-                     + tail, encoding="latin-1")
+    tail = rest[rest.index("</spectrumList>") :]
+    imzml.write_text(
+        head + '<spectrumList count="0" defaultDataProcessingRef="synthetic">\n' + tail, encoding="latin-1"
+    )
     with pytest.raises(MSIError) as exc:
         read_metadata(imzml)
     assert _msg(exc) == "the .imzML file lists no spectra"
@@ -150,23 +147,26 @@ def test_it_refuses_zero_spectra(processed: SyntheticTruth, tmp_path: Path) -> N
 def test_it_refuses_absurd_dimensions(processed: SyntheticTruth, tmp_path: Path) -> None:
     imzml, _ = _copy(processed, tmp_path)
     text = imzml.read_text(encoding="latin-1")
-    text = text.replace('name="position x" value="1"/>', 'name="position x" value="1000000"/>',
-                        1).replace('name="position y" value="1"/>',
-                                   'name="position y" value="1000000"/>', 1)
+    text = text.replace('name="position x" value="1"/>', 'name="position x" value="1000000"/>', 1).replace(
+        'name="position y" value="1"/>', 'name="position y" value="1000000"/>', 1
+    )
     imzml.write_text(text, encoding="latin-1")
     with pytest.raises(MSIError) as exc:
         read_metadata(imzml)
-    assert _msg(exc) == ("the image grid 1,000,000 x 1,000,000 pixels is too large "
-                         "(limit: 50,000,000 pixels)")
+    assert _msg(exc) == (
+        "the image grid 1,000,000 x 1,000,000 pixels is too large (limit: 50,000,000 pixels)"
+    )
 
 
 def test_it_refuses_entity_expansion(tmp_path: Path) -> None:
     lol = ['<!ENTITY lol "lol">'] + [
-        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
-        for i in range(1, 10)]
-    doc = ('<?xml version="1.0"?>\n<!DOCTYPE mzML [\n' + "\n".join(lol) + "\n]>\n"
-           '<mzML xmlns="http://psi.hupo.org/ms/mzml"><fileDescription>&lol9;'
-           "</fileDescription></mzML>\n")
+        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">' for i in range(1, 10)
+    ]
+    doc = (
+        '<?xml version="1.0"?>\n<!DOCTYPE mzML [\n' + "\n".join(lol) + "\n]>\n"
+        '<mzML xmlns="http://psi.hupo.org/ms/mzml"><fileDescription>&lol9;'
+        "</fileDescription></mzML>\n"
+    )
     bomb = tmp_path / "laughs.imzML"
     bomb.write_text(doc)
     (tmp_path / "laughs.ibd").write_bytes(b"\0" * 16)
@@ -174,8 +174,7 @@ def test_it_refuses_entity_expansion(tmp_path: Path) -> None:
     with pytest.raises(MSIError) as exc:
         read_metadata(bomb)
     assert time.perf_counter() - t0 < 1.0
-    assert _msg(exc) == ("the file contains XML entity declarations, which are refused "
-                         "for safety")
+    assert _msg(exc) == ("the file contains XML entity declarations, which are refused for safety")
 
 
 def test_it_refuses_a_missing_ibd(processed: SyntheticTruth, tmp_path: Path) -> None:

@@ -23,8 +23,13 @@ def test_it_writes_files_pyimzml_reads(processed: SyntheticTruth) -> None:
     assert len(p.coordinates) == 30 * 40
     assert p.spectrum_mode == "centroid" and p.polarity == "positive"
     assert p.imzmldict["max count of pixels x"] == 40
-    assert Path(processed.ibd_path).read_bytes()[:16].hex() == p.metadata.file_description \
-        .param_by_name["universally unique identifier"].strip("{}").replace("-", "").lower()
+    assert (
+        Path(processed.ibd_path).read_bytes()[:16].hex()
+        == p.metadata.file_description.param_by_name["universally unique identifier"]
+        .strip("{}")
+        .replace("-", "")
+        .lower()
+    )
     for i in (0, 517, 1199):
         mz, inten = p.getspectrum(i)
         x, y, _ = p.coordinates[i]
@@ -57,8 +62,9 @@ def test_it_makes_a_tissue_blob_with_on_and_off_sample_ions(processed: Synthetic
 
 
 def test_it_leaves_holes_when_not_rectangular(tmp_path: Path) -> None:
-    truth = write_synthetic_imzml(tmp_path / "nr", 20, 30, n_on=2, n_off=2,
-                                  non_rectangular=True, peaks_per_spectrum_noise=10)
+    truth = write_synthetic_imzml(
+        tmp_path / "nr", 20, 30, n_on=2, n_off=2, non_rectangular=True, peaks_per_spectrum_noise=10
+    )
     p = _parser(truth.imzml_path)
     assert len(p.coordinates) == truth.acquired_mask.sum() < 20 * 30
     assert max(c[0] for c in p.coordinates) == 30 and max(c[1] for c in p.coordinates) == 20
@@ -66,8 +72,7 @@ def test_it_leaves_holes_when_not_rectangular(tmp_path: Path) -> None:
 
 def test_it_writes_many_pixels_quickly(tmp_path: Path) -> None:
     t0 = time.perf_counter()
-    truth = write_synthetic_imzml(tmp_path / "fast", 100, 100, n_on=10, n_off=10,
-                                  peaks_per_spectrum_noise=50)
+    truth = write_synthetic_imzml(tmp_path / "fast", 100, 100, n_on=10, n_off=10, peaks_per_spectrum_noise=50)
     assert time.perf_counter() - t0 < 10
     assert truth.images.shape == (20, 100, 100)
     assert Path(truth.ibd_path).stat().st_size > 10_000 * 50 * 12

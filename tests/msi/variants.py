@@ -18,12 +18,13 @@ from pyimzml.ImzMLParser import ImzMLParser, getionimage
 from pyimzml.ImzMLWriter import ImzMLWriter
 
 # number types pyimzml's parser cannot read, and the one their values are copied into
-_TWIN_DTYPE = {np.dtype(np.float16): np.float32, np.dtype(np.int16): np.int32,
-               np.dtype(np.int8): np.int32}
+_TWIN_DTYPE = {np.dtype(np.float16): np.float32, np.dtype(np.int16): np.int32, np.dtype(np.int8): np.int32}
 
 
-_IMS_INTS = {np.dtype(np.int8): 'cvRef="IMS" accession="IMS:1100000" name="8-bit integer"',
-             np.dtype(np.int16): 'cvRef="IMS" accession="IMS:1100001" name="16-bit integer"'}
+_IMS_INTS = {
+    np.dtype(np.int8): 'cvRef="IMS" accession="IMS:1100000" name="8-bit integer"',
+    np.dtype(np.int16): 'cvRef="IMS" accession="IMS:1100001" name="16-bit integer"',
+}
 
 
 class _Writer(ImzMLWriter):
@@ -45,10 +46,22 @@ class Variant:
     shape: tuple[int, int]
 
 
-def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.float64,
-                  int_dtype: type = np.float32, mz_zlib: bool = False, int_zlib: bool = False,
-                  spec_type: str = "centroid", shuffle: bool = True, holes: bool = True,
-                  height: int = 9, width: int = 13, seed: int = 0, axes: int = 0) -> Variant:
+def write_variant(
+    stem: Path,
+    *,
+    mode: str = "processed",
+    mz_dtype: type = np.float64,
+    int_dtype: type = np.float32,
+    mz_zlib: bool = False,
+    int_zlib: bool = False,
+    spec_type: str = "centroid",
+    shuffle: bool = True,
+    holes: bool = True,
+    height: int = 9,
+    width: int = 13,
+    seed: int = 0,
+    axes: int = 0,
+) -> Variant:
     """mode: the writer's ("processed", "continuous" or "auto"); axes > 0: spectra share that
     many m/z arrays (so that "auto" writes each array once and spectra point at them)."""
     rng = np.random.default_rng(seed)
@@ -61,10 +74,13 @@ def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.fl
     ys, xs = np.nonzero(acquired)
     order = rng.permutation(ys.size) if shuffle else np.arange(ys.size)
     idt = np.dtype(int_dtype)
-    shared_axis = np.sort(np.concatenate([ions * (1 + rng.uniform(-1e-6, 1e-6, ions.size)),
-                                          rng.uniform(150, 950, 120)]))
-    pool = [np.sort(np.concatenate([ions, rng.uniform(150, 190, 2),
-                                    rng.uniform(150, 950, 30)])) for _ in range(axes)]
+    shared_axis = np.sort(
+        np.concatenate([ions * (1 + rng.uniform(-1e-6, 1e-6, ions.size)), rng.uniform(150, 950, 120)])
+    )
+    pool = [
+        np.sort(np.concatenate([ions, rng.uniform(150, 190, 2), rng.uniform(150, 950, 30)]))
+        for _ in range(axes)
+    ]
     spectra = []
     for i in order:
         if mode == "continuous":
@@ -75,9 +91,15 @@ def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.fl
             keep = ions[rng.random(ions.size) < 0.7]
             # two peaks below every ion: getionimage (pyimzml 1.5) adds the first peak to a
             # window that has fewer than two peaks at or below its upper bound
-            mz = np.sort(np.concatenate([keep * (1 + rng.uniform(-1e-6, 1e-6, keep.size)),
-                                         rng.uniform(150, 950, rng.integers(0, 40)),
-                                         rng.uniform(150, 190, 2)]))
+            mz = np.sort(
+                np.concatenate(
+                    [
+                        keep * (1 + rng.uniform(-1e-6, 1e-6, keep.size)),
+                        rng.uniform(150, 950, rng.integers(0, 40)),
+                        rng.uniform(150, 190, 2),
+                    ]
+                )
+            )
         if idt.kind == "i":
             top = min(np.iinfo(idt).max, 5000)
             inten = rng.integers(0, top, mz.size)
@@ -89,11 +111,16 @@ def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.fl
         spectra.append((mz, inten, (int(xs[i]) + 1, int(ys[i]) + 1)))
 
     def write(path: Path, mzd: type, intd: type, mzc: bool, intc: bool) -> None:
-        with _Writer(str(path), mz_dtype=mzd, intensity_dtype=intd, mode=mode,
-                     spec_type=spec_type,
-                     mz_compression=ZlibCompression() if mzc else NoCompression(),
-                     intensity_compression=ZlibCompression() if intc else NoCompression(),
-                     polarity="positive") as w:
+        with _Writer(
+            str(path),
+            mz_dtype=mzd,
+            intensity_dtype=intd,
+            mode=mode,
+            spec_type=spec_type,
+            mz_compression=ZlibCompression() if mzc else NoCompression(),
+            intensity_compression=ZlibCompression() if intc else NoCompression(),
+            polarity="positive",
+        ) as w:
             for mz, inten, xy in spectra:
                 w.addSpectrum(mz, inten, xy)
         if np.dtype(intd) in _IMS_INTS:
@@ -106,8 +133,7 @@ def write_variant(stem: Path, *, mode: str = "processed", mz_dtype: type = np.fl
     stem.parent.mkdir(parents=True, exist_ok=True)
     imzml, twin = stem.with_suffix(".imzML"), stem.with_name(stem.name + "_twin.imzML")
     write(imzml, mz_dtype, int_dtype, mz_zlib, int_zlib)
-    write(twin, _TWIN_DTYPE.get(np.dtype(mz_dtype), mz_dtype),
-          _TWIN_DTYPE.get(idt, int_dtype), False, False)
+    write(twin, _TWIN_DTYPE.get(np.dtype(mz_dtype), mz_dtype), _TWIN_DTYPE.get(idt, int_dtype), False, False)
     return Variant(imzml, twin, ions, acquired, (height, width))
 
 

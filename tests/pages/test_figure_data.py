@@ -1,4 +1,5 @@
 """Figures come from JSON endpoints, not from inside page requests; per-dataset ones are cached."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,10 @@ pytestmark = pytest.mark.django_db
 
 
 def figure_urls(html: str) -> dict[str, str]:
-    return {m.group(1): m.group(2).replace("&amp;", "&")
-            for m in re.finditer(r'<div id="fig-(\w+)" [^>]*data-figure-url="([^"]+)"', html)}
+    return {
+        m.group(1): m.group(2).replace("&amp;", "&")
+        for m in re.finditer(r'<div id="fig-(\w+)" [^>]*data-figure-url="([^"]+)"', html)
+    }
 
 
 def test_it_builds_no_figure_inside_the_image_and_dataset_pages(client, user, dataset, monkeypatch):
@@ -26,7 +29,7 @@ def test_it_builds_no_figure_inside_the_image_and_dataset_pages(client, user, da
     image = dataset.images.get(index=1)
     page = client.get(f"/images/{image.pk}/").content.decode()
     assert set(figure_urls(page)) == {"image", "tic", "spectrum", "history"}
-    assert "application/json\">{\"data\"" not in page  # no embedded figure
+    assert 'application/json">{"data"' not in page  # no embedded figure
     assert set(figure_urls(client.get(f"/datasets/{dataset.pk}/").content.decode())) == {"tic", "spectrum"}
 
 
@@ -34,12 +37,16 @@ def test_it_builds_a_dataset_figure_once_per_revision(client, user, dataset, mon
     cache.clear()
     built = []
     real = figure_data.build_dataset_figure
-    monkeypatch.setattr(figure_data, "build_dataset_figure", lambda ds, name: built.append(name) or real(ds, name))
+    monkeypatch.setattr(
+        figure_data, "build_dataset_figure", lambda ds, name: built.append(name) or real(ds, name)
+    )
     client.force_login(user)
     urls = figure_urls(client.get(f"/datasets/{dataset.pk}/").content.decode())
     first = client.get(urls["spectrum"])
     assert client.get(urls["spectrum"]).content == first.content
-    for image in dataset.images.all()[:3]:  # image pages share the dataset's figures (one browser cache entry)
+    for image in dataset.images.all()[
+        :3
+    ]:  # image pages share the dataset's figures (one browser cache entry)
         page_urls = figure_urls(client.get(f"/images/{image.pk}/").content.decode())
         assert page_urls["spectrum"] == urls["spectrum"] and page_urls["tic"] == urls["tic"]
         assert client.get(page_urls["spectrum"]).content == first.content
@@ -79,4 +86,6 @@ def test_it_keeps_figures_from_non_members(client, user, dataset, people):
     for url in urls:
         assert client.get(url).status_code == 200, url
     assert client.get(f"/datasets/{dataset.pk}/figures/secret.json").status_code == 404
-    assert client.get(f"/images/{image.pk}/figures/tic.json").status_code == 404  # the dataset's URL serves it
+    assert (
+        client.get(f"/images/{image.pk}/figures/tic.json").status_code == 404
+    )  # the dataset's URL serves it

@@ -38,7 +38,9 @@ def test_it_downsamples_spectra_keeping_every_maximum():
 def test_it_serves_image_values_tic_and_history(client, project, user, people):
     ds = make_ready_dataset(project, n=5, shape=(300, 40), thumbnails=False)
     image = ds.images.get(index=2)
-    v1 = ModelVersion.objects.create(project=project, number=1, arch="compact", task="binary", classes=project.classes)
+    v1 = ModelVersion.objects.create(
+        project=project, number=1, arch="compact", task="binary", classes=project.classes
+    )
     set_probabilities(project, ds, np.full(5, 0.25), version=v1)
     client.force_login(people["viewer"])
     body = client.get(f"/api/images/{image.pk}/data/").json()

@@ -16,8 +16,14 @@ ROLES = ["owner", "annotator", "viewer"]
 
 def urls(project, dataset):
     image = dataset.images.order_by("index").first()
-    return [f"/p/{project.slug}/", f"/p/{project.slug}/gallery/", f"/p/{project.slug}/review/",
-            f"/datasets/{dataset.pk}/", f"/datasets/{dataset.pk}/gallery/", f"/images/{image.pk}/"]
+    return [
+        f"/p/{project.slug}/",
+        f"/p/{project.slug}/gallery/",
+        f"/p/{project.slug}/review/",
+        f"/datasets/{dataset.pk}/",
+        f"/datasets/{dataset.pk}/gallery/",
+        f"/images/{image.pk}/",
+    ]
 
 
 def figure(client, html: str, name: str) -> dict:
@@ -94,12 +100,16 @@ def test_it_draws_the_image_with_raw_hover_values_and_the_marked_mz(client, proj
     # heatmap of pre-scaled values before), and hovering shows the raw values.
     pixels = figure(client, html, "fig-image")
     raw = np.load(dataset.array_path)[3]
-    values = np.frombuffer(base64.b64decode(pixels["channels"][0]["values"]), dtype="<f4").reshape(pixels["shape"])
+    values = np.frombuffer(base64.b64decode(pixels["channels"][0]["values"]), dtype="<f4").reshape(
+        pixels["shape"]
+    )
     np.testing.assert_array_equal(values, raw)
     # The dataset's spectrum (one cached figure for all its images), marked in the browser.
     spec = figure(client, html, "fig-spectrum")
     assert len(spec["data"][0]["x"]) <= 5000
-    assert re.search(rf'<div id="fig-spectrum" [^>]*data-figure-url="/datasets/{dataset.pk}/figures/spectrum.json', html)
+    assert re.search(
+        rf'<div id="fig-spectrum" [^>]*data-figure-url="/datasets/{dataset.pk}/figures/spectrum.json', html
+    )
     assert float(re.search(r'data-marker-mz="([^"]+)"', html).group(1)) == image.mz
     hist = figure(client, html, "fig-history")
     assert hist["data"][0]["y"] == [pytest.approx(image.probability)]
@@ -116,7 +126,9 @@ def test_it_shows_labels_by_each_user_on_the_image_page(client, project, dataset
 def test_it_links_the_gallery_to_the_right_api(client, project, dataset, user):
     client.force_login(user)
     html = client.get(f"/datasets/{dataset.pk}/gallery/").content.decode()
-    cfg = json.loads(re.search(r'<script id="page-config" type="application/json">(.*?)</script>', html, re.S).group(1))
+    cfg = json.loads(
+        re.search(r'<script id="page-config" type="application/json">(.*?)</script>', html, re.S).group(1)
+    )
     assert cfg["imagesUrl"] == f"/api/datasets/{dataset.pk}/images/"
     assert [c["name"] for c in cfg["classes"]] == ["off", "on"] and cfg["canLabel"] is True
     r = client.get(cfg["imagesUrl"] + "?ordering=-probability")

@@ -5,6 +5,7 @@ Each request is measured twice, on a small and on a larger world (more images, l
 annotators and datasets): the bound is the same for both, so a count that grows with the
 data fails even where it would still be under the bound.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -35,8 +36,10 @@ def world(project, user, images: int, annotators: int, datasets: int) -> dict:
     people = [UserFactory() for _ in range(annotators)]
     for p in people:
         add_member(project, p, "annotator")
-    made = [make_ready_dataset(project, n=images, user=user, name=f"d{d}", seed=d, thumbnails=False)
-            for d in range(datasets)]
+    made = [
+        make_ready_dataset(project, n=images, user=user, name=f"d{d}", seed=d, thumbnails=False)
+        for d in range(datasets)
+    ]
     ds = made[0]
     ims = list(ds.images.order_by("index"))
     for i, p in enumerate(people):
@@ -44,12 +47,25 @@ def world(project, user, images: int, annotators: int, datasets: int) -> dict:
     set_labels(project, ims[::3], user, project.classes[0])
     # What the project page lists: model versions, running and recently failed jobs.
     for n in range(1, datasets + 1):
-        ModelVersion.objects.create(project=project, number=n, arch="compact", task=project.task,
-                                    classes=project.classes, file_name=f"v{n}.zip", created_by=user,
-                                    metrics={"overall": {"f1": 0.9, "roc_auc": 0.95}})
+        ModelVersion.objects.create(
+            project=project,
+            number=n,
+            arch="compact",
+            task=project.task,
+            classes=project.classes,
+            file_name=f"v{n}.zip",
+            created_by=user,
+            metrics={"overall": {"f1": 0.9, "roc_auc": 0.95}},
+        )
         for status in (Job.Status.QUEUED, Job.Status.RUNNING, Job.Status.FAILED):
-            Job.objects.create(project=project, kind=Job.Kind.INGEST, target_id=made[n - 1].pk, status=status,
-                               created_by=user, finished_at=timezone.now() if status == Job.Status.FAILED else None)
+            Job.objects.create(
+                project=project,
+                kind=Job.Kind.INGEST,
+                target_id=made[n - 1].pk,
+                status=status,
+                created_by=user,
+                finished_at=timezone.now() if status == Job.Status.FAILED else None,
+            )
     return {"dataset": ds, "image": ims[1]}
 
 
@@ -58,8 +74,11 @@ def requests_of(client, project, w) -> dict:
     turn = iter(range(10**6))
 
     def label():  # a real change every time: off, on, off...
-        return client.put(f"/api/images/{im.pk}/label/", {"label": project.classes[next(turn) % 2]},
-                          content_type="application/json")
+        return client.put(
+            f"/api/images/{im.pk}/label/",
+            {"label": project.classes[next(turn) % 2]},
+            content_type="application/json",
+        )
 
     return {
         "gallery API page": lambda: client.get(f"/api/datasets/{ds.pk}/images/?ordering=-probability&page=1"),
@@ -73,7 +92,9 @@ def requests_of(client, project, w) -> dict:
 
 @pytest.mark.parametrize("size", [(12, 1, 1), (150, 6, 3)], ids=["small", "larger"])
 @pytest.mark.parametrize("name", list(BOUNDS))
-def test_it_bounds_the_queries_of_each_request(client, project, user, django_assert_max_num_queries, name, size):
+def test_it_bounds_the_queries_of_each_request(
+    client, project, user, django_assert_max_num_queries, name, size
+):
     w = world(project, user, *size)
     client.force_login(user)
     call = requests_of(client, project, w)[name]

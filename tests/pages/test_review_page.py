@@ -18,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def figure(html: str, name: str) -> dict:
-    return json.loads(re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S).group(1))
+    return json.loads(
+        re.search(rf'<script id="{name}" type="application/json">(.*?)</script>', html, re.S).group(1)
+    )
 
 
 def table(html: str, table_id: str) -> str:
@@ -27,26 +29,55 @@ def table(html: str, table_id: str) -> str:
 
 def cells(html: str, dataset_id, table_id: str = "per-dataset", measure: str = "held_out") -> list[str]:
     """The text of the cells of one measure's row of one dataset: measure name, labels, F1..."""
-    body = re.search(rf'<tbody data-dataset="{dataset_id}"[^>]*>(.*?)</tbody>', table(html, table_id), re.S).group(1)
+    body = re.search(
+        rf'<tbody data-dataset="{dataset_id}"[^>]*>(.*?)</tbody>', table(html, table_id), re.S
+    ).group(1)
     row = re.search(rf'<tr[^>]*data-measure="{measure}">(.*?)</tr>', body, re.S).group(1)
-    return [re.sub(r"\s+", " ", re.sub(r"<.*?>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    return [
+        re.sub(r"\s+", " ", re.sub(r"<.*?>", "", c)).strip()
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    ]
 
 
 def version(project, number, images, probs, when, active=False, metrics=None):
-    v = ModelVersion.objects.create(project=project, number=number, arch="compact", task="binary",
-                                    classes=project.classes, is_active=active, labels_at=when, held_out_by="groups",
-                                    metrics=metrics or {})
-    HeldOutScore.objects.bulk_create([
-        HeldOutScore(image=im, model_version=v, label=im.consensus, probabilities=[p, 1 - p], thresholds=[0.5, 0.5])
-        for im, p in zip(images, probs, strict=True)])
+    v = ModelVersion.objects.create(
+        project=project,
+        number=number,
+        arch="compact",
+        task="binary",
+        classes=project.classes,
+        is_active=active,
+        labels_at=when,
+        held_out_by="groups",
+        metrics=metrics or {},
+    )
+    HeldOutScore.objects.bulk_create(
+        [
+            HeldOutScore(
+                image=im, model_version=v, label=im.consensus, probabilities=[p, 1 - p], thresholds=[0.5, 0.5]
+            )
+            for im, p in zip(images, probs, strict=True)
+        ]
+    )
     return v
 
 
-CV = {"overall": {"per_class": {"off": {"precision": 0.8, "recall": 0.7, "f1": 0.7467, "roc_auc": 0.9, "support": 12},
-                                "on": {"precision": 0.7, "recall": 0.8, "f1": 0.7467, "roc_auc": 0.9, "support": 12}},
-                  "accuracy": 0.75, "f1_macro": 0.7467, "roc_auc": 0.9, "n": 24},
-      "per_group": {}, "per_fold": [{"accuracy": 0.7, "f1_macro": 0.7, "roc_auc": 0.8, "n": 12}], "folds": 1,
-      "thresholds": [0.5, 0.5]}
+CV = {
+    "overall": {
+        "per_class": {
+            "off": {"precision": 0.8, "recall": 0.7, "f1": 0.7467, "roc_auc": 0.9, "support": 12},
+            "on": {"precision": 0.7, "recall": 0.8, "f1": 0.7467, "roc_auc": 0.9, "support": 12},
+        },
+        "accuracy": 0.75,
+        "f1_macro": 0.7467,
+        "roc_auc": 0.9,
+        "n": 24,
+    },
+    "per_group": {},
+    "per_fold": [{"accuracy": 0.7, "f1_macro": 0.7, "roc_auc": 0.8, "n": 12}],
+    "folds": 1,
+    "thresholds": [0.5, 0.5],
+}
 
 
 def test_it_shows_three_measures_with_intervals_and_held_out_figures(client, project, user, people):
@@ -85,7 +116,9 @@ def test_it_shows_three_measures_with_intervals_and_held_out_figures(client, pro
     assert 'class="n optimistic"' in html and cells(html, "all")[1] == "24"
     roc = figure(html, "fig-roc-data")
     fpr, tpr, _ = skm.roc_curve(y, p2)
-    assert roc["data"][1]["x"] == pytest.approx(fpr, abs=1e-4) and roc["data"][1]["y"] == pytest.approx(tpr, abs=1e-4)
+    assert roc["data"][1]["x"] == pytest.approx(fpr, abs=1e-4) and roc["data"][1]["y"] == pytest.approx(
+        tpr, abs=1e-4
+    )
     assert "v2 (compact)" in roc["data"][1]["name"] and "held out" in roc["layout"]["title"]["text"]
     cm = figure(html, "fig-confusion0-data")["data"][0]["z"]
     assert cm == skm.confusion_matrix(1 - y, np.where(p2 >= 0.5, 0, 1), labels=[0, 1]).tolist()
@@ -96,7 +129,9 @@ def test_it_shows_three_measures_with_intervals_and_held_out_figures(client, pro
     assert "metrics-dict" not in html
     # The default score can be picked for comparison.
     html = client.get(f"/p/{project.slug}/review/?a=2&b=default").content.decode()
-    assert "default score" in html and cells(html, ds.pk, "per-dataset-b")[1] == "25"  # unfitted: all held out
+    assert (
+        "default score" in html and cells(html, ds.pk, "per-dataset-b")[1] == "25"
+    )  # unfitted: all held out
 
 
 def test_it_says_when_held_out_figures_come_from_one_dataset(client, project, user):
@@ -113,8 +148,16 @@ def test_it_says_when_held_out_figures_come_from_one_dataset(client, project, us
 
 
 def test_it_shows_version_headline_metrics_on_the_project_page(client, project, user):
-    ModelVersion.objects.create(project=project, number=1, arch="compact", task="binary", classes=project.classes,
-                                is_active=True, metrics={"overall": {"f1": 0.8123, "roc_auc": 0.9}}, label_total=42)
+    ModelVersion.objects.create(
+        project=project,
+        number=1,
+        arch="compact",
+        task="binary",
+        classes=project.classes,
+        is_active=True,
+        metrics={"overall": {"f1": 0.8123, "roc_auc": 0.9}},
+        label_total=42,
+    )
     client.force_login(user)
     html = client.get(f"/p/{project.slug}/").content.decode()
     assert "0.812" in html and "42" in html and "active" in html

@@ -1,4 +1,5 @@
 """A world with one project of each role and every kind of object a URL can point at."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,16 +40,25 @@ def make_world() -> World:
     add_member(project, viewer, "viewer")
     dataset = make_ready_dataset(project, n=6, user=owner)
     image = dataset.images.order_by("index").first()
-    job = Job.objects.create(project=project, kind=Job.Kind.INGEST, target_id=dataset.pk, status=Job.Status.DONE,
-                             created_by=owner)
-    version = ModelVersion.objects.create(project=project, number=1, arch="compact", task=project.task,
-                                          classes=project.classes, file_name="v1.zip", created_by=owner)
+    job = Job.objects.create(
+        project=project, kind=Job.Kind.INGEST, target_id=dataset.pk, status=Job.Status.DONE, created_by=owner
+    )
+    version = ModelVersion.objects.create(
+        project=project,
+        number=1,
+        arch="compact",
+        task=project.task,
+        classes=project.classes,
+        file_name="v1.zip",
+        created_by=owner,
+    )
     collection = training = None
     try:
         from webapp.collections.models import Collection, TrainingCollection
 
-        collection = Collection.objects.create(name="shared set", owner=owner, task=project.task,
-                                               classes=project.classes, source_project=project)
+        collection = Collection.objects.create(
+            name="shared set", owner=owner, task=project.task, classes=project.classes, source_project=project
+        )
         training = TrainingCollection.objects.create(project=project, collection=collection, added_by=owner)
     except ImportError:  # pragma: no cover - collections are written in parallel
         pass
@@ -57,13 +67,23 @@ def make_world() -> World:
     upload = resumable.create(owner, project, length=10, filename="run.imzML")
     from webapp.datasets.export_jobs import export_path
 
-    export_job = Job.objects.create(project=project, kind=Job.Kind.EXPORT, status=Job.Status.DONE, created_by=owner)
+    export_job = Job.objects.create(
+        project=project, kind=Job.Kind.EXPORT, status=Job.Status.DONE, created_by=owner
+    )
     export_path(export_job).parent.mkdir(parents=True, exist_ok=True)
     export_path(export_job).write_bytes(b"PK\x05\x06" + b"\0" * 18)  # an empty zip
     return World(
-        upload=upload, export_job=export_job, users={"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider},
-        project=project, dataset=dataset, image=image, job=job, model_version=version, collection=collection,
-        training_collection=training, membership=membership,
+        upload=upload,
+        export_job=export_job,
+        users={"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider},
+        project=project,
+        dataset=dataset,
+        image=image,
+        job=job,
+        model_version=version,
+        collection=collection,
+        training_collection=training,
+        membership=membership,
     )
 
 

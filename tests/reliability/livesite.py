@@ -6,6 +6,7 @@ a subprocess on a free 127.0.0.1 port. `python -m tests.reliability.livesite see
 seed() in a fresh process against the DATABASE_URL/MEDIA_ROOT in its environment and prints
 the result as JSON (used for SQLite files, which the test process does not own).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ def free_port() -> int:
 
 def site_env(database_url: str, media_root: Path, broker_url: str | None = None, **extra: str) -> dict:
     env = dict(os.environ)
-    env.update(DATABASE_URL=database_url, MEDIA_ROOT=str(media_root), DJANGO_SETTINGS_MODULE="webapp.settings",
-               PYTHONUNBUFFERED="1", AXES_ENABLED="0", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    env.update(
+        DATABASE_URL=database_url,
+        MEDIA_ROOT=str(media_root),
+        DJANGO_SETTINGS_MODULE="webapp.settings",
+        PYTHONUNBUFFERED="1",
+        AXES_ENABLED="0",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(ROOT),
+    )
     if broker_url:
         env["CELERY_BROKER_URL"] = broker_url
     env.update(extra)
@@ -36,19 +44,37 @@ def site_env(database_url: str, media_root: Path, broker_url: str | None = None,
 
 
 def migrate(env: dict) -> None:
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
 
 
-def seed_subprocess(env: dict, images: int, annotators: int, datasets: int = 1, thumbnails: bool = False) -> dict:
+def seed_subprocess(
+    env: dict, images: int, annotators: int, datasets: int = 1, thumbnails: bool = False
+) -> dict:
     out = subprocess.run(
-        [sys.executable, "-m", "tests.reliability.livesite", "seed", str(images), str(annotators), str(datasets),
-         "1" if thumbnails else "0"],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tests.reliability.livesite",
+            "seed",
+            str(images),
+            str(annotators),
+            str(datasets),
+            "1" if thumbnails else "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def seed(images: int, annotators: int, datasets: int = 1, thumbnails: bool = False, prefix: str = "load") -> dict:
+def seed(
+    images: int, annotators: int, datasets: int = 1, thumbnails: bool = False, prefix: str = "load"
+) -> dict:
     """Rows for a live site; returns ids and API tokens (plain data, JSON-able)."""
     from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
@@ -73,8 +99,9 @@ def seed(images: int, annotators: int, datasets: int = 1, thumbnails: bool = Fal
         people.append(u)
     ds_ids = []
     for d in range(datasets):
-        ds = make_ready_dataset(project, n=images, shape=(16, 20), name=f"dataset {d}", seed=d, user=owner,
-                                thumbnails=thumbnails)
+        ds = make_ready_dataset(
+            project, n=images, shape=(16, 20), name=f"dataset {d}", seed=d, user=owner, thumbnails=thumbnails
+        )
         ds_ids.append(ds.pk)
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
     from django.contrib.sessions.backends.db import SessionStore
@@ -88,7 +115,9 @@ def seed(images: int, annotators: int, datasets: int = 1, thumbnails: bool = Fal
         s.create()
         return s.session_key
 
-    image_ids = list(IonImage.objects.filter(dataset_id__in=ds_ids).order_by("pk").values_list("pk", flat=True))
+    image_ids = list(
+        IonImage.objects.filter(dataset_id__in=ds_ids).order_by("pk").values_list("pk", flat=True)
+    )
     return {
         "slug": project.slug,
         "classes": project.classes,
@@ -117,11 +146,34 @@ class Gunicorn:
     def __enter__(self) -> Gunicorn:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "webapp.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), "--threads", str(self.threads), "--worker-class", "gthread",
-             "--timeout", "60", "--graceful-timeout", "5", "--keep-alive", "30", "--log-level", "warning",
-             "--preload"],
-            cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "webapp.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+                "--worker-class",
+                "gthread",
+                "--timeout",
+                "60",
+                "--graceful-timeout",
+                "5",
+                "--keep-alive",
+                "30",
+                "--log-level",
+                "warning",
+                "--preload",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         import requests
 
@@ -150,7 +202,11 @@ class Gunicorn:
                 self.proc.wait(timeout=10)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:] if self.log_path and self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(errors="replace")[-3000:]
+            if self.log_path and self.log_path.exists()
+            else ""
+        )
 
 
 def _main(argv: list[str]) -> None:

@@ -4,6 +4,7 @@
 else in the project changes. The integration variant sends some through a real worker and
 checks that the worker survives them.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,7 +50,12 @@ def png_header(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def with_doctype(xml: bytes, doctype: bytes, before: bytes = b"") -> bytes:
@@ -57,10 +63,14 @@ def with_doctype(xml: bytes, doctype: bytes, before: bytes = b"") -> bytes:
     return xml[:decl_end] + before + doctype + xml[decl_end:]
 
 
-BILLION_LAUGHS = (b'<!DOCTYPE mzML [<!ENTITY lol "lol">'
-                  + b"".join(b'<!ENTITY lol%d "%s">' % (i, (b"&lol%s;" % (str(i - 1).encode() if i > 1 else b"")) * 10)
-                             for i in range(1, 10))
-                  + b"]>")
+BILLION_LAUGHS = (
+    b'<!DOCTYPE mzML [<!ENTITY lol "lol">'
+    + b"".join(
+        b'<!ENTITY lol%d "%s">' % (i, (b"&lol%s;" % (str(i - 1).encode() if i > 1 else b"")) * 10)
+        for i in range(1, 10)
+    )
+    + b"]>"
+)
 XXE = b'<!DOCTYPE mzML [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
 
 
@@ -79,51 +89,119 @@ def corpus(tmp: Path) -> list[Case]:
     zero_ibd = bytearray(Path(zeros.ibd_path).read_bytes())
     zero_ibd[16:] = bytes(len(zero_ibd) - 16)  # keep the UUID, zero every m/z and intensity
     bad_values = synthetic(tmp, "nan", seed=14, n_bad_intensities=40)
-    no_spectra = re.sub(rb"<spectrumList[^>]*>.*</spectrumList>", b'<spectrumList count="0"></spectrumList>', xml,
-                        flags=re.S)
+    no_spectra = re.sub(
+        rb"<spectrumList[^>]*>.*</spectrumList>", b'<spectrumList count="0"></spectrumList>', xml, flags=re.S
+    )
     zip_buf = io.BytesIO()
     with zipfile.ZipFile(zip_buf, "w") as z:
         z.writestr("../../evil.imzML", xml[:2000])
     junk = np.random.default_rng(0).bytes(50_000)
     return [
         Case("truncated ibd", ("a.imzML", xml), ("a.ibd", ibd[: len(ibd) // 2]), says=("truncated",)),
-        Case("mismatched pair", ("a.imzML", xml), ("b.ibd", Path(other.ibd_path).read_bytes()),
-             says=("belong", "uuid")),
-        Case("oversized", ("a.imzML", xml), ("a.ibd", ibd), settings={"IONSIEVE_MAX_UPLOAD_BYTES": 10_000},
-             says=("limit",)),
-        Case("png renamed .imzML", ("photo.imzML", png_header(64, 64)), ("photo.ibd", ibd), says=("not xml",)),
-        Case("billion laughs", ("a.imzML", with_doctype(xml, BILLION_LAUGHS)), ("a.ibd", ibd), says=("entity",)),
-        Case("external entity", ("a.imzML", with_doctype(xml, XXE).replace(b"<mzML", b"<!-- &xxe; --><mzML", 1)),
-             ("a.ibd", ibd), says=("entity",)),
-        Case("doctype behind a fake root in a comment", ("a.imzML", with_doctype(xml, XXE, b"<!-- <mzML -->")),
-             ("a.ibd", ibd), says=("entity", "xml", "imzml"), hidden_doctype=True),
-        Case("doctype after 1.5 MB of comment", ("a.imzML", with_doctype(xml, BILLION_LAUGHS,
-                                                                          b"<!--" + b"x" * 1_500_000 + b"-->")),
-             ("a.ibd", ibd), says=("entity", "xml", "imzml"), hidden_doctype=True),
+        Case(
+            "mismatched pair",
+            ("a.imzML", xml),
+            ("b.ibd", Path(other.ibd_path).read_bytes()),
+            says=("belong", "uuid"),
+        ),
+        Case(
+            "oversized",
+            ("a.imzML", xml),
+            ("a.ibd", ibd),
+            settings={"IONSIEVE_MAX_UPLOAD_BYTES": 10_000},
+            says=("limit",),
+        ),
+        Case(
+            "png renamed .imzML", ("photo.imzML", png_header(64, 64)), ("photo.ibd", ibd), says=("not xml",)
+        ),
+        Case(
+            "billion laughs", ("a.imzML", with_doctype(xml, BILLION_LAUGHS)), ("a.ibd", ibd), says=("entity",)
+        ),
+        Case(
+            "external entity",
+            ("a.imzML", with_doctype(xml, XXE).replace(b"<mzML", b"<!-- &xxe; --><mzML", 1)),
+            ("a.ibd", ibd),
+            says=("entity",),
+        ),
+        Case(
+            "doctype behind a fake root in a comment",
+            ("a.imzML", with_doctype(xml, XXE, b"<!-- <mzML -->")),
+            ("a.ibd", ibd),
+            says=("entity", "xml", "imzml"),
+            hidden_doctype=True,
+        ),
+        Case(
+            "doctype after 1.5 MB of comment",
+            ("a.imzML", with_doctype(xml, BILLION_LAUGHS, b"<!--" + b"x" * 1_500_000 + b"-->")),
+            ("a.ibd", ibd),
+            says=("entity", "xml", "imzml"),
+            hidden_doctype=True,
+        ),
         Case("zip slip renamed .imzML", ("a.imzML", zip_buf.getvalue()), ("a.ibd", ibd), says=("not xml",)),
-        Case("png header claiming 100k x 100k", ("huge.imzML", png_header(100_000, 100_000)), ("huge.ibd", ibd),
-             says=("not xml",)),
+        Case(
+            "png header claiming 100k x 100k",
+            ("huge.imzML", png_header(100_000, 100_000)),
+            ("huge.ibd", ibd),
+            says=("not xml",),
+        ),
         Case("random bytes", ("junk.imzML", junk), ("junk.ibd", junk), says=("not xml",)),
-        Case("xml that is not imzML", ("a.imzML", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'),
-             ("a.ibd", ibd), says=("not imzml",)),
+        Case(
+            "xml that is not imzML",
+            ("a.imzML", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>'),
+            ("a.ibd", ibd),
+            says=("not imzml",),
+        ),
         Case("zero spectra", ("a.imzML", no_spectra), ("a.ibd", ibd), says=("no spectra",)),
-        Case("absurd grid", ("a.imzML", set_first_position(xml, "IMS:1000050", 9_000_000)), ("a.ibd", ibd),
-             settings={"IONSIEVE_MAX_PIXELS": 1_000_000}, says=("too large",)),
-        Case("empty files", ("a.imzML", b""), ("a.ibd", b""), says=("not xml", "empty", "submitted file is empty")),
+        Case(
+            "absurd grid",
+            ("a.imzML", set_first_position(xml, "IMS:1000050", 9_000_000)),
+            ("a.ibd", ibd),
+            settings={"IONSIEVE_MAX_PIXELS": 1_000_000},
+            says=("too large",),
+        ),
+        Case(
+            "empty files",
+            ("a.imzML", b""),
+            ("a.ibd", b""),
+            says=("not xml", "empty", "submitted file is empty"),
+        ),
         Case(".ibd without .imzML", None, ("a.ibd", ibd), says=("imzml", "required"), cli=False),
         Case(".imzML without .ibd", ("a.imzML", xml), None, says=(".ibd",)),
         Case("wrong extensions", ("a.txt", xml), ("a.bin", ibd), says=("not an .imzml",)),
-        Case("all intensities zero", ("z.imzML", Path(zeros.imzml_path).read_bytes()), ("z.ibd", bytes(zero_ibd)),
-             says=("no peaks", "zero", "m/z")),
-        Case("negative and NaN intensities", ("n.imzML", Path(bad_values.imzml_path).read_bytes()),
-             ("n.ibd", Path(bad_values.ibd_path).read_bytes()), may_succeed=True),
-        Case("non-UTF-8 m/z list", ("a.imzML", xml), ("a.ibd", ibd),
-             mz_list=("l.csv", "mz,name\n200.0,caf\xe9\xff\xfe\n".encode("latin-1")), says=("m/z", "csv", "utf"),
-             may_succeed=True),
-        Case("m/z list of garbage", ("a.imzML", xml), ("a.ibd", ibd),
-             mz_list=("l.csv", b"mz,name\nfoo,bar\nNaN,x\n-inf,y\n\x00\x01,z\n"), says=("m/z",)),
-        Case("m/z list out of range", ("a.imzML", xml), ("a.ibd", ibd), mz_list=("l.csv", b"mz\n1.0\n2.0\n99999\n"),
-             says=("range", "m/z")),
+        Case(
+            "all intensities zero",
+            ("z.imzML", Path(zeros.imzml_path).read_bytes()),
+            ("z.ibd", bytes(zero_ibd)),
+            says=("no peaks", "zero", "m/z"),
+        ),
+        Case(
+            "negative and NaN intensities",
+            ("n.imzML", Path(bad_values.imzml_path).read_bytes()),
+            ("n.ibd", Path(bad_values.ibd_path).read_bytes()),
+            may_succeed=True,
+        ),
+        Case(
+            "non-UTF-8 m/z list",
+            ("a.imzML", xml),
+            ("a.ibd", ibd),
+            mz_list=("l.csv", "mz,name\n200.0,caf\xe9\xff\xfe\n".encode("latin-1")),
+            says=("m/z", "csv", "utf"),
+            may_succeed=True,
+        ),
+        Case(
+            "m/z list of garbage",
+            ("a.imzML", xml),
+            ("a.ibd", ibd),
+            mz_list=("l.csv", b"mz,name\nfoo,bar\nNaN,x\n-inf,y\n\x00\x01,z\n"),
+            says=("m/z",),
+        ),
+        Case(
+            "m/z list out of range",
+            ("a.imzML", xml),
+            ("a.ibd", ibd),
+            mz_list=("l.csv", b"mz\n1.0\n2.0\n99999\n"),
+            says=("range", "m/z"),
+        ),
     ]
 
 
@@ -133,7 +211,9 @@ def counts(project) -> dict:
     from webapp.projects.models import Membership
 
     return {
-        "ready datasets": list(Dataset.objects.filter(project=project, status="ready").values_list("pk", "revision")),
+        "ready datasets": list(
+            Dataset.objects.filter(project=project, status="ready").values_list("pk", "revision")
+        ),
         "images": IonImage.objects.filter(dataset__project=project).count(),
         "labels": list(Label.objects.filter(image__dataset__project=project).values_list("pk", "value")),
         "predictions": Prediction.objects.filter(image__dataset__project=project).count(),
@@ -156,7 +236,9 @@ def hostile_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("hostile")
 
 
-def test_it_answers_every_hostile_upload_clearly(db, settings, hostile_dir, django_capture_on_commit_callbacks):
+def test_it_answers_every_hostile_upload_clearly(
+    db, settings, hostile_dir, django_capture_on_commit_callbacks
+):
     from webapp.datasets.models import Dataset, IonImage
     from webapp.jobs.models import Job
 
@@ -198,7 +280,9 @@ def test_it_answers_every_hostile_upload_clearly(db, settings, hostile_dir, djan
                 continue
             error = (job.error if job else "") or ds.error
             if job is None or job.status != "failed" or ds.status != "failed":
-                problems.append(f"{case.name}: accepted and ended {ds.status}/{job and job.status}, not failed")
+                problems.append(
+                    f"{case.name}: accepted and ended {ds.status}/{job and job.status}, not failed"
+                )
             elif INTERNAL in error.lower() or "traceback" in error.lower():
                 problems.append(f"{case.name}: internal error shown: {error}")
             elif case.says and not any(s in error.lower() for s in case.says):
@@ -298,11 +382,16 @@ def real_png(seed: int = 0) -> bytes:
 
 def archive_corpus() -> list[tuple[str, bytes]]:
     return [
-        ("zip slip", zip_bytes({"off/a.png": real_png(), "../../../../tmp/ionsieve-zip-slip.png": real_png(1)})),
+        (
+            "zip slip",
+            zip_bytes({"off/a.png": real_png(), "../../../../tmp/ionsieve-zip-slip.png": real_png(1)}),
+        ),
         ("absolute path", zip_bytes({"off/a.png": real_png(), "/tmp/ionsieve-absolute.png": real_png(1)})),
         ("zip bomb", zip_bytes({"off/bomb.png": b"\x00" * (300 << 20)})),
-        ("png claiming 100k x 100k", zip_bytes({"off/huge.png": png_header(100_000, 100_000),
-                                                "on/b.png": real_png()})),
+        (
+            "png claiming 100k x 100k",
+            zip_bytes({"off/huge.png": png_header(100_000, 100_000), "on/b.png": real_png()}),
+        ),
         ("not a zip", b"PK\x03\x04 this is not really a zip"),
         ("empty zip", zip_bytes({})),
         ("text files only", zip_bytes({"off/readme.txt": b"hello"})),
@@ -310,7 +399,10 @@ def archive_corpus() -> list[tuple[str, bytes]]:
 
 
 def test_it_refuses_hostile_image_archives(db, django_capture_on_commit_callbacks, tmp_path):
-    pytest.importorskip("ionsieve_core.imagesets", reason="ionsieve_core.imagesets (the image collection reader) is not written yet")
+    pytest.importorskip(
+        "ionsieve_core.imagesets",
+        reason="ionsieve_core.imagesets (the image collection reader) is not written yet",
+    )
     from webapp.datasets.models import Dataset
     from webapp.jobs.models import Job
 
@@ -321,8 +413,11 @@ def test_it_refuses_hostile_image_archives(db, django_capture_on_commit_callback
     problems = []
     for name, data in archive_corpus():
         with django_capture_on_commit_callbacks(execute=True):
-            r = api.post(f"/api/projects/{w.project.slug}/imports/",
-                         {"archive": SimpleUploadedFile("images.zip", data)}, format="multipart")
+            r = api.post(
+                f"/api/projects/{w.project.slug}/imports/",
+                {"archive": SimpleUploadedFile("images.zip", data)},
+                format="multipart",
+            )
         if r.status_code == 202:
             job = Job.objects.get(pk=r.json()["job"])
             if job.status != "failed":
@@ -352,8 +447,14 @@ def test_it_keeps_the_worker_alive_through_hostile_files(worker, tmp_path):  # n
     user = UserFactory()
     project = ProjectFactory(owner=user)
     ready = make_ready_dataset(project, n=10)
-    chosen = {"truncated ibd", "mismatched pair", "billion laughs", "external entity",
-              "all intensities zero", "m/z list of garbage"}
+    chosen = {
+        "truncated ibd",
+        "mismatched pair",
+        "billion laughs",
+        "external entity",
+        "all intensities zero",
+        "m/z list of garbage",
+    }
     jobs = []
     for case in corpus(tmp_path):
         if case.name not in chosen:
@@ -367,17 +468,29 @@ def test_it_keeps_the_worker_alive_through_hostile_files(worker, tmp_path):  # n
             mz = folder / "l.csv"
             mz.write_bytes(case.mz_list[1])
         with transaction.atomic():
-            ds = services.create_imzml_dataset(project, user, name=case.name, imzml=folder / "x.imzML",
-                                               ibd=folder / "x.ibd", mz_list=mz, top=6)
+            ds = services.create_imzml_dataset(
+                project,
+                user,
+                name=case.name,
+                imzml=folder / "x.imzML",
+                ibd=folder / "x.ibd",
+                mz_list=mz,
+                top=6,
+            )
             jobs.append((case, services.start_processing(ds, user)))
     good = synthetic(tmp_path, "fine", seed=21)
     with transaction.atomic():
-        fine = services.create_imzml_dataset(project, user, name="fine", imzml=Path(good.imzml_path),
-                                             ibd=Path(good.ibd_path), top=6)
+        fine = services.create_imzml_dataset(
+            project, user, name="fine", imzml=Path(good.imzml_path), ibd=Path(good.ibd_path), top=6
+        )
         last = services.start_processing(fine, user)
     worker.start(queues="ingest")
-    wait_for(lambda: Job.objects.get(pk=last.pk).status in ("done", "failed"), timeout=120, what="all jobs",
-             worker=worker)
+    wait_for(
+        lambda: Job.objects.get(pk=last.pk).status in ("done", "failed"),
+        timeout=120,
+        what="all jobs",
+        worker=worker,
+    )
     for case, job in jobs:
         job.refresh_from_db()
         assert job.status == "failed", (case.name, job.status)
@@ -387,4 +500,3 @@ def test_it_keeps_the_worker_alive_through_hostile_files(worker, tmp_path):  # n
     assert worker.proc.poll() is None, "the worker died"
     assert Dataset.objects.get(pk=fine.pk).image_count > 0
     assert IonImage.objects.filter(dataset=ready).count() == 10
-

@@ -1,5 +1,6 @@
 """A way out of a stuck job: Retry and Cancel from the pages and the API, for annotators and
 owners only, and a dataset never left "processing" for ever."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -23,7 +24,13 @@ def team(db):
     project = ProjectFactory(owner=owner)
     add_member(project, annotator, "annotator")
     add_member(project, viewer, "viewer")
-    return {"owner": owner, "annotator": annotator, "viewer": viewer, "outsider": outsider, "project": project}
+    return {
+        "owner": owner,
+        "annotator": annotator,
+        "viewer": viewer,
+        "outsider": outsider,
+        "project": project,
+    }
 
 
 def processing(project, status: str = Job.Status.RUNNING, **job_fields) -> tuple[Dataset, Job]:
@@ -45,8 +52,9 @@ def api_as(user) -> APIClient:
 
 
 @pytest.mark.parametrize("action", ["retry", "cancel"])
-@pytest.mark.parametrize(("role", "expected"), [("owner", 200), ("annotator", 200), ("viewer", 403),
-                                                ("outsider", 404)])
+@pytest.mark.parametrize(
+    ("role", "expected"), [("owner", 200), ("annotator", 200), ("viewer", 403), ("outsider", 404)]
+)
 def test_it_lets_only_annotators_and_owners_retry_or_cancel(team, action, role, expected):
     ds, job = processing(team["project"])
     response = api_as(team[role]).post(f"/api/jobs/{job.pk}/{action}/")
@@ -64,8 +72,10 @@ def test_it_cancels_a_stuck_ingestion_and_leaves_the_dataset_failed_with_a_reaso
     assert body["status"] == "cancelled" and body["message"] == f"Cancelled by {team['annotator'].username}"
     ds.refresh_from_db()
     assert ds.status == "failed"
-    assert ds.error == (f"Processing was stopped (cancelled by {team['annotator'].username}). "
-                        "Process it again or delete the dataset.")
+    assert ds.error == (
+        f"Processing was stopped (cancelled by {team['annotator'].username}). "
+        "Process it again or delete the dataset."
+    )
     # A late message for the cancelled job does nothing.
     from webapp.jobs.dispatch import claim
 
@@ -97,10 +107,16 @@ def test_it_stops_a_running_ingestion_between_two_steps_when_cancelled(team, tmp
 
     user, project = team["owner"], team["project"]
     truth = synthetic(tmp_path, seed=4)
-    ds = dataset_services.create_imzml_dataset(project, user, name="to stop", imzml=truth.imzml_path,
-                                               ibd=truth.ibd_path, top=6)
-    job = Job.objects.create(project=project, kind=Job.Kind.INGEST, target_id=ds.pk, status=Job.Status.RUNNING,
-                             heartbeat_at=timezone.now())
+    ds = dataset_services.create_imzml_dataset(
+        project, user, name="to stop", imzml=truth.imzml_path, ibd=truth.ibd_path, top=6
+    )
+    job = Job.objects.create(
+        project=project,
+        kind=Job.Kind.INGEST,
+        target_id=ds.pk,
+        status=Job.Status.RUNNING,
+        heartbeat_at=timezone.now(),
+    )
     services.cancel(job, user)
     with pytest.raises(JobCancelled):
         dataset_services.run_processing(ds, job=job)
@@ -115,8 +131,13 @@ def test_it_refuses_to_retry_a_finished_job_or_one_whose_target_is_busy(team):
     response = api_as(team["owner"]).post(f"/api/jobs/{job.pk}/retry/")
     assert response.status_code == 400 and response.json()["detail"] == "This job has already finished."
     Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED)
-    Job.objects.create(project=team["project"], kind=Job.Kind.INGEST, target_id=ds.pk, heartbeat_at=timezone.now(),
-                       status=Job.Status.RUNNING)
+    Job.objects.create(
+        project=team["project"],
+        kind=Job.Kind.INGEST,
+        target_id=ds.pk,
+        heartbeat_at=timezone.now(),
+        status=Job.Status.RUNNING,
+    )
     response = api_as(team["owner"]).post(f"/api/jobs/{job.pk}/retry/")
     assert response.status_code == 400 and "Another job" in response.json()["detail"]
     response = api_as(team["owner"]).post(f"/api/jobs/{job.pk}/cancel/")
@@ -130,8 +151,9 @@ def test_it_does_not_retry_an_ended_import_whose_archive_is_gone(team):
         services.retry(job, team["owner"])
 
 
-def test_it_retries_a_stuck_job_from_the_start_with_a_fresh_attempt_count(team, django_capture_on_commit_callbacks,
-                                                                           monkeypatch):
+def test_it_retries_a_stuck_job_from_the_start_with_a_fresh_attempt_count(
+    team, django_capture_on_commit_callbacks, monkeypatch
+):
     from webapp.jobs import dispatch
 
     sent: list[int] = []
@@ -159,7 +181,9 @@ def test_it_surfaces_a_stuck_job_with_retry_and_cancel_on_the_dataset_and_projec
     html = client.get(f"/datasets/{ds.pk}/").content.decode()
     assert "No news from its worker since" in html and "data-job-action" not in html
     jobs = api_as(team["viewer"]).get(f"/api/projects/{team['project'].slug}/jobs/?active=1").json()
-    assert [(j["id"], j["stuck"], j["can_retry"], j["can_cancel"]) for j in jobs] == [(job.pk, True, True, True)]
+    assert [(j["id"], j["stuck"], j["can_retry"], j["can_cancel"]) for j in jobs] == [
+        (job.pk, True, True, True)
+    ]
 
 
 def test_it_lists_jobs_stopped_in_the_last_day_with_retry(team, client):
@@ -182,11 +206,13 @@ def test_it_recovers_a_stale_ingestion_so_the_dataset_does_not_stay_processing(t
 
     user, project = team["owner"], team["project"]
     truth = synthetic(tmp_path, seed=5)
-    ds = dataset_services.create_imzml_dataset(project, user, name="orphan", imzml=truth.imzml_path,
-                                               ibd=truth.ibd_path, top=6)
+    ds = dataset_services.create_imzml_dataset(
+        project, user, name="orphan", imzml=truth.imzml_path, ibd=truth.ibd_path, top=6
+    )
     Dataset.objects.filter(pk=ds.pk).update(status=Dataset.Status.PROCESSING, progress=0.34)
-    job = Job.objects.create(project=project, kind=Job.Kind.INGEST, target_id=ds.pk, status=Job.Status.RUNNING,
-                             attempts=1)
+    job = Job.objects.create(
+        project=project, kind=Job.Kind.INGEST, target_id=ds.pk, status=Job.Status.RUNNING, attempts=1
+    )
     Job.objects.filter(pk=job.pk).update(heartbeat_at=LONG_AGO, dispatched_at=LONG_AGO)
     assert dispatch.Watchdog().tick() == 1  # eager here: the re-sent task runs at once, as a worker would
     job.refresh_from_db()

@@ -9,6 +9,7 @@ a URL parameter this file does not know fails the test (add it to `value_for`).
 - viewers: never succeed at a write on a project's objects (403/405);
 - viewers can read what their project holds.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,8 +29,15 @@ ROLES = ["anonymous", "outsider", "viewer", "annotator", "owner"]
 PUBLIC = {"login", "logout", "accounts:signup", "schema", "api-docs", "api-redoc"}
 # Read-only pages render for any HTTP method (no require_safe): a viewer's "PUT" gets the page
 # back, which changes nothing. Tolerated only while the database stays exactly as it was.
-PAGES_IGNORING_METHOD = {"pages:project", "pages:project_gallery", "pages:review", "pages:dataset", "pages:gallery",
-                         "pages:image", "projects:members"}
+PAGES_IGNORING_METHOD = {
+    "pages:project",
+    "pages:project_gallery",
+    "pages:review",
+    "pages:dataset",
+    "pages:gallery",
+    "pages:image",
+    "projects:members",
+}
 # The image import endpoint is routed before its reader exists: until ionsieve_core.imagesets lands, its
 # POST answers 500 (for everyone, outsiders included: the import runs before the permission check).
 UNFINISHED = {"project-imports"} if importlib.util.find_spec("ionsieve_core.imagesets") is None else set()
@@ -46,7 +54,9 @@ PARAM = re.compile(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>")
 def walk(patterns, prefix: str = "", namespace: str | None = None):
     for p in patterns:
         if isinstance(p, URLResolver):
-            ns = p.namespace if not namespace else (f"{namespace}:{p.namespace}" if p.namespace else namespace)
+            ns = (
+                p.namespace if not namespace else (f"{namespace}:{p.namespace}" if p.namespace else namespace)
+            )
             yield from walk(p.url_patterns, prefix + str(p.pattern), ns)
         elif isinstance(p, URLPattern):
             name = f"{namespace}:{p.name}" if namespace and p.name else p.name
@@ -95,11 +105,18 @@ def value_for(param: str, route: str, w: World):
     if param == "name" and "/figures/" in route:
         return "image" if route.startswith("images/") else "tic"
     if "<str:sig>" in route:
-        signed = {"dataset": w.dataset.pk, "index": w.image.index, "revision": w.dataset.revision,
-                  "expires": 4_000_000_000, "sig": "0" * 32}
+        signed = {
+            "dataset": w.dataset.pk,
+            "index": w.image.index,
+            "revision": w.dataset.revision,
+            "expires": 4_000_000_000,
+            "sig": "0" * 32,
+        }
         if param in signed:
             return signed[param]
-    raise AssertionError(f"test_permissions does not know what to put in <{param}> of {route!r}: teach value_for")
+    raise AssertionError(
+        f"test_permissions does not know what to put in <{param}> of {route!r}: teach value_for"
+    )
 
 
 def url_for(route: str, name: str, w: World) -> str:
@@ -116,7 +133,15 @@ def snapshot() -> list:
     from django.apps import apps
 
     rows = []
-    for label in ("projects", "datasets", "jobs", "classifier", "webapp_collections", "collections", "authtoken"):
+    for label in (
+        "projects",
+        "datasets",
+        "jobs",
+        "classifier",
+        "webapp_collections",
+        "collections",
+        "authtoken",
+    ):
         try:
             config = apps.get_app_config(label)
         except LookupError:
@@ -195,8 +220,17 @@ def test_it_answers_every_role_and_method_without_leaking(db, route, name):
 def test_it_walks_every_kind_of_route():
     """The matrix really covers pages, the API and both kinds of objects."""
     names = {n for _, n in ROUTES}
-    for expected in ("pages:project", "pages:image", "project-datasets", "image-label", "image-thumbnail",
-                     "model-activate", "job-cancel", "member-detail", "projects:delete"):
+    for expected in (
+        "pages:project",
+        "pages:image",
+        "project-datasets",
+        "image-label",
+        "image-thumbnail",
+        "model-activate",
+        "job-cancel",
+        "member-detail",
+        "projects:delete",
+    ):
         assert expected in names
     assert len(ROUTES) >= 50
 

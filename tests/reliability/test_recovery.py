@@ -1,4 +1,5 @@
 """The job watchdog's re-sending, without a broker: which jobs recover() sends, and how often."""
+
 from __future__ import annotations
 
 import warnings
@@ -115,8 +116,9 @@ def test_it_recovers_a_stale_running_job_on_any_other_broker(db, user, sent, set
     assert sent == [orphan.pk]
 
 
-def test_it_waits_for_redis_before_sending_and_resends_queued_jobs_when_it_is_back(db, user, sent, settings,
-                                                                               monkeypatch):
+def test_it_waits_for_redis_before_sending_and_resends_queued_jobs_when_it_is_back(
+    db, user, sent, settings, monkeypatch
+):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
     project = ProjectFactory(owner=user)
     long_ago = timezone.now() - timedelta(hours=1)
@@ -142,14 +144,20 @@ def queue_folder(tmp_path, settings):
     folders = {name: tmp_path / "broker" / name for name in ("queue", "processed", "control")}
     for f in folders.values():
         f.mkdir(parents=True)
-    options = {"data_folder_in": str(folders["queue"]), "data_folder_out": str(folders["queue"]),
-               "processed_folder": str(folders["processed"]), "control_folder": str(folders["control"]),
-               "store_processed": False}
+    options = {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": False,
+    }
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = options
 
     def put(job_id: int) -> None:
         with Connection("filesystem://", transport_options=options) as conn, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # "task_always_eager has no effect on send_task": we want a message
+            warnings.simplefilter(
+                "ignore"
+            )  # "task_always_eager has no effect on send_task": we want a message
             app.send_task(Job.TASKS[Job.Kind.INGEST], args=[job_id], connection=conn, retry=False)
 
     put.folder = folders["queue"]
@@ -189,10 +197,16 @@ def test_it_creates_the_broker_folders_wherever_the_broker_is_configured(tmp_pat
     from tests.reliability.livesite import ROOT
 
     broker = tmp_path / "nowhere" / "broker"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings", "CELERY_BROKER_URL": "filesystem://",
-           "IONSIEVE_BROKER_DIR": str(broker)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webapp.settings",
+        "CELERY_BROKER_URL": "filesystem://",
+        "IONSIEVE_BROKER_DIR": str(broker),
+    }
     code = "from webapp.celery import app; print(app.conf.broker_transport_options['data_folder_in'])"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == str(broker / "queue")
     assert sorted(p.name for p in broker.iterdir()) == ["control", "processed", "queue"]
 

@@ -7,6 +7,7 @@ permission checks. The only property checked is the one that matters here: no 5x
 
 Runs in the unit stage (`make test-unit`); derandomized so a failure reproduces.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -88,7 +89,8 @@ def test_it_never_answers_a_server_error(case, fuzz_world):
     if response.status_code >= 500 and (case.method.upper(), case.path) in KNOWN_500:
         return  # a known bug, asserted by its own test
     assert response.status_code < 500, (
-        f"{case.method} {case.formatted_path} -> {response.status_code}\n{response.text[:1500]}")
+        f"{case.method} {case.formatted_path} -> {response.status_code}\n{response.text[:1500]}"
+    )
 
 
 def test_it_answers_404_for_a_non_numeric_member_id(fuzz_world):
@@ -119,5 +121,7 @@ def test_it_refuses_image_ids_beyond_64_bits(fuzz_world):
     c = APIClient()
     c.raise_request_exception = False
     c.force_login(fuzz_world.users["owner"])
-    r = c.post(f"/api/projects/{fuzz_world.project.slug}/labels/", {"images": [2**70], "label": "on"}, format="json")
+    r = c.post(
+        f"/api/projects/{fuzz_world.project.slug}/labels/", {"images": [2**70], "label": "on"}, format="json"
+    )
     assert r.status_code == 400

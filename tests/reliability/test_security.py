@@ -1,5 +1,6 @@
 """Security checks: login throttling, CSRF on every form, production settings, files behind
 permission checks, no user-supplied path reaching the filesystem."""
+
 from __future__ import annotations
 
 import os
@@ -83,27 +84,45 @@ def test_it_puts_a_csrf_token_in_every_form(db):
         assert "csrfmiddlewaretoken" in c.get(url).content.decode(), url
     c.force_login(w.users["owner"])
     slug = w.project.slug
-    for url in ("/projects/new/", f"/projects/{slug}/members/", f"/projects/{slug}/delete/", "/accounts/profile/",
-                "/accounts/password/"):
+    for url in (
+        "/projects/new/",
+        f"/projects/{slug}/members/",
+        f"/projects/{slug}/delete/",
+        "/accounts/profile/",
+        "/accounts/password/",
+    ):
         body = c.get(url).content.decode()
         assert "<form" in body and "csrfmiddlewaretoken" in body, url
 
 
 # ---------------------------------------------------------------- production settings
 def run_settings(env: dict, *args: str) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "DEBUG",
-                                                              "SECRET_KEY", "ALLOWED_HOSTS",
-                                                              "DJANGO_ALLOW_ASYNC_UNSAFE")}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "DEBUG",
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        )
+    }
     full.update(env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=full, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=120
+    )
 
 
 PROD = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "ionsieve.example.org"}
 
 
 def test_it_passes_check_deploy_with_production_settings(tmp_path):
-    r = run_settings({**PROD, "IONSIEVE_VAR_DIR": str(tmp_path)}, "check", "--deploy", "--fail-level", "WARNING")
+    r = run_settings(
+        {**PROD, "IONSIEVE_VAR_DIR": str(tmp_path)}, "check", "--deploy", "--fail-level", "WARNING"
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no issues" in r.stdout
 
@@ -111,24 +130,43 @@ def test_it_passes_check_deploy_with_production_settings(tmp_path):
 def test_it_collects_static_files_for_production(tmp_path):
     """whitenoise's manifest storage refuses a file that points at a missing one (a source map
     of vendored JavaScript, say): that would stop a production install at collectstatic."""
-    r = run_settings({**PROD, "IONSIEVE_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static")},
-                     "collectstatic", "--noinput")
+    r = run_settings(
+        {**PROD, "IONSIEVE_VAR_DIR": str(tmp_path), "STATIC_ROOT": str(tmp_path / "static")},
+        "collectstatic",
+        "--noinput",
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert list((tmp_path / "static").rglob("tus.min.*.js")) and (tmp_path / "static" / "staticfiles.json").exists()
+    assert (
+        list((tmp_path / "static").rglob("tus.min.*.js"))
+        and (tmp_path / "static" / "staticfiles.json").exists()
+    )
 
 
 def test_it_uses_secure_cookies_and_https_in_production(tmp_path):
-    code = ("from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
-            "s.SESSION_COOKIE_HTTPONLY, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS >= 31536000, s.DEBUG, "
-            "s.MEDIA_URL, s.X_FRAME_OPTIONS)")
+    code = (
+        "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "s.SESSION_COOKIE_HTTPONLY, s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS >= 31536000, s.DEBUG, "
+        "s.MEDIA_URL, s.X_FRAME_OPTIONS)"
+    )
     r = run_settings({**PROD, "IONSIEVE_VAR_DIR": str(tmp_path)}, "shell", "-c", code)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip().splitlines()[-1].split() == ["True", "True", "True", "True", "True", "False", "None", "DENY"]
+    assert r.stdout.strip().splitlines()[-1].split() == [
+        "True",
+        "True",
+        "True",
+        "True",
+        "True",
+        "False",
+        "None",
+        "DENY",
+    ]
 
 
 def test_it_refuses_production_without_a_secret_key(tmp_path):
     env = {k: v for k, v in PROD.items() if k != "SECRET_KEY"}
-    r = run_settings({**env, "IONSIEVE_VAR_DIR": str(tmp_path)}, "check", "--deploy", "--fail-level", "WARNING")
+    r = run_settings(
+        {**env, "IONSIEVE_VAR_DIR": str(tmp_path)}, "check", "--deploy", "--fail-level", "WARNING"
+    )
     assert r.returncode != 0
 
 
@@ -141,8 +179,15 @@ def test_it_serves_no_media_by_url(db, client):
     thumb = w.dataset.thumb_path(w.image.index)
     assert thumb.exists()
     rel = thumb.relative_to(media).as_posix()
-    for url in (f"/media/{rel}", f"/{rel}", f"/static/../media/{rel}", f"/static/%2e%2e/media/{rel}",
-                f"/static/{rel}", "/media/", f"/var/media/{rel}"):
+    for url in (
+        f"/media/{rel}",
+        f"/{rel}",
+        f"/static/../media/{rel}",
+        f"/static/%2e%2e/media/{rel}",
+        f"/static/{rel}",
+        "/media/",
+        f"/var/media/{rel}",
+    ):
         r = client.get(url)
         assert r.status_code == 404, url
         assert not r.get("Content-Type", "").startswith("image/"), url
@@ -158,9 +203,16 @@ def test_it_keeps_files_and_arrays_from_non_members(db):
     viewer = APIClient()
     viewer.force_login(w.users["viewer"])
     im, ds = w.image.pk, w.dataset.pk
-    urls = [f"/api/images/{im}/thumbnail/", f"/api/images/{im}/thumbnail/?r=1", f"/api/images/{im}/data/",
-            f"/api/datasets/{ds}/spectrum/", f"/api/images/{im}/", f"/api/datasets/{ds}/images/",
-            f"/images/{im}/", f"/datasets/{ds}/gallery/"]
+    urls = [
+        f"/api/images/{im}/thumbnail/",
+        f"/api/images/{im}/thumbnail/?r=1",
+        f"/api/images/{im}/data/",
+        f"/api/datasets/{ds}/spectrum/",
+        f"/api/images/{im}/",
+        f"/api/datasets/{ds}/images/",
+        f"/images/{im}/",
+        f"/datasets/{ds}/gallery/",
+    ]
     for url in urls:
         assert outsider.get(url).status_code == 404, url
         assert viewer.get(url).status_code == 200, url
@@ -188,9 +240,11 @@ def test_it_keeps_user_supplied_names_out_of_paths(db, tmp_path, django_capture_
     ibd = SimpleUploadedFile("../../../../tmp/evil.ibd", Path(truth.ibd_path).read_bytes())
     mz = SimpleUploadedFile("../../mz.csv", b"mz,name\n200.0,a\n")
     with django_capture_on_commit_callbacks(execute=False):
-        r = api.post(f"/api/projects/{w.project.slug}/datasets/",
-                     {"imzml": imzml, "ibd": ibd, "mz_list": mz, "name": "../../../etc/cron.d/x"},
-                     format="multipart")
+        r = api.post(
+            f"/api/projects/{w.project.slug}/datasets/",
+            {"imzml": imzml, "ibd": ibd, "mz_list": mz, "name": "../../../etc/cron.d/x"},
+            format="multipart",
+        )
     assert r.status_code == 202, r.content
     ds = Dataset.objects.get(pk=r.json()["id"])
     assert ds.directory == media / "datasets" / str(ds.pk)

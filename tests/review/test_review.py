@@ -33,12 +33,25 @@ def backdate(images, when):
 
 def trained_version(project, number, snapshot: dict, when, active=False, thresholds=(0.5, 0.5)):
     """A version whose training labels were read at `when`; snapshot: image -> (label, held-out p(off))."""
-    v = ModelVersion.objects.create(project=project, number=number, arch="compact", task=project.task,
-                                    classes=project.classes, is_active=active, labels_at=when, held_out_by="groups",
-                                    metrics={"thresholds": list(thresholds)})
-    HeldOutScore.objects.bulk_create([
-        HeldOutScore(image=im, model_version=v, label=lab, probabilities=[p, 1 - p], thresholds=[0.5, 0.5])
-        for im, (lab, p) in snapshot.items()])
+    v = ModelVersion.objects.create(
+        project=project,
+        number=number,
+        arch="compact",
+        task=project.task,
+        classes=project.classes,
+        is_active=active,
+        labels_at=when,
+        held_out_by="groups",
+        metrics={"thresholds": list(thresholds)},
+    )
+    HeldOutScore.objects.bulk_create(
+        [
+            HeldOutScore(
+                image=im, model_version=v, label=lab, probabilities=[p, 1 - p], thresholds=[0.5, 0.5]
+            )
+            for im, (lab, p) in snapshot.items()
+        ]
+    )
     return v
 
 
@@ -55,7 +68,9 @@ def trained(project, user):
     before = timezone.now() - dt.timedelta(hours=2)
     backdate(list(a.images.all()) + list(b.images.all()), before)
     when = timezone.now() - dt.timedelta(hours=1)
-    held = {im: rng.random() for im in list(a.images.filter(index__lt=12)) + list(b.images.filter(index__lt=8))}
+    held = {
+        im: rng.random() for im in list(a.images.filter(index__lt=12)) + list(b.images.filter(index__lt=8))
+    }
     snapshot = {im: (im.consensus, p) for im, p in held.items()}
     v = trained_version(project, 1, snapshot, when, active=True)
     fit = rng.random(20), rng.random(10)
@@ -115,9 +130,11 @@ def test_it_narrows_intervals_as_labels_grow():
     widths = []
     for reps in (1, 4, 16):
         y = np.tile([0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 0, 1], reps)
-        p = np.tile([.9, .8, .3, .2, .1, .6, .3, .7, .2, .9, .6, .4], reps)
+        p = np.tile([0.9, 0.8, 0.3, 0.2, 0.1, 0.6, 0.3, 0.7, 0.2, 0.9, 0.6, 0.4], reps)
         m = measure(y, np.c_[p, 1 - p], np.where(p >= 0.5, 0, 1), "binary", ["off", "on"])
-        widths.append([m[k][1] - m[k][0] for k in ("f1_ci", "precision_ci", "recall_ci", "accuracy_ci", "auc_ci")])
+        widths.append(
+            [m[k][1] - m[k][0] for k in ("f1_ci", "precision_ci", "recall_ci", "accuracy_ci", "auc_ci")]
+        )
         assert m["f1_ci"][0] <= m["f1"] <= m["f1_ci"][1]
     widths = np.array(widths)
     assert (widths[1] < widths[0]).all() and (widths[2] < widths[1]).all()
@@ -127,7 +144,7 @@ def test_it_reads_twelve_labels_with_a_wide_interval():
     from ionsieve_core.ml.metrics import measure
 
     y = np.array([0] * 6 + [1] * 6)
-    p = np.array([.9, .8, .9, .7, .6, .4, .1, .2, .3, .1, .2, .1])
+    p = np.array([0.9, 0.8, 0.9, 0.7, 0.6, 0.4, 0.1, 0.2, 0.3, 0.1, 0.2, 0.1])
     m = measure(y, np.c_[p, 1 - p], np.where(p >= 0.5, 0, 1), "binary", ["off", "on"])
     assert m["f1"] == pytest.approx(skm.f1_score(y == 0, p >= 0.5))
     assert m["f1_ci"][1] - m["f1_ci"][0] > 0.3  # 12 labels cannot pin an F1 down
@@ -172,7 +189,9 @@ def test_it_measures_the_default_score_with_a_cross_fitted_calibration(project, 
     cal = fit_calibration(raws[0], truths[0] == 0)
     expect = apply_calibration(raws[1], cal)
     t = best_f1_threshold(apply_calibration(raws[0], cal), truths[0] == 0)
-    held = HeldOutScore.objects.filter(model_version__isnull=True, image__dataset=dsets[1]).order_by("image__index")
+    held = HeldOutScore.objects.filter(model_version__isnull=True, image__dataset=dsets[1]).order_by(
+        "image__index"
+    )
     assert [h.probabilities[0] for h in held] == pytest.approx(expect, abs=1e-5)
     assert held[0].thresholds[0] == pytest.approx(t, abs=1e-5)
     # Training fit: the calibration fitted on every label, judged on those labels.
@@ -201,11 +220,27 @@ def test_it_handles_multiclass_projects(user):
     truth = {i: "abc"[i % 3] for i in range(15)}
     label(project, ds, user, truth)
     backdate(list(ds.images.all()), timezone.now() - dt.timedelta(hours=1))
-    v = ModelVersion.objects.create(project=project, number=1, arch="compact", task="multiclass",
-                                    classes=project.classes, labels_at=timezone.now(), held_out_by="images")
-    HeldOutScore.objects.bulk_create([HeldOutScore(image=im, model_version=v, label=im.consensus,
-                                                   probabilities=list(p[im.index]), thresholds=[0.5] * 3)
-                                      for im in ds.images.all()])
+    v = ModelVersion.objects.create(
+        project=project,
+        number=1,
+        arch="compact",
+        task="multiclass",
+        classes=project.classes,
+        labels_at=timezone.now(),
+        held_out_by="images",
+    )
+    HeldOutScore.objects.bulk_create(
+        [
+            HeldOutScore(
+                image=im,
+                model_version=v,
+                label=im.consensus,
+                probabilities=list(p[im.index]),
+                thresholds=[0.5] * 3,
+            )
+            for im in ds.images.all()
+        ]
+    )
     r = review.accuracy(project, v)
     s = r["all"]["held_out"]
     y = [i % 3 for i in range(15)]
@@ -225,8 +260,12 @@ def test_it_compares_two_versions_on_the_same_images(project, user):
     label(project, ds, user, truth)
     when = timezone.now()
     ims = list(ds.images.all())
-    good = trained_version(project, 1, {im: (im.consensus, 0.8 if im.consensus == "off" else 0.2) for im in ims}, when)
-    coin = trained_version(project, 2, {im: (im.consensus, 0.8 if im.index % 4 < 2 else 0.2) for im in ims}, when)
+    good = trained_version(
+        project, 1, {im: (im.consensus, 0.8 if im.consensus == "off" else 0.2) for im in ims}, when
+    )
+    coin = trained_version(
+        project, 2, {im: (im.consensus, 0.8 if im.index % 4 < 2 else 0.2) for im in ims}, when
+    )
     c = review.compare(project, good, coin)
     assert c["n"] == 40 and c["f1_diff"] > 0.3 and c["f1_diff_ci"][0] > 0
     same = review.compare(project, good, good)
@@ -236,7 +275,9 @@ def test_it_compares_two_versions_on_the_same_images(project, user):
 def test_it_measures_a_version_trained_before_held_out_scores_as_training_fit_only(project, user):
     ds = make_ready_dataset(project, n=10, thumbnails=False)
     label(project, ds, user, {0: "off", 1: "on"})
-    v = ModelVersion.objects.create(project=project, number=1, arch="compact", task="binary", classes=project.classes)
+    v = ModelVersion.objects.create(
+        project=project, number=1, arch="compact", task="binary", classes=project.classes
+    )
     set_probabilities(project, ds, np.linspace(0, 1, 10), version=v)
     r = review.accuracy(project, v)
     assert r["all"]["held_out"]["n"] == 0 and r["all"]["training_fit"]["n"] == 2 and r["held_out_by"] == ""
@@ -261,8 +302,12 @@ def test_it_serves_the_same_object_over_the_api_and_the_command_line(client, pro
     assert json.loads(capsys.readouterr().out) == default and default["version"] == "default"
     call_command("review_accuracy", "--project", project.slug)
     assert "held out" in capsys.readouterr().out
-    assert client.get(f"/api/projects/{project.slug}/review/?dataset={trained['b'].pk}").json()["datasets"][0][
-        "dataset"] == "B"
+    assert (
+        client.get(f"/api/projects/{project.slug}/review/?dataset={trained['b'].pk}").json()["datasets"][0][
+            "dataset"
+        ]
+        == "B"
+    )
     assert client.get(f"/api/projects/{project.slug}/review/?version=7").status_code == 404
     assert client.get(f"/api/projects/{project.slug}/review/?version=x").status_code == 400
     schema = client.get("/api/schema/?format=json").json()
@@ -303,13 +348,29 @@ def test_it_uses_per_class_thresholds_for_multilabel_projects(client, user):
     truth = {i: " ".join(c for j, c in enumerate("abc") if (i >> j) & 1) or "a" for i in range(20)}
     label(project, ds, user, truth)
     backdate(list(ds.images.all()), timezone.now() - dt.timedelta(hours=1))
-    v = ModelVersion.objects.create(project=project, number=1, arch="compact", task="multilabel",
-                                    classes=project.classes, labels_at=timezone.now(), held_out_by="images")
+    v = ModelVersion.objects.create(
+        project=project,
+        number=1,
+        arch="compact",
+        task="multilabel",
+        classes=project.classes,
+        labels_at=timezone.now(),
+        held_out_by="images",
+    )
     p = rng.random((20, 3))
     thresholds = [0.2, 0.5, 0.8]
-    HeldOutScore.objects.bulk_create([HeldOutScore(image=im, model_version=v, label=im.consensus,
-                                                   probabilities=list(p[im.index]), thresholds=thresholds)
-                                      for im in ds.images.all()])
+    HeldOutScore.objects.bulk_create(
+        [
+            HeldOutScore(
+                image=im,
+                model_version=v,
+                label=im.consensus,
+                probabilities=list(p[im.index]),
+                thresholds=thresholds,
+            )
+            for im in ds.images.all()
+        ]
+    )
     s = review.accuracy(project, v)["all"]["held_out"]
     y = np.array([[c in truth[i].split() for c in "abc"] for i in range(20)], dtype=int)
     pred = (p >= np.array(thresholds)).astype(int)
@@ -358,4 +419,6 @@ def test_it_cross_fits_calibration_and_thresholds_without_the_held_out_fold(task
     probs2, thresholds2, _ = cross_fitted(task, raw, flipped, folds)
     assert np.allclose(probs2[held], probs[held]) and np.allclose(thresholds2[held], thresholds[held])
     others = np.setdiff1d(np.arange(60), held)
-    assert not np.allclose(thresholds2[others], thresholds[others]) or not np.allclose(probs2[others], probs[others])
+    assert not np.allclose(thresholds2[others], thresholds[others]) or not np.allclose(
+        probs2[others], probs[others]
+    )

@@ -1,5 +1,6 @@
 """Who may see or change a collection: its owner changes it; shared users and everyone (when
 public) read it; anyone else gets 404."""
+
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied

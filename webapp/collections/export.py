@@ -1,4 +1,5 @@
 """A collection version as a .zip in the import layouts (images, labels, who labelled what)."""
+
 from __future__ import annotations
 
 import csv
@@ -13,14 +14,17 @@ from webapp.projects.models import Task
 
 def export_version(version: CollectionVersion, out: Path, layout: str | None = None) -> int:
     collection = version.collection
-    layout = layout or ("channels" if collection.channels else "flat" if collection.task == Task.MULTILABEL else "gs")
+    layout = layout or (
+        "channels" if collection.channels else "flat" if collection.task == Task.MULTILABEL else "gs"
+    )
     check_layout(layout, collection.task)
     items = list(version.items.order_by("index"))
     stack = np.load(version.array_path, mmap_mode="r")
     groups: dict[str, list] = {}
     for it in items:
         groups.setdefault(it.dataset_name, []).append(
-            (it.name, np.asarray(stack[it.index, : it.height, : it.width]), it.label.split()))
+            (it.name, np.asarray(stack[it.index, : it.height, : it.width]), it.label.split())
+        )
     datasets = list(groups.items())
 
     def extra(root: Path) -> None:

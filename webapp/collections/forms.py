@@ -6,13 +6,18 @@ from django import forms
 class CollectionForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    datasets = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
-                                         help_text="Only labelled images are included. None ticked: every dataset.")
+    datasets = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Only labelled images are included. None ticked: every dataset.",
+    )
 
     def __init__(self, *args, project=None, **kwargs):
         super().__init__(*args, **kwargs)
         if project is not None:
-            self.fields["datasets"].choices = [(d.pk, d.name) for d in project.datasets.filter(status="ready")]
+            self.fields["datasets"].choices = [
+                (d.pk, d.name) for d in project.datasets.filter(status="ready")
+            ]
 
 
 class ShareForm(forms.Form):
@@ -33,9 +38,14 @@ class UseForm(forms.Form):
 
 class ImportForm(forms.Form):
     archive = forms.FileField(label=".zip of images")
-    layout = forms.ChoiceField(required=False, choices=[
-        ("", "detect"), ("gs", "folders <dataset>/<label>/<image> (METASPACE gold standard)"),
-        ("flat", "flat folder(s), labels from a CSV (file,label) or none"),
-        ("channels", "multi-channel <id>_<channel>.png with a CSV Id,Target")])
+    layout = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "detect"),
+            ("gs", "folders <dataset>/<label>/<image> (METASPACE gold standard)"),
+            ("flat", "flat folder(s), labels from a CSV (file,label) or none"),
+            ("channels", "multi-channel <id>_<channel>.png with a CSV Id,Target"),
+        ],
+    )
     labels = forms.FileField(required=False, label="Labels CSV (optional)")
     channels = forms.CharField(required=False, help_text="Channel order, e.g. red,green,blue,yellow")

@@ -1,4 +1,5 @@
 """Labelled collections: named, versioned, frozen snapshots of labelled images to share."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,13 +21,16 @@ class Collection(models.Model):
     description = models.TextField(blank=True)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="collections")
     # Read-only access for these users; `public` opens it to every account on the server.
-    shared_with = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="shared_collections")
+    shared_with = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="shared_collections"
+    )
     public = models.BooleanField(default=False)
     task = models.CharField(max_length=16)
     classes = models.JSONField(default=list)
     channels = models.JSONField(default=list, blank=True)
-    source_project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.SET_NULL,
-                                       related_name="+")
+    source_project = models.ForeignKey(
+        "projects.Project", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CollectionQuerySet.as_manager()
@@ -53,13 +57,16 @@ class CollectionVersion(models.Model):
     note = models.CharField(max_length=300, blank=True)
     item_count = models.PositiveIntegerField(default=0)
     label_counts = models.JSONField(default=dict)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["collection", "-number"]
-        constraints = [models.UniqueConstraint(fields=["collection", "number"], name="one_collection_version_number")]
+        constraints = [
+            models.UniqueConstraint(fields=["collection", "number"], name="one_collection_version_number")
+        ]
 
     def __str__(self) -> str:
         return f"{self.collection} v{self.number}"
@@ -96,11 +103,16 @@ class CollectionItem(models.Model):
 class TrainingCollection(models.Model):
     """A shared collection a project adds to its training data (the latest version, or a pinned one)."""
 
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="training_collections")
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="training_collections"
+    )
     collection = models.ForeignKey(Collection, on_delete=models.CASCADE, related_name="uses")
-    pinned_version = models.ForeignKey(CollectionVersion, null=True, blank=True, on_delete=models.SET_NULL,
-                                       related_name="+")
-    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    pinned_version = models.ForeignKey(
+        CollectionVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     added_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,4 +1,5 @@
 """Snapshotting labelled images into collections, sharing them, exporting them."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -28,8 +29,13 @@ def create_collection(project: Project, user, name: str, images, description: st
     if Collection.objects.filter(owner=user, name__iexact=name).exists():
         raise ValidationError(f"You already have a collection named '{name}'.")
     collection = Collection.objects.create(
-        name=name, description=description, owner=user, task=project.task, classes=project.classes,
-        channels=project.channels, source_project=project,
+        name=name,
+        description=description,
+        owner=user,
+        task=project.task,
+        classes=project.classes,
+        channels=project.channels,
+        source_project=project,
     )
     snapshot(collection, user, images, note="first version")
     return collection
@@ -37,13 +43,18 @@ def create_collection(project: Project, user, name: str, images, description: st
 
 def snapshot(collection: Collection, user, images, note: str = "") -> CollectionVersion:
     """Freeze the labelled images among `images` (with who labelled what) as a new version."""
-    ims = labelled(images.select_related("dataset").order_by("dataset_id", "index") if hasattr(images, "select_related")
-                   else images)
+    ims = labelled(
+        images.select_related("dataset").order_by("dataset_id", "index")
+        if hasattr(images, "select_related")
+        else images
+    )
     if not ims:
         raise ValidationError("None of the selected images has a label: label some images first.")
     with transaction.atomic():
         number = (collection.versions.aggregate(n=Max("number"))["n"] or 0) + 1
-        version = CollectionVersion.objects.create(collection=collection, number=number, note=note, created_by=user)
+        version = CollectionVersion.objects.create(
+            collection=collection, number=number, note=note, created_by=user
+        )
         arrays, contexts = _arrays(ims)
         H = max(a.shape[0] for a in arrays)
         W = max(a.shape[1] for a in arrays)
@@ -58,16 +69,30 @@ def snapshot(collection: Collection, user, images, note: str = "") -> Collection
         storage.save_npy(version.directory / "contexts.npy", ctx)
         by_image: dict[int, dict[str, str]] = {}
         for image_id, username, value in Label.objects.filter(image__in=ims, unsure=False).values_list(
-                "image_id", "user__username", "value"):
+            "image_id", "user__username", "value"
+        ):
             by_image.setdefault(image_id, {})[username] = value
-        CollectionItem.objects.bulk_create([
-            CollectionItem(version=version, index=i, dataset_name=im.dataset.name, name=im.name or im.display_name,
-                           mz=im.mz, height=arrays[i].shape[0], width=arrays[i].shape[1], label=im.consensus,
-                           labels_by=by_image.get(im.pk, {}))
-            for i, im in enumerate(ims)
-        ])
-        counts = Counter(n for im in ims for n in (im.consensus.split() if collection.task == Task.MULTILABEL
-                                                   else [im.consensus]))
+        CollectionItem.objects.bulk_create(
+            [
+                CollectionItem(
+                    version=version,
+                    index=i,
+                    dataset_name=im.dataset.name,
+                    name=im.name or im.display_name,
+                    mz=im.mz,
+                    height=arrays[i].shape[0],
+                    width=arrays[i].shape[1],
+                    label=im.consensus,
+                    labels_by=by_image.get(im.pk, {}),
+                )
+                for i, im in enumerate(ims)
+            ]
+        )
+        counts = Counter(
+            n
+            for im in ims
+            for n in (im.consensus.split() if collection.task == Task.MULTILABEL else [im.consensus])
+        )
         version.item_count, version.label_counts = len(ims), dict(counts)
         version.save(update_fields=["item_count", "label_counts"])
     return version
@@ -114,8 +139,9 @@ def revoke(collection: Collection, username: str) -> None:
     collection.shared_with.remove(*collection.shared_with.filter(username=username))
 
 
-def use_for_training(project: Project, collection: Collection, user, version: CollectionVersion | None = None
-                     ) -> TrainingCollection:
+def use_for_training(
+    project: Project, collection: Collection, user, version: CollectionVersion | None = None
+) -> TrainingCollection:
     if not collection.visible_to(user):
         raise ValidationError("This collection is not shared with you.")
     if collection.task != project.task or sorted(collection.classes) != sorted(project.classes):
@@ -123,7 +149,9 @@ def use_for_training(project: Project, collection: Collection, user, version: Co
         if collection.task != project.task or missing:
             raise ValidationError(
                 f"The collection's classes ({', '.join(collection.classes)}, {collection.task}) do not match this "
-                f"project's ({', '.join(project.classes)}, {project.task}).")
+                f"project's ({', '.join(project.classes)}, {project.task})."
+            )
     use, _ = TrainingCollection.objects.update_or_create(
-        project=project, collection=collection, defaults={"pinned_version": version, "added_by": user})
+        project=project, collection=collection, defaults={"pinned_version": version, "added_by": user}
+    )
     return use

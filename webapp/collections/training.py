@@ -1,4 +1,5 @@
 """Shared collections as extra training data for a project (called by classifier.services)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,12 @@ class CollectionSource:
         arrays = [np.asarray(stack[it.index, : it.height, : it.width], dtype=np.float32) for it in items]
         contexts = [np.asarray(ctx[it.index, : it.height, : it.width]) for it in items] if context else None
         groups = [f"c{self.version.collection_id}:{it.dataset_name}" for it in items]
-        info = {"collection": self.version.collection_id, "name": self.version.collection.name,
-                "version": self.version.number, "items": len(items)}
+        info = {
+            "collection": self.version.collection_id,
+            "name": self.version.collection.name,
+            "version": self.version.number,
+            "items": len(items),
+        }
         return arrays, contexts, [it.label for it in items], groups, info
 
 

@@ -1,4 +1,5 @@
 """Collection pages: list, create from a project, share, snapshot, use for training."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -20,11 +21,19 @@ from webapp.projects.models import Role
 @require_GET
 def collection_list(request):
     visible = Collection.objects.visible_to(request.user).select_related("owner").prefetch_related("versions")
-    return render(request, "collections/list.html", {
-        "mine": [c for c in visible if c.owner_id == request.user.pk],
-        "shared": [c for c in visible if c.owner_id != request.user.pk and c.shared_with.filter(pk=request.user.pk).exists()],
-        "public": [c for c in visible if c.owner_id != request.user.pk and c.public],
-    })
+    return render(
+        request,
+        "collections/list.html",
+        {
+            "mine": [c for c in visible if c.owner_id == request.user.pk],
+            "shared": [
+                c
+                for c in visible
+                if c.owner_id != request.user.pk and c.shared_with.filter(pk=request.user.pk).exists()
+            ],
+            "public": [c for c in visible if c.owner_id != request.user.pk and c.public],
+        },
+    )
 
 
 @login_required
@@ -32,12 +41,18 @@ def collection_list(request):
 def collection_detail(request, pk: int):
     collection = collection_for(request.user, pk)
     is_owner = collection.owner_id == request.user.pk
-    return render(request, "collections/detail.html", {
-        "collection": collection, "is_owner": is_owner, "versions": collection.versions.all(),
-        "share_form": ShareForm(initial={"public": collection.public}),
-        "shared_with": collection.shared_with.all(),
-        "uses": collection.uses.select_related("project") if is_owner else [],
-    })
+    return render(
+        request,
+        "collections/detail.html",
+        {
+            "collection": collection,
+            "is_owner": is_owner,
+            "versions": collection.versions.all(),
+            "share_form": ShareForm(initial={"public": collection.public}),
+            "shared_with": collection.shared_with.all(),
+            "uses": collection.uses.select_related("project") if is_owner else [],
+        },
+    )
 
 
 @login_required
@@ -51,13 +66,17 @@ def new_collection(request, slug: str):
         if form.cleaned_data["datasets"]:
             images = images.filter(dataset_id__in=form.cleaned_data["datasets"])
         try:
-            collection = services.create_collection(project, request.user, form.cleaned_data["name"], images,
-                                                    form.cleaned_data["description"])
+            collection = services.create_collection(
+                project, request.user, form.cleaned_data["name"], images, form.cleaned_data["description"]
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"Collection '{collection.name}' created with "
-                                      f"{collection.latest.item_count} labelled images.")
+            messages.success(
+                request,
+                f"Collection '{collection.name}' created with "
+                f"{collection.latest.item_count} labelled images.",
+            )
             return redirect("collections:detail", pk=collection.pk)
     return render(request, "collections/new.html", {"project": project, "form": form})
 
@@ -73,7 +92,9 @@ def share(request, pk: int):
         except ValidationError as exc:
             messages.error(request, " ".join(exc.messages))
         else:
-            messages.success(request, "Shared with " + ", ".join(added) + "." if added else "Sharing updated.")
+            messages.success(
+                request, "Shared with " + ", ".join(added) + "." if added else "Sharing updated."
+            )
     return redirect("collections:detail", pk=pk)
 
 
@@ -118,14 +139,21 @@ def training_collections(request, slug: str):
             return redirect("collections:training", slug=slug)
         if form.is_valid():
             try:
-                services.use_for_training(project, collection_for(request.user, form.cleaned_data["collection"]),
-                                          request.user)
+                services.use_for_training(
+                    project, collection_for(request.user, form.cleaned_data["collection"]), request.user
+                )
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
                 messages.success(request, "The next training run will include this collection.")
                 return redirect("collections:training", slug=slug)
-    return render(request, "collections/training.html", {
-        "project": project, "form": form,
-        "uses": project.training_collections.select_related("collection__owner", "pinned_version"),
-        "can_label": project.user_role in (Role.OWNER, Role.ANNOTATOR)})
+    return render(
+        request,
+        "collections/training.html",
+        {
+            "project": project,
+            "form": form,
+            "uses": project.training_collections.select_related("collection__owner", "pinned_version"),
+            "can_label": project.user_role in (Role.OWNER, Role.ANNOTATOR),
+        },
+    )

@@ -1,4 +1,5 @@
 """Datasets and images reached by id, checked through the project access helper."""
+
 from __future__ import annotations
 
 from django.http import Http404

@@ -1,4 +1,5 @@
 """A dataset's image array file, read back as per-image arrays (for training, scoring, snapshots)."""
+
 from __future__ import annotations
 
 import warnings

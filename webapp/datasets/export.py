@@ -4,6 +4,7 @@ Inside: the images (16-bit PNG scaled to their own range; multi-channel as TIFF)
 labels, `scales.csv` (each PNG's value range), `predictions.csv`, and for binary on/off projects
 a METASPACE-style `GS.csv`. Optionally each dataset's array file.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,14 @@ def check_layout(layout: str, task: str) -> None:
         raise ExportError("Folders per label cannot hold several labels per image: use the flat layout.")
 
 
-def export_zip(project: Project, images, out: Path, layout: str | None = None, with_arrays: bool = False,
-               progress: Callable[[float], None] | None = None) -> int:
+def export_zip(
+    project: Project,
+    images,
+    out: Path,
+    layout: str | None = None,
+    with_arrays: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> int:
     """Write the project's `images` to the zip `out` (atomically); returns the number of images.
     `progress(fraction)` is called as it goes (export jobs show it with the time left)."""
     progress = progress or (lambda fraction: None)
@@ -61,8 +68,15 @@ def export_zip(project: Project, images, out: Path, layout: str | None = None, w
     for n, ims in enumerate(groups.values()):
         progress(0.5 * n / len(groups))  # reading the arrays: the first half
         arrays, _ = arrays_for(ims[0].dataset, ims)
-        datasets.append((ims[0].dataset.name, [(im.name or im.display_name, a, im.consensus.split() if im.consensus else [])
-                                               for im, a in zip(ims, arrays, strict=True)]))
+        datasets.append(
+            (
+                ims[0].dataset.name,
+                [
+                    (im.name or im.display_name, a, im.consensus.split() if im.consensus else [])
+                    for im, a in zip(ims, arrays, strict=True)
+                ],
+            )
+        )
 
     def extra(root: Path) -> None:
         _write_predictions(project, images, root / "predictions.csv")
@@ -74,13 +88,27 @@ def export_zip(project: Project, images, out: Path, layout: str | None = None, w
                 if ds.array_path.exists():
                     shutil.copyfile(ds.array_path, root / f"{safe_name(ds.name)}.ion_images.npy")
 
-    write_layout_zip(out, datasets, layout, project.channels or [], project.classes, extra,
-                     progress=lambda f: progress(0.5 + 0.5 * f))
+    write_layout_zip(
+        out,
+        datasets,
+        layout,
+        project.channels or [],
+        project.classes,
+        extra,
+        progress=lambda f: progress(0.5 + 0.5 * f),
+    )
     return len(images)
 
 
-def write_layout_zip(out: Path, datasets: list, layout: str, channels: list[str], classes: list[str],
-                     extra=None, progress: Callable[[float], None] | None = None) -> None:
+def write_layout_zip(
+    out: Path,
+    datasets: list,
+    layout: str,
+    channels: list[str],
+    classes: list[str],
+    extra=None,
+    progress: Callable[[float], None] | None = None,
+) -> None:
     """`datasets`: [(dataset name, [(item name, array, labels), ...]), ...] -> a zip at `out`."""
     work = Path(tempfile.mkdtemp(prefix="ionsieve-export-"))
     try:
@@ -124,29 +152,42 @@ def _write_predictions(project: Project, images: list[IonImage], path: Path) -> 
 
 # ---------------------------------------------------------------- predictions CSV
 def prediction_header(project: Project) -> list[str]:
-    return ["dataset_id", "dataset", "index", "mz", "name"] + [f"prob_{c}" for c in project.classes] + [
-        "predicted", "label", "model_version"]
+    return (
+        ["dataset_id", "dataset", "index", "mz", "name"]
+        + [f"prob_{c}" for c in project.classes]
+        + ["predicted", "label", "model_version"]
+    )
 
 
 def prediction_rows(project: Project, images: Iterable[IonImage]) -> Iterable[list]:
     for im in images:
         probs = im.probabilities or [None] * len(project.classes)
         yield [
-            im.dataset_id, im.dataset.name, im.index, "" if im.mz is None else repr(im.mz), im.name,
+            im.dataset_id,
+            im.dataset.name,
+            im.index,
+            "" if im.mz is None else repr(im.mz),
+            im.name,
             *("" if p is None else f"{p:.6f}" for p in probs),
-            im.predicted, im.consensus or "",
+            im.predicted,
+            im.consensus or "",
             im.prediction_version.number if im.prediction_version_id else "",
         ]
 
 
 def write_predictions(project: Project, out, images=None) -> int:
     if images is None:
-        images = (IonImage.objects.filter(dataset__project=project)
-                  .select_related("dataset", "prediction_version").order_by("dataset_id", "index"))
+        images = (
+            IonImage.objects.filter(dataset__project=project)
+            .select_related("dataset", "prediction_version")
+            .order_by("dataset_id", "index")
+        )
     w = csv.writer(out)
     w.writerow(prediction_header(project))
     n = 0
-    for row in prediction_rows(project, images.iterator(chunk_size=2000) if hasattr(images, "iterator") else images):
+    for row in prediction_rows(
+        project, images.iterator(chunk_size=2000) if hasattr(images, "iterator") else images
+    ):
         w.writerow(row)
         n += 1
     return n

@@ -1,5 +1,6 @@
 """Downloads prepared by a job (a project of 100,000 images takes minutes to zip): the page
 shows progress and time left, then the browser fetches the finished file."""
+
 from __future__ import annotations
 
 import time
@@ -29,17 +30,31 @@ def download_name(job: Job) -> str:
     return f"{name}.zip"
 
 
-def start_export(project: Project, user, dataset: Dataset | None = None, layout: str | None = None,
-                 labelled_only: bool = False, with_arrays: bool = False) -> Job:
+def start_export(
+    project: Project,
+    user,
+    dataset: Dataset | None = None,
+    layout: str | None = None,
+    labelled_only: bool = False,
+    with_arrays: bool = False,
+) -> Job:
     """Check the request now (a wrong layout is said at once), then queue the work."""
     layout = layout or default_layout(project)
     check_layout(layout, project.task)
     cleanup()
     job = Job.objects.create(
-        project=project, kind=Job.Kind.EXPORT, created_by=user, target_id=dataset.pk if dataset else None,
+        project=project,
+        kind=Job.Kind.EXPORT,
+        created_by=user,
+        target_id=dataset.pk if dataset else None,
         message=f"Preparing {dataset.name if dataset else project.name} for download"[:300],
-        params={"layout": layout, "labelled_only": labelled_only, "arrays": with_arrays,
-                "name": (dataset.name if dataset else project.slug)[:100]})
+        params={
+            "layout": layout,
+            "labelled_only": labelled_only,
+            "arrays": with_arrays,
+            "name": (dataset.name if dataset else project.slug)[:100],
+        },
+    )
     dispatch(job)
     return job
 
@@ -59,8 +74,14 @@ def run_export_job(job: Job) -> str:
         job.stop_if_cancelled()
         job.report(fraction)
 
-    n = export_zip(job.project, images, out, job.params.get("layout"), with_arrays=job.params.get("arrays", False),
-                   progress=progress)
+    n = export_zip(
+        job.project,
+        images,
+        out,
+        job.params.get("layout"),
+        with_arrays=job.params.get("arrays", False),
+        progress=progress,
+    )
     return f"{n} images ready to download"
 
 

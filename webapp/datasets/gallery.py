@@ -1,4 +1,5 @@
 """Gallery queries: ordering, filters and filter counts, all inside the database."""
+
 from __future__ import annotations
 
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
@@ -18,8 +19,23 @@ ORDERINGS = {
 }
 
 
-LIST_FIELDS = ("id", "dataset_id", "index", "mz", "name", "formula", "adduct", "probability", "probabilities",
-               "predicted", "uncertainty", "consensus", "label_count", "users_disagree", "prediction_version_id")
+LIST_FIELDS = (
+    "id",
+    "dataset_id",
+    "index",
+    "mz",
+    "name",
+    "formula",
+    "adduct",
+    "probability",
+    "probabilities",
+    "predicted",
+    "uncertainty",
+    "consensus",
+    "label_count",
+    "users_disagree",
+    "prediction_version_id",
+)
 
 
 def for_listing(qs: QuerySet) -> QuerySet:
@@ -27,22 +43,30 @@ def for_listing(qs: QuerySet) -> QuerySet:
     revision and the model version's number come as columns (ImageSerializer reads them),
     not as a Dataset and a ModelVersion object per row."""
     return qs.only(*LIST_FIELDS).annotate(
-        dataset_name=F("dataset__name"), dataset_revision=F("dataset__revision"),
-        model_version_number=F("prediction_version__number"))
+        dataset_name=F("dataset__name"),
+        dataset_revision=F("dataset__revision"),
+        model_version_number=F("prediction_version__number"),
+    )
 
 
 def attach_my_labels(images: list, user) -> None:
     """The caller's own label for a page of images: one query for the page, not a subquery
     per row (which PostgreSQL evaluates for every row an OFFSET skips, too)."""
-    mine = {i: (v, u) for i, v, u in Label.objects.filter(image_id__in=[im.pk for im in images], user=user)
-            .values_list("image_id", "value", "unsure")}
+    mine = {
+        i: (v, u)
+        for i, v, u in Label.objects.filter(image_id__in=[im.pk for im in images], user=user).values_list(
+            "image_id", "value", "unsure"
+        )
+    }
     for im in images:
         im.my_label, im.my_unsure = mine.get(im.pk, (None, False))
 
 
 def with_my_label(qs: QuerySet, user) -> QuerySet:
     mine = Label.objects.filter(image=OuterRef("pk"), user=user)
-    return qs.annotate(my_label=Subquery(mine.values("value")[:1]), my_unsure=Subquery(mine.values("unsure")[:1]))
+    return qs.annotate(
+        my_label=Subquery(mine.values("value")[:1]), my_unsure=Subquery(mine.values("unsure")[:1])
+    )
 
 
 def ordered(qs: QuerySet, ordering: str | None) -> QuerySet:
@@ -55,8 +79,12 @@ def class_q(field: str, name: str, multilabel: bool = True) -> Q:
     and to run)."""
     if not multilabel:
         return Q(**{field: name})
-    return (Q(**{field: name}) | Q(**{f"{field}__startswith": f"{name} "})
-            | Q(**{f"{field}__endswith": f" {name}"}) | Q(**{f"{field}__contains": f" {name} "}))
+    return (
+        Q(**{field: name})
+        | Q(**{f"{field}__startswith": f"{name} "})
+        | Q(**{f"{field}__endswith": f" {name}"})
+        | Q(**{f"{field}__contains": f" {name} "})
+    )
 
 
 def disagreement_q() -> Q:
@@ -73,13 +101,17 @@ class ImageFilter(filters.FilterSet):
     mz_max = filters.NumberFilter(field_name="mz", lookup_expr="lte")
     search = filters.CharFilter(field_name="name", lookup_expr="icontains", help_text="part of the name")
     labelled = filters.BooleanFilter(method="filter_labelled", help_text="has any human label")
-    disagreement = filters.BooleanFilter(method="filter_disagreement", help_text="prediction differs from the label")
+    disagreement = filters.BooleanFilter(
+        method="filter_disagreement", help_text="prediction differs from the label"
+    )
     users_disagree = filters.BooleanFilter(field_name="users_disagree")
     labelled_by = filters.ChoiceFilter(
         choices=[("me", "me"), ("others", "others"), ("not_me", "not me")], method="filter_labelled_by"
     )
     # Bounded: an id past 64 bits is a 400, not a database overflow (found by the schema fuzzer).
-    dataset = filters.NumberFilter(field_name="dataset_id", min_value=1, max_value=2**63 - 1, decimal_places=0)
+    dataset = filters.NumberFilter(
+        field_name="dataset_id", min_value=1, max_value=2**63 - 1, decimal_places=0
+    )
 
     class Meta:
         model = IonImage
@@ -103,8 +135,6 @@ class ImageFilter(filters.FilterSet):
         if value == "not_me":
             return qs.exclude(Exists(mine))
         return qs.filter(Exists(others))
-
-
 
 
 def counts(qs: QuerySet, user, classes: list[str], multilabel: bool = True) -> dict:

@@ -4,6 +4,7 @@ The layouts (METASPACE gold standard, flat folder + CSV, multi-channel microscop
 ionsieve_core.imagesets, which also refuses unsafe archives; here the plan becomes datasets, images
 and the importing user's labels.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ def import_images(
         elif not source.is_dir():
             raise ImportError_(f"'{source.name}' is neither a folder nor a .zip archive")
         chans = channels or project.channels or None
-        plan = plan_import(root, layout=layout, labels_csv=labels_csv, channels=chans, classes=project.classes)
+        plan = plan_import(
+            root, layout=layout, labels_csv=labels_csv, channels=chans, classes=project.classes
+        )
         _check_labels(project, plan)
         report(0.1, "Reading the images")
         stacks = [_read_dataset(d, i, len(plan.datasets), report) for i, d in enumerate(plan.datasets)]
@@ -89,7 +92,9 @@ def _check_labels(project: Project, plan: ImportPlan) -> None:
                 problems.append(f"{d.name}/{item.name}: {exc}")
     if problems:
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise ImportError_(f"{len(problems)} label problem(s), nothing imported: " + "; ".join(problems[:10]) + more)
+        raise ImportError_(
+            f"{len(problems)} label problem(s), nothing imported: " + "; ".join(problems[:10]) + more
+        )
 
 
 def _read_dataset(d, n: int, total: int, report) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -118,15 +123,31 @@ def _save(project: Project, user, plan: ImportPlan, stacks, channels) -> list[Da
     try:
         with transaction.atomic():
             for d, (stack, sizes) in zip(plan.datasets, stacks, strict=True):
-                ds = Dataset.objects.create(project=project, name=d.name[:200], kind=Dataset.Kind.IMAGES,
-                                            created_by=user, params={"layout": plan.layout})
+                ds = Dataset.objects.create(
+                    project=project,
+                    name=d.name[:200],
+                    kind=Dataset.Kind.IMAGES,
+                    created_by=user,
+                    params={"layout": plan.layout},
+                )
                 created.append(ds)
                 write_arrays(ds, stack, channels, sizes)
                 rows = [{"name": item.name} for item in d.items]
                 nch = stack.shape[3] if stack.ndim == 4 else 1
-                save_images(ds, rows, height=stack.shape[1], width=stack.shape[2], channels=nch, sizes=sizes,
-                            metadata={"layout": plan.layout, "images": len(rows), "channels": channels or [],
-                                      "warnings": plan.warnings})
+                save_images(
+                    ds,
+                    rows,
+                    height=stack.shape[1],
+                    width=stack.shape[2],
+                    channels=nch,
+                    sizes=sizes,
+                    metadata={
+                        "layout": plan.layout,
+                        "images": len(rows),
+                        "channels": channels or [],
+                        "warnings": plan.warnings,
+                    },
+                )
                 ds.status, ds.progress = Dataset.Status.READY, 1.0
                 ds.save(update_fields=["status", "progress"])
                 by_value: dict[str, list[IonImage]] = {}
@@ -144,8 +165,9 @@ def _save(project: Project, user, plan: ImportPlan, stacks, channels) -> list[Da
     return created
 
 
-def write_arrays(ds: Dataset, stack: np.ndarray, channels: list[str] | None,
-                 sizes: list[tuple[int, int]]) -> None:
+def write_arrays(
+    ds: Dataset, stack: np.ndarray, channels: list[str] | None, sizes: list[tuple[int, int]]
+) -> None:
     storage.save_npy(ds.array_path, stack)
     build = ds.directory / "thumbs.build"
     build.mkdir(parents=True, exist_ok=True)
@@ -161,21 +183,31 @@ def upload_dir(job_id: int) -> Path:
     return Path(settings.MEDIA_ROOT) / "imports" / str(job_id)
 
 
-def start_import(project: Project, user, archive, *, layout: str | None = None, labels_csv=None,
-                 channels: list[str] | None = None):
+def start_import(
+    project: Project,
+    user,
+    archive,
+    *,
+    layout: str | None = None,
+    labels_csv=None,
+    channels: list[str] | None = None,
+):
     """Keep the uploaded .zip (and labels CSV) and queue their import as a Job."""
     from webapp.jobs.dispatch import dispatch
     from webapp.jobs.models import Job
 
-    job = Job.objects.create(project=project, kind=Job.Kind.IMPORT, created_by=user,
-                             message=f"Importing {archive.name}"[:300])
+    job = Job.objects.create(
+        project=project, kind=Job.Kind.IMPORT, created_by=user, message=f"Importing {archive.name}"[:300]
+    )
     folder = upload_dir(job.pk)
     # The archive keeps its (sanitised) name: a collection at the zip's root is named after it.
     zip_name = safe_name(Path(archive.name).stem) + ".zip"
     storage.store_file(archive, folder / "archive" / zip_name)
     if labels_csv is not None:
         storage.store_file(labels_csv, folder / "labels.csv")
-    (folder / "options.json").write_text(json.dumps({"layout": layout, "channels": channels, "zip": zip_name}))
+    (folder / "options.json").write_text(
+        json.dumps({"layout": layout, "channels": channels, "zip": zip_name})
+    )
     dispatch(job)
     return job
 
@@ -188,9 +220,15 @@ def run_import_job(job) -> str:
     archive = folder / "archive" / options["zip"]
     labels_csv = folder / "labels.csv"
     try:
-        datasets = import_images(job.project, archive, job.created_by, layout=options.get("layout"),
-                                 labels_csv=labels_csv if labels_csv.exists() else None,
-                                 channels=options.get("channels"), progress=job.report)
+        datasets = import_images(
+            job.project,
+            archive,
+            job.created_by,
+            layout=options.get("layout"),
+            labels_csv=labels_csv if labels_csv.exists() else None,
+            channels=options.get("channels"),
+            progress=job.report,
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     job.target_id = datasets[0].pk if datasets else None

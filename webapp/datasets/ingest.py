@@ -3,6 +3,7 @@
 Idempotent: a re-run replaces the derived files and updates image rows in place (labels on
 images that keep their index survive), never duplicates.
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,7 +64,9 @@ def _ingest(dataset: Dataset, ppm: float, top: int, tic_norm: bool, progress: Pr
         first_pass = 0.0
     else:
         progress(0.02, "Computing the mean spectrum to find the strongest peaks")
-        scan = extract(meta, np.empty(0), ppm=ppm, progress=lambda f: progress(0.02 + 0.28 * f, "Finding peaks"))
+        scan = extract(
+            meta, np.empty(0), ppm=ppm, progress=lambda f: progress(0.02 + 0.28 * f, "Finding peaks")
+        )
         mzs = top_peaks(*scan.mean_spectrum, n=top, ppm=ppm)
         first_pass = 0.3
         if mzs.size == 0:
@@ -103,7 +106,9 @@ def _ingest(dataset: Dataset, ppm: float, top: int, tic_norm: bool, progress: Pr
         full = np.load(dataset.array_path, mmap_mode="r")
         storage.save_npy(dataset.array_path, np.ascontiguousarray(full[keep]))
         del full
-        warnings.append(f"{k - len(keep):,} m/z values of the list lie outside the dataset's range and were skipped")
+        warnings.append(
+            f"{k - len(keep):,} m/z values of the list lie outside the dataset's range and were skipped"
+        )
     storage.save_npy(dataset.tic_path, result.tic)
     with storage.atomic_path(dataset.spectrum_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, mz=mean_mz, intensity=mean_int)
@@ -146,16 +151,30 @@ def _ingest(dataset: Dataset, ppm: float, top: int, tic_norm: bool, progress: Pr
 
 
 @transaction.atomic
-def save_images(dataset: Dataset, rows: list[dict], *, height: int, width: int, metadata: dict,
-                channels: int = 1, sizes: list[tuple[int, int]] | None = None) -> None:
+def save_images(
+    dataset: Dataset,
+    rows: list[dict],
+    *,
+    height: int,
+    width: int,
+    metadata: dict,
+    channels: int = 1,
+    sizes: list[tuple[int, int]] | None = None,
+) -> None:
     """Create or update one IonImage per row (by index), delete rows beyond the new count."""
     existing = {im.index: im for im in IonImage.objects.filter(dataset=dataset)}
     to_create, to_update = [], []
     for n, row in enumerate(rows):
         h, w = sizes[n] if sizes else (height, width)
         im = existing.get(n)
-        fields = dict(mz=row.get("mz"), name=row.get("name", ""), formula=row.get("formula", ""),
-                      adduct=row.get("adduct", ""), height=h, width=w)
+        fields = dict(
+            mz=row.get("mz"),
+            name=row.get("name", ""),
+            formula=row.get("formula", ""),
+            adduct=row.get("adduct", ""),
+            height=h,
+            width=w,
+        )
         if im is None:
             to_create.append(IonImage(dataset=dataset, index=n, **fields))
         else:
@@ -171,15 +190,27 @@ def save_images(dataset: Dataset, rows: list[dict], *, height: int, width: int, 
     IonImage.objects.bulk_create(to_create, batch_size=1000)
     IonImage.objects.bulk_update(
         to_update,
-        ["mz", "name", "formula", "adduct", "height", "width", "probability", "probabilities",
-         "uncertainty", "predicted"],
+        [
+            "mz",
+            "name",
+            "formula",
+            "adduct",
+            "height",
+            "width",
+            "probability",
+            "probabilities",
+            "uncertainty",
+            "predicted",
+        ],
         batch_size=1000,
     )
     dataset.height, dataset.width, dataset.channels = height, width, channels
     dataset.image_count = len(rows)
     dataset.metadata = metadata
     dataset.revision += 1
-    dataset.save(update_fields=["height", "width", "channels", "image_count", "metadata", "revision", "updated_at"])
+    dataset.save(
+        update_fields=["height", "width", "channels", "image_count", "metadata", "revision", "updated_at"]
+    )
     if len(to_create) >= 1000 and connection.vendor == "postgresql":
         # Fresh statistics: before autovacuum runs, the planner would think the table is tiny.
         with connection.cursor() as cursor:

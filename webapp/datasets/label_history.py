@@ -1,5 +1,6 @@
 """Label history: every change is a LabelEvent, so labels can be audited, undone after a
 reload and restored as they were at any time (a mistaken bulk label is one action away)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -30,8 +31,15 @@ def for_project(project: Project, user=None) -> QuerySet[LabelEvent]:
 
 def event_json(e: LabelEvent) -> dict:
     """The history contract: who, new and previous label (None = no label), when, from where."""
-    return {"user": e.user.username, "label": e.value, "previous": e.previous, "at": e.at.isoformat(),
-            "source": e.source, "unsure": e.unsure, "by": e.actor.username if e.actor else None}
+    return {
+        "user": e.user.username,
+        "label": e.value,
+        "previous": e.previous,
+        "at": e.at.isoformat(),
+        "source": e.source,
+        "unsure": e.unsure,
+        "by": e.actor.username if e.actor else None,
+    }
 
 
 def restore(project: Project, at: datetime, user=None, actor=None) -> int:
@@ -42,11 +50,15 @@ def restore(project: Project, at: datetime, user=None, actor=None) -> int:
     if user is not None:
         events, current = events.filter(user=user), current.filter(user=user)
     then: dict[tuple[int, int], State] = {}
-    for image_id, user_id, value, unsure in events.order_by("at", "pk").values_list(
-            "image_id", "user_id", "value", "unsure").iterator(chunk_size=5000):
+    for image_id, user_id, value, unsure in (
+        events.order_by("at", "pk")
+        .values_list("image_id", "user_id", "value", "unsure")
+        .iterator(chunk_size=5000)
+    ):
         then[(image_id, user_id)] = (value, unsure) if value is not None else (None, False)
     now: dict[tuple[int, int], State] = {
-        (i, u): (v, s) for i, u, v, s in current.values_list("image_id", "user_id", "value", "unsure")}
+        (i, u): (v, s) for i, u, v, s in current.values_list("image_id", "user_id", "value", "unsure")
+    }
     # Pairs labelled only after `at` go back to "no label"; pairs with a different state go back to it.
     wanted = {pair: then.get(pair, (None, False)) for pair in set(then) | set(now)}
     return _apply(project, {p: s for p, s in wanted.items() if now.get(p, (None, False)) != s}, actor)
@@ -61,12 +73,18 @@ def undo_last(project: Project, user) -> list[int]:
     if last is None:
         return []
     batch = list(mine.filter(at=last.at, source=last.source))
-    current = {(i, u): (v, s) for i, u, v, s in Label.objects.filter(
-        image_id__in=[e.image_id for e in batch]).values_list("image_id", "user_id", "value", "unsure")}
+    current = {
+        (i, u): (v, s)
+        for i, u, v, s in Label.objects.filter(image_id__in=[e.image_id for e in batch]).values_list(
+            "image_id", "user_id", "value", "unsure"
+        )
+    }
     wanted = {}
     for e in batch:
         pair = (e.image_id, e.user_id)
-        if current.get(pair, (None, False)) == ((e.value, e.unsure) if e.value is not None else (None, False)):
+        if current.get(pair, (None, False)) == (
+            (e.value, e.unsure) if e.value is not None else (None, False)
+        ):
             wanted[pair] = (e.previous, e.previous_unsure) if e.previous is not None else (None, False)
     with transaction.atomic():
         _apply(project, wanted, user)
@@ -85,6 +103,8 @@ def _apply(project: Project, wanted: dict[tuple[int, int], State], actor) -> int
     changed, now = 0, timezone.now()
     with transaction.atomic():
         for (user_id, value, unsure), ids in groups.items():
-            changed += labels.write(sorted(ids), users[user_id], value, unsure, LabelEvent.Source.RESTORE, actor, now)
+            changed += labels.write(
+                sorted(ids), users[user_id], value, unsure, LabelEvent.Source.RESTORE, actor, now
+            )
     labels.notify_changed(project, changed)
     return changed

@@ -1,4 +1,5 @@
 """Labels from a CSV (`mz` or `name`, and `label`), all or nothing."""
+
 from __future__ import annotations
 
 import csv
@@ -55,7 +56,9 @@ def import_labels(dataset: Dataset, path: Path, user) -> int:
                 continue
             im = _nearest(mz_sorted, mz, ppm)
         if im is None:
-            problems.append(f"line {n}: no image matches {row.get(cols.get('name', ''), '') or row.get(cols.get('mz', ''), '')}")
+            problems.append(
+                f"line {n}: no image matches {row.get(cols.get('name', ''), '') or row.get(cols.get('mz', ''), '')}"
+            )
             continue
         try:
             value = labels.normalise(dataset.project, row[cols["label"]])

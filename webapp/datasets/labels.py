@@ -1,4 +1,5 @@
 """Labels: one per user per image; the consensus is kept on the image for fast galleries."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -50,7 +51,9 @@ def consensus_of(values: Iterable[str]) -> tuple[str | None, bool]:
 def _refresh(image_ids: list[int]) -> None:
     values: dict[int, list[str]] = {i: [] for i in image_ids}
     counts: dict[int, int] = dict.fromkeys(image_ids, 0)
-    for image_id, value, unsure in Label.objects.filter(image_id__in=image_ids).values_list("image_id", "value", "unsure"):
+    for image_id, value, unsure in Label.objects.filter(image_id__in=image_ids).values_list(
+        "image_id", "value", "unsure"
+    ):
         counts[image_id] += 1
         if not unsure:
             values[image_id].append(value)
@@ -62,8 +65,15 @@ def _refresh(image_ids: list[int]) -> None:
     IonImage.objects.bulk_update(images, ["consensus", "users_disagree", "label_count"], batch_size=500)
 
 
-def set_labels(project: Project, images: list[IonImage], user, value: str | list[str] | None,
-               unsure: bool = False, source: str = LabelEvent.Source.API, actor=None) -> str:
+def set_labels(
+    project: Project,
+    images: list[IonImage],
+    user,
+    value: str | list[str] | None,
+    unsure: bool = False,
+    source: str = LabelEvent.Source.API,
+    actor=None,
+) -> str:
     """Set `user`'s label on each image (last write wins). Returns the stored value.
     Every change is kept as a LabelEvent (`actor` made it; by default `user` did)."""
     stored = "" if unsure and not value else normalise(project, value)
@@ -74,8 +84,9 @@ def set_labels(project: Project, images: list[IonImage], user, value: str | list
     return stored
 
 
-def remove_labels(project: Project, images: list[IonImage], user, source: str = LabelEvent.Source.API,
-                  actor=None) -> int:
+def remove_labels(
+    project: Project, images: list[IonImage], user, source: str = LabelEvent.Source.API, actor=None
+) -> int:
     ids = sorted(im.pk for im in images)
     with transaction.atomic():
         removed = write(ids, user, None, False, source, actor)
@@ -90,31 +101,57 @@ def write(ids: list[int], user, value: str | None, unsure: bool, source: str, ac
     now = now or timezone.now()
     # Lock the images so concurrent writers recompute the consensus one after another.
     list(IonImage.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
-    before = {i: (v, u) for i, v, u in
-              Label.objects.filter(image_id__in=ids, user=user).values_list("image_id", "value", "unsure")}
+    before = {
+        i: (v, u)
+        for i, v, u in Label.objects.filter(image_id__in=ids, user=user).values_list(
+            "image_id", "value", "unsure"
+        )
+    }
     after = (value, unsure) if value is not None else (None, False)
     changed = [i for i in ids if before.get(i, (None, False)) != after]
     if value is None:
         Label.objects.filter(image_id__in=changed, user=user).delete()
     else:
         Label.objects.bulk_create(
-            [Label(image_id=i, user=user, value=value, unsure=unsure, created_at=now, updated_at=now)
-             for i in changed],
-            update_conflicts=True, unique_fields=["image", "user"], update_fields=["value", "unsure", "updated_at"],
+            [
+                Label(image_id=i, user=user, value=value, unsure=unsure, created_at=now, updated_at=now)
+                for i in changed
+            ],
+            update_conflicts=True,
+            unique_fields=["image", "user"],
+            update_fields=["value", "unsure", "updated_at"],
             batch_size=1000,
         )
     LabelEvent.objects.bulk_create(
-        [LabelEvent(image_id=i, user=user, actor=actor or user, value=after[0], unsure=after[1],
-                    previous=before.get(i, (None, False))[0], previous_unsure=before.get(i, (None, False))[1],
-                    source=source, at=now) for i in changed],
+        [
+            LabelEvent(
+                image_id=i,
+                user=user,
+                actor=actor or user,
+                value=after[0],
+                unsure=after[1],
+                previous=before.get(i, (None, False))[0],
+                previous_unsure=before.get(i, (None, False))[1],
+                source=source,
+                at=now,
+            )
+            for i in changed
+        ],
         batch_size=1000,
     )
     _refresh(changed)
     return len(changed)
 
 
-def change_class(project: Project, images: list[IonImage], user, name: str, add: bool,
-                 source: str = LabelEvent.Source.API, actor=None) -> int:
+def change_class(
+    project: Project,
+    images: list[IonImage],
+    user,
+    name: str,
+    add: bool,
+    source: str = LabelEvent.Source.API,
+    actor=None,
+) -> int:
     """Multi-label: add (or remove) one class on each image, keeping the user's other classes."""
     name = normalise(project, name)
     if " " in name:
@@ -122,7 +159,9 @@ def change_class(project: Project, images: list[IonImage], user, name: str, add:
     ids = sorted(im.pk for im in images)
     now = timezone.now()
     with transaction.atomic():
-        mine = dict(Label.objects.filter(image_id__in=ids, user=user, unsure=False).values_list("image_id", "value"))
+        mine = dict(
+            Label.objects.filter(image_id__in=ids, user=user, unsure=False).values_list("image_id", "value")
+        )
         groups: dict[str | None, list[int]] = {}
         for i in ids:
             chosen = set(mine.get(i, "").split())

@@ -15,6 +15,7 @@ With IONSIEVE_MEDIA_ACCEL set, Django only checks and answers with a header; the
 server (nginx: X-Accel-Redirect, Apache/lighttpd: X-Sendfile) sends the bytes. See
 deploy/nginx.conf and docs/production.md.
 """
+
 from __future__ import annotations
 
 import functools
@@ -44,7 +45,9 @@ def expiry(now: float | None = None) -> int:
 
 
 def signature(dataset_id: int, index: int, revision: int, expires: int) -> str:
-    return salted_hmac(SALT, f"{dataset_id}:{index}:{revision}:{expires}", algorithm="sha256").hexdigest()[:32]
+    return salted_hmac(SALT, f"{dataset_id}:{index}:{revision}:{expires}", algorithm="sha256").hexdigest()[
+        :32
+    ]
 
 
 def signed_thumbnail_url(dataset_id: int, index: int, revision: int, now: float | None = None) -> str:
@@ -66,10 +69,14 @@ def thumb_path(dataset_id: int, index: int) -> Path:
 
 def etag_for(path: Path, *parts) -> str:
     st = path.stat()
-    return '"' + hashlib.md5("-".join(map(str, (*parts, st.st_mtime_ns, st.st_size))).encode()).hexdigest() + '"'
+    return (
+        '"' + hashlib.md5("-".join(map(str, (*parts, st.st_mtime_ns, st.st_size))).encode()).hexdigest() + '"'
+    )
 
 
-def serve_file(request, path: Path, content_type: str, cache_control: str, etag: str | None = None) -> HttpResponse:
+def serve_file(
+    request, path: Path, content_type: str, cache_control: str, etag: str | None = None
+) -> HttpResponse:
     """The file at `path` (inside MEDIA_ROOT), after the caller checked permissions."""
     if etag and request.headers.get("If-None-Match") == etag:
         response = HttpResponseNotModified()
@@ -103,5 +110,10 @@ def signed_thumbnail(request, dataset: int, index: int, revision: int, expires: 
     if not path.is_file():
         raise Http404("No thumbnail yet.")
     # The URL names the revision, so its bytes never change: immutable until it expires.
-    return serve_file(request, path, "image/png", f"private, max-age={min(remaining, YEAR)}, immutable",
-                      etag=etag_for(path, dataset, index, revision))
+    return serve_file(
+        request,
+        path,
+        "image/png",
+        f"private, max-age={min(remaining, YEAR)}, immutable",
+        etag=etag_for(path, dataset, index, revision),
+    )

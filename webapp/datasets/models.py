@@ -1,4 +1,5 @@
 """Datasets, their images and the labels users give them."""
+
 from __future__ import annotations
 
 import uuid
@@ -125,9 +126,7 @@ class IonImage(models.Model):
 
     class Meta:
         ordering = ["dataset", "index"]
-        constraints = [
-            models.UniqueConstraint(fields=["dataset", "index"], name="one_image_per_index")
-        ]
+        constraints = [models.UniqueConstraint(fields=["dataset", "index"], name="one_image_per_index")]
         # Each gallery ordering ends with `index` as a tie-breaker, so the index covers it too.
         indexes = [
             models.Index(fields=["dataset", "probability", "index"], name="image_by_probability"),
@@ -158,9 +157,7 @@ class Label(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["image", "user"], name="one_label_per_user_per_image")
-        ]
+        constraints = [models.UniqueConstraint(fields=["image", "user"], name="one_label_per_user_per_image")]
         indexes = [models.Index(fields=["user", "image"])]
 
     def __str__(self) -> str:
@@ -182,10 +179,17 @@ class LabelEvent(models.Model):
         RESTORE = "restore", "Restore or undo"
 
     image = models.ForeignKey(IonImage, on_delete=models.CASCADE, related_name="label_events")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
-                             help_text="whose label changed")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+", help_text="who made the change (an owner restoring, say)")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", help_text="whose label changed"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="who made the change (an owner restoring, say)",
+    )
     # None means "no label" (before the first label, or after a removal).
     value = models.CharField(max_length=1000, null=True, blank=True)
     unsure = models.BooleanField(default=False)

@@ -1,5 +1,6 @@
 """Keeping a dataset's status in step with its processing job when the job ends outside the
 ingestion itself (cancelled, failed by the watchdog, retried): never "processing" for ever."""
+
 from __future__ import annotations
 
 from django.dispatch import receiver
@@ -20,8 +21,10 @@ def follow_ingest_job(sender, job: Job, **kwargs) -> None:
     elif job.status == Job.Status.CANCELLED:
         rows.filter(status__in=UNFINISHED).update(
             status=Dataset.Status.FAILED,
-            error=f"Processing was stopped ({job.message.lower()}). Process it again or delete the dataset.")
+            error=f"Processing was stopped ({job.message.lower()}). Process it again or delete the dataset.",
+        )
     elif job.status == Job.Status.FAILED:
         # An ingestion error has already said why; this covers failures outside it.
-        rows.filter(status__in=UNFINISHED).update(status=Dataset.Status.FAILED,
-                                                  error=job.error or "Processing stopped without a reason.")
+        rows.filter(status__in=UNFINISHED).update(
+            status=Dataset.Status.FAILED, error=job.error or "Processing stopped without a reason."
+        )

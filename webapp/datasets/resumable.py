@@ -10,6 +10,7 @@ Why tus and not a home-made protocol: it is an open specification with maintaine
 (tus-js-client in the browser, tuspy and others for scripts), resumption after a reload
 comes for free in tus-js-client, and its checksum extension says how to refuse a damaged part.
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,7 +67,9 @@ def parse_metadata(header: str | None) -> dict[str, str]:
         try:
             out[key] = base64.b64decode(value.strip(), validate=True).decode() if value.strip() else ""
         except (binascii.Error, UnicodeDecodeError):
-            raise UploadRefused(f"the upload's description (Upload-Metadata) has an unreadable value for '{key}'") from None
+            raise UploadRefused(
+                f"the upload's description (Upload-Metadata) has an unreadable value for '{key}'"
+            ) from None
     return out
 
 
@@ -87,7 +90,9 @@ class Checksum:
             return None
         algorithm, _, b64 = header.strip().partition(" ")
         if algorithm not in ALGORITHMS:
-            raise UploadRefused(f"checksum '{algorithm}' is not supported; use one of {', '.join(ALGORITHMS)}")
+            raise UploadRefused(
+                f"checksum '{algorithm}' is not supported; use one of {', '.join(ALGORITHMS)}"
+            )
         try:
             digest = base64.b64decode(b64.strip(), validate=True)
         except binascii.Error:
@@ -133,13 +138,22 @@ def expires_header(upload: Upload) -> str:
 def create(user, project, *, length: int, filename: str) -> Upload:
     limit = settings.IONSIEVE_MAX_UPLOAD_BYTES
     if length > limit:
-        raise UploadRefused(f"'{filename}' is {length / 1e9:.1f} GB, above this server's limit of "
-                            f"{limit / 1e9:.1f} GB", status=413)
+        raise UploadRefused(
+            f"'{filename}' is {length / 1e9:.1f} GB, above this server's limit of {limit / 1e9:.1f} GB",
+            status=413,
+        )
     if not filename or len(filename) > 255 or "/" in filename or "\\" in filename or "\x00" in filename:
-        raise UploadRefused("give the file's name (without folders, at most 255 characters) in the upload's "
-                            "description (Upload-Metadata: filename)")
-    upload = Upload.objects.create(user=user, project=project, filename=filename, length=length,
-                                   expires_at=timezone.now() + timedelta(seconds=expiry_seconds()))
+        raise UploadRefused(
+            "give the file's name (without folders, at most 255 characters) in the upload's "
+            "description (Upload-Metadata: filename)"
+        )
+    upload = Upload.objects.create(
+        user=user,
+        project=project,
+        filename=filename,
+        length=length,
+        expires_at=timezone.now() + timedelta(seconds=expiry_seconds()),
+    )
     upload.path.parent.mkdir(parents=True, exist_ok=True)
     upload.path.touch()
     return upload
@@ -149,15 +163,24 @@ def get(user, upload_id) -> Upload:
     """The user's own upload, or a clear refusal (someone else's, gone, expired)."""
     upload = Upload.objects.select_related("project").filter(pk=upload_id).first()
     if upload is None:
-        raise UploadRefused("this upload does not exist (finished, cancelled or expired): start it again", 404)
+        raise UploadRefused(
+            "this upload does not exist (finished, cancelled or expired): start it again", 404
+        )
     if upload.user_id != getattr(user, "pk", None):
         if upload.project.role_of(user) is None:  # outside the project: as if it did not exist
-            raise UploadRefused("this upload does not exist (finished, cancelled or expired): start it again", 404)
-        raise UploadRefused("this upload was started by another user: only they can resume it; start your own", 403)
+            raise UploadRefused(
+                "this upload does not exist (finished, cancelled or expired): start it again", 404
+            )
+        raise UploadRefused(
+            "this upload was started by another user: only they can resume it; start your own", 403
+        )
     if upload.expires_at <= timezone.now():
         discard(upload)
-        raise UploadRefused(f"the upload of '{upload.filename}' expired after {expiry_seconds() // 3600} h "
-                            "without progress and was deleted: start it again", 410)
+        raise UploadRefused(
+            f"the upload of '{upload.filename}' expired after {expiry_seconds() // 3600} h "
+            "without progress and was deleted: start it again",
+            410,
+        )
     return upload
 
 
@@ -169,20 +192,30 @@ def _locked(upload: Upload) -> Iterator[object]:
         f = open(upload.path, "r+b")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         upload.delete()
-        raise UploadRefused("the received part of this file is gone from the server: start the upload again", 410) from None
+        raise UploadRefused(
+            "the received part of this file is gone from the server: start the upload again", 410
+        ) from None
     try:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UploadRefused(f"another transfer of '{upload.filename}' is in progress: wait for it, "
-                                "or close the other window", 423) from None
+            raise UploadRefused(
+                f"another transfer of '{upload.filename}' is in progress: wait for it, "
+                "or close the other window",
+                423,
+            ) from None
         yield f
     finally:
         f.close()
 
 
-def append(upload: Upload, offset: int, read: Callable[[int], bytes], content_length: int | None,
-           checksum: Checksum | None) -> Upload:
+def append(
+    upload: Upload,
+    offset: int,
+    read: Callable[[int], bytes],
+    content_length: int | None,
+    checksum: Checksum | None,
+) -> Upload:
     """Write one part at `offset`. With a checksum, the part is kept only whole and matching;
     without one, whatever arrived is kept (tus core), so a cut connection loses nothing."""
     with _locked(upload) as f:
@@ -194,11 +227,15 @@ def append(upload: Upload, offset: int, read: Callable[[int], bytes], content_le
             raise UploadRefused(
                 f"this part of '{upload.filename}' starts at byte {offset:,} but the server holds "
                 f"{upload.offset:,} bytes: parts must be sent in order and once. Ask the server where to "
-                "resume (HEAD) and continue from there", 409)
+                "resume (HEAD) and continue from there",
+                409,
+            )
         room = upload.length - upload.offset
         if content_length is not None and content_length > room:
-            raise UploadRefused(f"this part would take '{upload.filename}' past its declared size of "
-                                f"{upload.length:,} bytes", 413)
+            raise UploadRefused(
+                f"this part would take '{upload.filename}' past its declared size of {upload.length:,} bytes",
+                413,
+            )
         if checksum is not None and content_length is None:
             raise UploadRefused("a part with a checksum needs a Content-Length")
         part = checksum.hasher() if checksum else None
@@ -213,8 +250,11 @@ def append(upload: Upload, offset: int, read: Callable[[int], bytes], content_le
                 if not block:
                     break
                 if received + len(block) > room:
-                    raise UploadRefused(f"this part would take '{upload.filename}' past its declared size of "
-                                        f"{upload.length:,} bytes", 413)
+                    raise UploadRefused(
+                        f"this part would take '{upload.filename}' past its declared size of "
+                        f"{upload.length:,} bytes",
+                        413,
+                    )
                 f.write(block)
                 crc = zlib.crc32(block, crc)
                 if part is not None:
@@ -231,19 +271,30 @@ def append(upload: Upload, offset: int, read: Callable[[int], bytes], content_le
         if part is not None and (cut or part.digest() != checksum.digest):
             f.truncate(upload.offset)
             if cut:
-                raise UploadRefused(f"this part of '{upload.filename}' arrived incomplete ({received:,} of "
-                                    f"{content_length:,} bytes) and was discarded: send it again", 400)
-            raise UploadRefused(f"this part of '{upload.filename}' arrived damaged (its {checksum.algorithm} "
-                                "checksum does not match) and was discarded: send it again", 460)
+                raise UploadRefused(
+                    f"this part of '{upload.filename}' arrived incomplete ({received:,} of "
+                    f"{content_length:,} bytes) and was discarded: send it again",
+                    400,
+                )
+            raise UploadRefused(
+                f"this part of '{upload.filename}' arrived damaged (its {checksum.algorithm} "
+                "checksum does not match) and was discarded: send it again",
+                460,
+            )
         f.flush()
         now = timezone.now()
         # Conditional on the old offset: a second writer that slipped past the lock cannot both win.
         updated = Upload.objects.filter(pk=upload.pk, offset=upload.offset).update(
-            offset=upload.offset + received, crc32=crc, updated_at=now,
-            expires_at=now + timedelta(seconds=expiry_seconds()))
+            offset=upload.offset + received,
+            crc32=crc,
+            updated_at=now,
+            expires_at=now + timedelta(seconds=expiry_seconds()),
+        )
         if not updated:
             f.truncate(upload.offset)
-            raise UploadRefused("another transfer changed this upload at the same time: ask where to resume", 409)
+            raise UploadRefused(
+                "another transfer changed this upload at the same time: ask where to resume", 409
+            )
     upload.refresh_from_db()
     return upload
 
@@ -292,19 +343,25 @@ def take(user, project, upload_id, *, role: str, crc32: str | None = None) -> tu
     if upload.project_id != project.pk:
         raise UploadRefused(f"{role} was uploaded for another project ({upload.project.name})")
     if not upload.complete:
-        raise UploadRefused(f"{role} '{upload.filename}' is not complete yet: the server has "
-                            f"{upload.offset:,} of {upload.length:,} bytes; resume the upload")
+        raise UploadRefused(
+            f"{role} '{upload.filename}' is not complete yet: the server has "
+            f"{upload.offset:,} of {upload.length:,} bytes; resume the upload"
+        )
     try:
         on_disk = upload.path.stat().st_size
     except FileNotFoundError:
         on_disk = -1
     if on_disk != upload.length:
-        raise UploadRefused(f"{role} '{upload.filename}' is damaged on the server ({on_disk:,} bytes stored, "
-                            f"{upload.length:,} declared): upload it again")
+        raise UploadRefused(
+            f"{role} '{upload.filename}' is damaged on the server ({on_disk:,} bytes stored, "
+            f"{upload.length:,} declared): upload it again"
+        )
     expected = parse_crc32(crc32)
     if expected is not None and expected != upload.crc32:
-        raise UploadRefused(f"{role} '{upload.filename}' does not match the file you sent (CRC-32 "
-                            f"{upload.crc32:08x} received, {expected:08x} expected): upload it again")
+        raise UploadRefused(
+            f"{role} '{upload.filename}' does not match the file you sent (CRC-32 "
+            f"{upload.crc32:08x} received, {expected:08x} expected): upload it again"
+        )
     return upload, ReceivedFile(name=upload.filename, size=upload.length, path=upload.path)
 
 

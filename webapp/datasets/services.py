@@ -1,4 +1,5 @@
 """Creating datasets, running their processing as Jobs, removing them."""
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,9 @@ def check_upload_names(imzml_name: str, ibd_name: str | None) -> None:
 def check_size(total: int) -> None:
     limit = settings.IONSIEVE_MAX_UPLOAD_BYTES
     if total > limit:
-        raise UploadError(f"the files are {total / 1e9:.1f} GB, above this server's limit of {limit / 1e9:.1f} GB")
+        raise UploadError(
+            f"the files are {total / 1e9:.1f} GB, above this server's limit of {limit / 1e9:.1f} GB"
+        )
 
 
 def create_imzml_dataset(
@@ -76,7 +79,9 @@ def start_processing(dataset: Dataset, user=None) -> Job:
     active = Job.objects.filter(kind=Job.Kind.INGEST, target_id=dataset.pk, status__in=Job.ACTIVE).first()
     if active is not None:  # already queued or running: a second run would race it on the same files
         return active
-    job = Job.objects.create(project=dataset.project, kind=Job.Kind.INGEST, target_id=dataset.pk, created_by=user)
+    job = Job.objects.create(
+        project=dataset.project, kind=Job.Kind.INGEST, target_id=dataset.pk, created_by=user
+    )
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.UPLOADED, progress=0, error="")
     dispatch(job)
     return job

@@ -1,4 +1,5 @@
 """Signals other apps listen to, so that datasets never import the classifier."""
+
 from __future__ import annotations
 
 from django.dispatch import Signal

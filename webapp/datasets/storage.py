@@ -1,4 +1,5 @@
 """Atomic writes of derived files: readers never see a half-written file."""
+
 from __future__ import annotations
 
 import os

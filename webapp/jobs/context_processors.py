@@ -9,5 +9,7 @@ def queue_status(request) -> dict:
         return {}
     if queue_available():
         return {}
-    return {"queue_warning": "The job queue is unavailable right now: uploads and training are saved and "
-                             "will start as soon as it is back."}
+    return {
+        "queue_warning": "The job queue is unavailable right now: uploads and training are saved and "
+        "will start as soon as it is back."
+    }

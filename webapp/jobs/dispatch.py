@@ -3,6 +3,7 @@
 The database is the source of truth: a job is QUEUED until a worker claims it. Duplicate
 messages are harmless because `claim` lets only one worker run a job at a time.
 """
+
 from __future__ import annotations
 
 import base64
@@ -70,15 +71,19 @@ def claim(job_id: int) -> Job | None:
             job.cancelled()
             return None
         if job.status == Job.Status.RUNNING and job.attempts >= MAX_ATTEMPTS:
-            job.fail(f"The worker stopped {job.attempts} times while running this job (it may have run out of "
-                     "memory). Ask the administrators to check the worker log, then retry.")
+            job.fail(
+                f"The worker stopped {job.attempts} times while running this job (it may have run out of "
+                "memory). Ask the administrators to check the worker log, then retry."
+            )
             return None
         job.status, job.started_at, job.heartbeat_at = Job.Status.RUNNING, now, now
         job.attempts += 1
         job.progress, job.error = 0.0, ""
         if job.message == QUEUE_DOWN_MESSAGE:
             job.message = ""
-        job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress", "error", "message"])
+        job.save(
+            update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress", "error", "message"]
+        )
     return job
 
 
@@ -104,7 +109,9 @@ class Heartbeat:
         try:
             while not self.stop_event.wait(HEARTBEAT_SECONDS):
                 try:
-                    Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+                    Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
                 except Exception:  # noqa: BLE001 - a database hiccup must not stop the beats for good
                     log.warning("heartbeat of job %s failed; retrying", self.job_id, exc_info=True)
                     connection.close()
@@ -118,19 +125,30 @@ def recover(broker_restarted: bool = False) -> int:
     queue folder by a worker that was killed before it started them. Works on every broker."""
     now = timezone.now()
     long_ago = now - STALE_AFTER
-    ids = set(Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__isnull=True,
-                                 created_at__lt=now - timedelta(seconds=2)).values_list("pk", flat=True))
+    ids = set(
+        Job.objects.filter(
+            status=Job.Status.QUEUED, dispatched_at__isnull=True, created_at__lt=now - timedelta(seconds=2)
+        ).values_list("pk", flat=True)
+    )
     if broker_restarted:
         ids |= set(Job.objects.filter(status=Job.Status.QUEUED).values_list("pk", flat=True))
     # A stale job is re-sent at most once per STALE_AFTER (not at every tick of every watchdog).
-    ids |= set(Job.objects.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=long_ago),
-                                  status=Job.Status.RUNNING, heartbeat_at__lt=long_ago).values_list("pk", flat=True))
+    ids |= set(
+        Job.objects.filter(
+            Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=long_ago),
+            status=Job.Status.RUNNING,
+            heartbeat_at__lt=long_ago,
+        ).values_list("pk", flat=True)
+    )
     waiting = waiting_job_ids()
     if waiting is not None:
         # The filesystem broker drops a message once a worker takes it (acks_late cannot help),
         # but its folder can be read: a queued job without a waiting message lost it.
-        ids |= set(Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__lt=long_ago)
-                   .values_list("pk", flat=True))
+        ids |= set(
+            Job.objects.filter(status=Job.Status.QUEUED, dispatched_at__lt=long_ago).values_list(
+                "pk", flat=True
+            )
+        )
         ids -= waiting  # its message is still there: a worker will take it
     sent = sum(send(i) for i in sorted(ids))
     if sent:

@@ -2,6 +2,7 @@
 
 Celery tasks report progress here; pages and the API poll it.
 """
+
 from __future__ import annotations
 
 import os
@@ -115,9 +116,14 @@ class Job(models.Model):
         return self.is_stuck()
 
     # Which Celery task runs each kind, by name so that this app imports none of them.
-    TASKS = {Kind.INGEST: "datasets.ingest", Kind.IMPORT: "datasets.import_images",
-             Kind.TRAIN: "classifier.train", Kind.PREDICT: "classifier.predict",
-             Kind.QUICK: "classifier.quick_update", Kind.EXPORT: "datasets.export"}
+    TASKS = {
+        Kind.INGEST: "datasets.ingest",
+        Kind.IMPORT: "datasets.import_images",
+        Kind.TRAIN: "classifier.train",
+        Kind.PREDICT: "classifier.predict",
+        Kind.QUICK: "classifier.quick_update",
+        Kind.EXPORT: "datasets.export",
+    }
 
     def start(self) -> None:
         """Mark the job running in this process (the command line path; workers claim jobs)."""

@@ -1,4 +1,5 @@
 """Running a Job inside a Celery task: claim, beat, catch, finish. Tasks stay a few lines."""
+
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,9 @@ __all__ = ["JobCancelled", "run_job"]
 log = logging.getLogger(__name__)
 
 
-def run_job(job_id: int, work: Callable[[Job], str | None], *, user_errors: tuple[type[Exception], ...] = ()) -> None:
+def run_job(
+    job_id: int, work: Callable[[Job], str | None], *, user_errors: tuple[type[Exception], ...] = ()
+) -> None:
     """Run `work(job)` unless the job is gone, finished, or alive on another worker.
 
     A redelivered message after a worker crash finds the job RUNNING with a stale heartbeat
@@ -33,7 +36,9 @@ def run_job(job_id: int, work: Callable[[Job], str | None], *, user_errors: tupl
             job.fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - the job row must say it failed
             log.exception("job %s failed", job_id)
-            job.fail(f"An internal error stopped this job ({type(exc).__name__}). "
-                     "The administrators can find details in the worker log.")
+            job.fail(
+                f"An internal error stopped this job ({type(exc).__name__}). "
+                "The administrators can find details in the worker log."
+            )
         else:
             job.finish(message or "")

@@ -1,4 +1,5 @@
 """A way out of a stuck or failed job: retry it or cancel it (pages and API call these)."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -37,20 +38,40 @@ def retry(job: Job, user=None) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         if not can_retry(job):
             if job.status == Job.Status.RUNNING:
-                raise JobActionError("This job is running and its worker is alive: wait for it, or cancel it.")
+                raise JobActionError(
+                    "This job is running and its worker is alive: wait for it, or cancel it."
+                )
             if job.status == Job.Status.DONE:
                 raise JobActionError("This job has already finished.")
-            raise JobActionError("This import cannot run again: its uploaded archive was removed when it "
-                                 "ended. Upload the archive again.")
-        if job.target_id and Job.objects.filter(kind=job.kind, target_id=job.target_id, status__in=Job.ACTIVE
-                                                ).exclude(pk=job.pk).exists():
+            raise JobActionError(
+                "This import cannot run again: its uploaded archive was removed when it "
+                "ended. Upload the archive again."
+            )
+        if (
+            job.target_id
+            and Job.objects.filter(kind=job.kind, target_id=job.target_id, status__in=Job.ACTIVE)
+            .exclude(pk=job.pk)
+            .exists()
+        ):
             raise JobActionError("Another job is already working on this; wait for it to end.")
         job.status, job.progress, job.error = Job.Status.QUEUED, 0.0, ""
         job.cancel_requested, job.attempts = False, 0
         job.heartbeat_at = job.started_at = job.finished_at = job.dispatched_at = None
         job.message = f"Retried{who(user)} at {timezone.localtime():%H:%M}; waiting for a worker"[:300]
-        job.save(update_fields=["status", "progress", "error", "cancel_requested", "attempts", "heartbeat_at",
-                                "started_at", "finished_at", "dispatched_at", "message"])
+        job.save(
+            update_fields=[
+                "status",
+                "progress",
+                "error",
+                "cancel_requested",
+                "attempts",
+                "heartbeat_at",
+                "started_at",
+                "finished_at",
+                "dispatched_at",
+                "message",
+            ]
+        )
         job_changed.send(sender=Job, job=job)
         dispatch(job)
     return job

@@ -1,4 +1,5 @@
 """The project's label audit page: every label change, and restore for owners."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -23,12 +24,18 @@ def label_audit(request, slug: str):
         project_for(request.user, slug, need=Role.OWNER)
         if form.is_valid():
             n = form.save(actor=request.user)
-            messages.success(request, f"{n} labels changed back. The restore is in the history below and can itself be restored.")
+            messages.success(
+                request,
+                f"{n} labels changed back. The restore is in the history below and can itself be restored.",
+            )
             return redirect("pages:label_audit", slug=slug)
     who = request.GET.get("user") or None
     events = label_history.for_project(project)
     if who:
         events = events.filter(user__username=who)
     page = Paginator(events, 100).get_page(request.GET.get("page"))
-    return render(request, "pages/label_audit.html",
-                  {"project": project, "page": page, "form": form, "is_owner": is_owner, "who": who})
+    return render(
+        request,
+        "pages/label_audit.html",
+        {"project": project, "page": page, "form": form, "is_owner": is_owner, "who": who},
+    )

@@ -11,6 +11,7 @@ URLs below, and:
   them (private, immutable);
 - the probability history changes with every model version and is never cached.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ YEAR = 31536000
 
 def dataset_figure_urls(ds: Dataset) -> dict[str, str]:
     """The figures a dataset has (by its files), as URLs for the page's data-figure-url."""
-    return {name: f"{reverse('pages:dataset_figure', args=[ds.pk, name])}?r={ds.revision}"
-            for name, path in (("tic", ds.tic_path), ("spectrum", ds.spectrum_path)) if path.exists()}
+    return {
+        name: f"{reverse('pages:dataset_figure', args=[ds.pk, name])}?r={ds.revision}"
+        for name, path in (("tic", ds.tic_path), ("spectrum", ds.spectrum_path))
+        if path.exists()
+    }
 
 
 def image_figure_urls(image: IonImage) -> dict[str, str]:
@@ -44,11 +48,16 @@ def image_figure_urls(image: IonImage) -> dict[str, str]:
     spectrum under the dataset's URLs, so that the browser fetches those once per dataset (the
     page marks the image's m/z on the spectrum itself: static/js/ionsieve.js)."""
     ds = image.dataset
-    has = {"image": ds.array_path.exists(),
-           # Any prediction leaves its copy on the row; the history itself is read when asked for.
-           "history": image.probabilities is not None}
-    urls = {name: f"{reverse('pages:image_figure', args=[image.pk, name])}?r={ds.revision}"
-            for name in IMAGE_FIGURES if has[name]}
+    has = {
+        "image": ds.array_path.exists(),
+        # Any prediction leaves its copy on the row; the history itself is read when asked for.
+        "history": image.probabilities is not None,
+    }
+    urls = {
+        name: f"{reverse('pages:image_figure', args=[image.pk, name])}?r={ds.revision}"
+        for name in IMAGE_FIGURES
+        if has[name]
+    }
     return {**urls, **dataset_figure_urls(ds)}
 
 

@@ -1,4 +1,5 @@
 """Data shaping for the pages: rows for tables, settings for the page scripts, review pairs."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -18,15 +19,36 @@ from webapp.projects.access import role_allows
 from webapp.projects.models import Project, Role, Task
 
 # Colours a microscopy channel can be shown in on the image page (name, #rrggbb).
-CHANNEL_CHOICES = [["red", "#ff0000"], ["green", "#00ff00"], ["blue", "#0000ff"], ["yellow", "#ffff00"],
-                   ["cyan", "#00ffff"], ["magenta", "#ff00ff"], ["grey", "#ffffff"]]
+CHANNEL_CHOICES = [
+    ["red", "#ff0000"],
+    ["green", "#00ff00"],
+    ["blue", "#0000ff"],
+    ["yellow", "#ffff00"],
+    ["cyan", "#00ffff"],
+    ["magenta", "#ff00ff"],
+    ["grey", "#ffffff"],
+]
 
-ARCHS = [("compact", "Compact CNN (fast, small data)"), ("resnet50", "ResNet-50 (pretrained)"),
-         ("densenet121", "DenseNet-121 (pretrained)"), ("vgg16", "VGG-16 (pretrained)"),
-         ("inceptionresnetv2", "Inception-ResNet v2 (pretrained)")]
+ARCHS = [
+    ("compact", "Compact CNN (fast, small data)"),
+    ("resnet50", "ResNet-50 (pretrained)"),
+    ("densenet121", "DenseNet-121 (pretrained)"),
+    ("vgg16", "VGG-16 (pretrained)"),
+    ("inceptionresnetv2", "Inception-ResNet v2 (pretrained)"),
+]
 # Tile colours per class, in class order; binary projects use the off/on colours.
 # Dark enough for white text on them and for WCAG AA contrast on white (4.5:1 or more).
-CLASS_COLOURS = ["#c2410c", "#237a3b", "#1864ab", "#862e9c", "#a65f00", "#0b7285", "#4d7c0f", "#a61e4d", "#495057"]
+CLASS_COLOURS = [
+    "#c2410c",
+    "#237a3b",
+    "#1864ab",
+    "#862e9c",
+    "#a65f00",
+    "#0b7285",
+    "#4d7c0f",
+    "#a61e4d",
+    "#495057",
+]
 
 
 def can_label(project: Project) -> bool:
@@ -46,11 +68,14 @@ def headline(metrics: dict | None, *names: str) -> float | None:
 
 
 def version_rows(project: Project) -> list[dict]:
-    return [{
-        "v": v,
-        "f1": headline(v.metrics, "f1", "f1_macro", "macro_f1"),
-        "roc_auc": headline(v.metrics, "roc_auc", "auc", "roc_auc_macro"),
-    } for v in project.model_versions.select_related("created_by")]
+    return [
+        {
+            "v": v,
+            "f1": headline(v.metrics, "f1", "f1_macro", "macro_f1"),
+            "roc_auc": headline(v.metrics, "roc_auc", "auc", "roc_auc_macro"),
+        }
+        for v in project.model_versions.select_related("created_by")
+    ]
 
 
 def project_context(project: Project, user) -> dict:
@@ -73,8 +98,15 @@ def project_context(project: Project, user) -> dict:
 
 def job_rows(jobs) -> list[dict]:
     """Each job with what a member may do about it (the template shows buttons to annotators)."""
-    return [{"job": j, "stuck": j.is_stuck(), "retry": job_services.can_retry(j), "cancel": job_services.can_cancel(j)}
-            for j in jobs]
+    return [
+        {
+            "job": j,
+            "stuck": j.is_stuck(),
+            "retry": job_services.can_retry(j),
+            "cancel": job_services.can_cancel(j),
+        }
+        for j in jobs
+    ]
 
 
 def problem_jobs(project: Project) -> list[dict]:
@@ -94,34 +126,51 @@ def dataset_job(ds: Dataset) -> dict | None:
 
 def class_config(project: Project) -> list[dict]:
     keys = project.class_keys
-    return [{"name": c, "label": label, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)], "key": keys[i]}
-            for i, (c, label) in enumerate(project.class_labels)]
+    return [
+        {"name": c, "label": label, "colour": CLASS_COLOURS[i % len(CLASS_COLOURS)], "key": keys[i]}
+        for i, (c, label) in enumerate(project.class_labels)
+    ]
 
 
 def gallery_config(project: Project, user, dataset: Dataset | None) -> dict:
     if dataset is not None:
-        images, counts = reverse("dataset-images", args=[dataset.pk]), reverse("dataset-image-counts", args=[dataset.pk])
+        images, counts = (
+            reverse("dataset-images", args=[dataset.pk]),
+            reverse("dataset-image-counts", args=[dataset.pk]),
+        )
         ids = reverse("dataset-image-ids", args=[dataset.pk])
     else:
         images = reverse("project-images", args=[project.slug])
         counts = reverse("project-image-counts", args=[project.slug])
         ids = reverse("project-image-ids", args=[project.slug])
     return {
-        "slug": project.slug, "dataset": dataset.pk if dataset else None,
-        "imagesUrl": images, "countsUrl": counts, "idsUrl": ids,
+        "slug": project.slug,
+        "dataset": dataset.pk if dataset else None,
+        "imagesUrl": images,
+        "countsUrl": counts,
+        "idsUrl": ids,
         "bulkUrl": reverse("project-bulk-labels", args=[project.slug]),
         "undoUrl": reverse("project-labels-undo", args=[project.slug]),
-        "classes": class_config(project), "multilabel": project.task == Task.MULTILABEL,
-        "binary": project.task == Task.BINARY, "canLabel": can_label(project), "me": user.username,
+        "classes": class_config(project),
+        "multilabel": project.task == Task.MULTILABEL,
+        "binary": project.task == Task.BINARY,
+        "canLabel": can_label(project),
+        "me": user.username,
         # Label next (classifier.active): the queue and the cheap endpoint polled for new scores.
-        "nextUrl": reverse("dataset-next", args=[dataset.pk]) if dataset else reverse("project-next", args=[project.slug]),
+        "nextUrl": reverse("dataset-next", args=[dataset.pk])
+        if dataset
+        else reverse("project-next", args=[project.slug]),
         "liveUrl": reverse("project-live", args=[project.slug]),
     }
 
 
 def dataset_facts(ds: Dataset) -> list[tuple[str, str]]:
     m = ds.metadata or {}
-    facts = [("Status", ds.get_status_display()), ("Kind", ds.get_kind_display()), ("Images", f"{ds.image_count:,}")]
+    facts = [
+        ("Status", ds.get_status_display()),
+        ("Kind", ds.get_kind_display()),
+        ("Images", f"{ds.image_count:,}"),
+    ]
     if ds.height and ds.width:
         facts.append(("Pixel grid", f"{ds.height} × {ds.width}"))
     if m.get("spectra"):
@@ -129,8 +178,13 @@ def dataset_facts(ds: Dataset) -> list[tuple[str, str]]:
     mz = m.get("mz_range")
     if isinstance(mz, list) and len(mz) == 2 and all(isinstance(x, int | float) for x in mz):
         facts.append(("m/z range", f"{mz[0]:.4f} – {mz[1]:.4f}"))
-    for key, name in (("storage", "Storage"), ("spectrum_type", "Spectrum type"), ("ion_source", "Ions imaged"),
-                      ("ppm", "Tolerance (ppm)"), ("tic_normalised", "TIC normalised")):
+    for key, name in (
+        ("storage", "Storage"),
+        ("spectrum_type", "Spectrum type"),
+        ("ion_source", "Ions imaged"),
+        ("ppm", "Tolerance (ppm)"),
+        ("tic_normalised", "TIC normalised"),
+    ):
         if key in m:
             facts.append((name, str(m[key])))
     return facts
@@ -154,15 +208,25 @@ def image_context(image: IonImage, user) -> dict:
     figs = figure_data.image_figure_urls(image)
     mine = Label.objects.filter(image=image, user=user).first()
     return {
-        "image": image, "dataset": ds, "project": project, "figures": figs,
+        "image": image,
+        "dataset": ds,
+        "project": project,
+        "figures": figs,
         "labels": image.labels.select_related("user").order_by("user__username"),
-        "probabilities": [(labels[c], p) for c, p in zip(project.classes, image.probabilities or [], strict=False)],
+        "probabilities": [
+            (labels[c], p) for c, p in zip(project.classes, image.probabilities or [], strict=False)
+        ],
         "neighbours": neighbours(image),
         "predicted_label": " + ".join(labels.get(c, c) for c in image.predicted.split()),
         "config": {
-            "image": image.pk, "dataset": ds.pk, "slug": project.slug, "classes": class_config(project),
-            "multilabel": project.task == Task.MULTILABEL, "canLabel": can_label(project),
-            "myLabel": mine.classes if mine and not mine.unsure else [], "myUnsure": bool(mine and mine.unsure),
+            "image": image.pk,
+            "dataset": ds.pk,
+            "slug": project.slug,
+            "classes": class_config(project),
+            "multilabel": project.task == Task.MULTILABEL,
+            "canLabel": can_label(project),
+            "myLabel": mine.classes if mine and not mine.unsure else [],
+            "myUnsure": bool(mine and mine.unsure),
             # The same 256-entry tables as the thumbnails (ionsieve_core/imaging/colormaps.py), as hex.
             "colormaps": {name: lut_8bit(name).tobytes().hex() for name in colormaps.NAMES},
             "channelColours": CHANNEL_CHOICES,
@@ -210,11 +274,19 @@ def review_context(project: Project, a: str | None, b: str | None) -> dict:
     versions: list[ModelVersion] = list(project.model_versions.order_by("-number"))
     by_number = {str(v.number): v for v in versions}
     return {
-        "project": project, "reviews": reviews, "a": a, "b": b, "figures": figs, "versions": versions,
+        "project": project,
+        "reviews": reviews,
+        "a": a,
+        "b": b,
+        "figures": figs,
+        "versions": versions,
         "annotators": review.annotators(project),
         "paired": review.compare(project, scorers[0], scorers[1]) if len(scorers) == 2 else None,
-        "cv_reports": [(by_number[r["version"]], review.cv_report(by_number[r["version"]]))
-                       for r in reviews if r["version"] in by_number],
+        "cv_reports": [
+            (by_number[r["version"]], review.cv_report(by_number[r["version"]]))
+            for r in reviews
+            if r["version"] in by_number
+        ],
         "labelled_total": review.labelled_count(project),
         "positive": project.class_label(project.first_class) if project.task == Task.BINARY else None,
     }

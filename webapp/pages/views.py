@@ -1,4 +1,5 @@
 """Pages: project list, project page, datasets, galleries, image detail, review."""
+
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -16,11 +17,7 @@ from webapp.projects.models import Project
 @login_required
 @require_safe
 def home(request):
-    projects = (
-        Project.objects.for_user(request.user)
-        .prefetch_related("memberships")
-        .order_by("name")
-    )
+    projects = Project.objects.for_user(request.user).prefetch_related("memberships").order_by("name")
     rows = [(p, next(m.role for m in p.memberships.all() if m.user_id == request.user.id)) for p in projects]
     return render(request, "pages/home.html", {"rows": rows})
 
@@ -36,10 +33,16 @@ def project_detail(request, slug: str):
 @require_safe
 def dataset_detail(request, pk: int):
     ds = dataset_for(request.user, pk)
-    ctx = {"dataset": ds, "project": ds.project, "facts": services.dataset_facts(ds),
-           "instrument": services.instrument_rows(ds), "figures": services.dataset_figures(ds),
-           "can_label": services.can_label(ds.project), "is_owner": ds.project.user_role == "owner",
-           "job_row": services.dataset_job(ds)}
+    ctx = {
+        "dataset": ds,
+        "project": ds.project,
+        "facts": services.dataset_facts(ds),
+        "instrument": services.instrument_rows(ds),
+        "figures": services.dataset_figures(ds),
+        "can_label": services.can_label(ds.project),
+        "is_owner": ds.project.user_role == "owner",
+        "job_row": services.dataset_job(ds),
+    }
     return render(request, "pages/dataset.html", ctx)
 
 
@@ -47,16 +50,26 @@ def dataset_detail(request, pk: int):
 @require_safe
 def dataset_gallery(request, pk: int):
     ds = dataset_for(request.user, pk)
-    return render(request, "pages/gallery.html", {
-        "project": ds.project, "dataset": ds, "config": services.gallery_config(ds.project, request.user, ds)})
+    return render(
+        request,
+        "pages/gallery.html",
+        {
+            "project": ds.project,
+            "dataset": ds,
+            "config": services.gallery_config(ds.project, request.user, ds),
+        },
+    )
 
 
 @login_required
 @require_safe
 def project_gallery(request, slug: str):
     project = project_for(request.user, slug)
-    return render(request, "pages/gallery.html", {
-        "project": project, "dataset": None, "config": services.gallery_config(project, request.user, None)})
+    return render(
+        request,
+        "pages/gallery.html",
+        {"project": project, "dataset": None, "config": services.gallery_config(project, request.user, None)},
+    )
 
 
 @login_required
@@ -102,8 +115,14 @@ def import_images(request, slug: str):
         else:
             channels = [c.strip() for c in form.cleaned_data["channels"].split(",") if c.strip()] or None
             with transaction.atomic():
-                start_import(project, request.user, archive, layout=form.cleaned_data["layout"] or None,
-                             labels_csv=form.cleaned_data["labels"], channels=channels)
+                start_import(
+                    project,
+                    request.user,
+                    archive,
+                    layout=form.cleaned_data["layout"] or None,
+                    labels_csv=form.cleaned_data["labels"],
+                    channels=channels,
+                )
             messages.success(request, f"'{archive.name}' uploaded; the import is running (see Running jobs).")
             return redirect(project)
     return render(request, "pages/import.html", {"project": project, "form": form})

@@ -3,6 +3,7 @@
 Non-members get 404 (a project's existence is not revealed); members whose role is too
 low get 403.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied

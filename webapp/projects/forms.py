@@ -66,7 +66,9 @@ class MemberForm(forms.Form):
         return services.find_user(self.cleaned_data["user"])
 
     def save(self):
-        return services.set_member(self.project, self.cleaned_data["user"].username, self.cleaned_data["role"])
+        return services.set_member(
+            self.project, self.cleaned_data["user"].username, self.cleaned_data["role"]
+        )
 
 
 class RoleForm(forms.Form):
@@ -81,8 +83,13 @@ class HotkeysForm(forms.Form):
         self.project = project
         for i, (name, label) in enumerate(project.class_labels):
             self.fields[f"key_{i}"] = forms.CharField(
-                label=label, max_length=1, min_length=1, initial=project.class_keys[i],
-                strip=True, widget=forms.TextInput(attrs={"size": 2, "autocomplete": "off", "data-class": name}))
+                label=label,
+                max_length=1,
+                min_length=1,
+                initial=project.class_keys[i],
+                strip=True,
+                widget=forms.TextInput(attrs={"size": 2, "autocomplete": "off", "data-class": name}),
+            )
 
     def clean(self):
         data = super().clean()
@@ -91,8 +98,10 @@ class HotkeysForm(forms.Form):
             return data
         bad = [k for k in keys if k in RESERVED_KEYS or not k.isalnum()]
         if bad:
-            raise ValidationError(f"Choose letters or digits other than {', '.join(sorted(RESERVED_KEYS))} "
-                                  f"(they move, mark unsure and undo): {', '.join(bad)}")
+            raise ValidationError(
+                f"Choose letters or digits other than {', '.join(sorted(RESERVED_KEYS))} "
+                f"(they move, mark unsure and undo): {', '.join(bad)}"
+            )
         doubles = sorted({k for k in keys if keys.count(k) > 1})
         if doubles:
             raise ValidationError(f"Each class needs its own key; used twice: {', '.join(doubles)}")

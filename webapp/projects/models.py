@@ -1,4 +1,5 @@
 """Projects own a label schema; Memberships give users a role in them."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -92,16 +93,12 @@ class Project(models.Model):
 
 class Membership(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
-    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")
-        ]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
         ordering = ["project", "user__username"]
 
     def __str__(self) -> str:

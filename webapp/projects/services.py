@@ -1,4 +1,5 @@
 """Creating projects and managing their members."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Creating projects, managing members and labelling keys, deleting."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -104,6 +105,11 @@ def keys(request, slug: str):
             form.save()
             messages.success(request, "Labelling keys saved; the gallery uses them from now on.")
             return redirect("projects:keys", slug=slug)
-    class_keys = [(label, key) for (_, label), key in zip(project.class_labels, project.class_keys, strict=True)]
-    return render(request, "projects/keys.html",
-                  {"project": project, "form": form, "is_owner": is_owner, "class_keys": class_keys})
+    class_keys = [
+        (label, key) for (_, label), key in zip(project.class_labels, project.class_keys, strict=True)
+    ]
+    return render(
+        request,
+        "projects/keys.html",
+        {"project": project, "form": form, "is_owner": is_owner, "class_keys": class_keys},
+    )

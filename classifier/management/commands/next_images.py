@@ -9,16 +9,22 @@ from webapp.datasets.models import Dataset
 
 
 class Command(BaseCommand):
-    help = ("Print the names of the K unlabelled images of a dataset to label next, best first "
-            "(the name column of export_predictions; m/z when an image has no name).")
+    help = (
+        "Print the names of the K unlabelled images of a dataset to label next, best first "
+        "(the name column of export_predictions; m/z when an image has no name)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", type=int, required=True)
         parser.add_argument("--n", type=int, default=10)
         parser.add_argument("--user", help="images this user has not labelled (default: nobody has)")
-        parser.add_argument("--strategy", default="active", choices=STRATEGIES,
-                            help="active: uncertain and unlike what is labelled (default); random; "
-                                 "probability: most likely off-sample (first class) first")
+        parser.add_argument(
+            "--strategy",
+            default="active",
+            choices=STRATEGIES,
+            help="active: uncertain and unlike what is labelled (default); random; "
+            "probability: most likely off-sample (first class) first",
+        )
 
     def handle(self, *args, **o):
         dataset = Dataset.objects.filter(pk=o["dataset"]).select_related("project").first()

@@ -1,4 +1,5 @@
 """Collections over REST: create from a project selection, snapshot, share, use for training."""
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
@@ -35,17 +36,35 @@ class CollectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Collection
-        fields = ["id", "name", "description", "owner", "public", "shared_with", "task", "classes", "channels",
-                  "source_project", "versions", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "owner",
+            "public",
+            "shared_with",
+            "task",
+            "classes",
+            "channels",
+            "source_project",
+            "versions",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
 class SelectionSerializer(serializers.Serializer):
     project = serializers.SlugField(help_text="the project the images come from")
-    datasets = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
-                                     help_text="only these datasets (default: all)")
-    images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
-                                   help_text="only these images")
+    datasets = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        help_text="only these datasets (default: all)",
+    )
+    images = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        required=False,
+        help_text="only these images",
+    )
     filters = serializers.DictField(required=False, help_text="gallery filters, as in the images API")
 
 
@@ -91,8 +110,11 @@ class Collections(generics.ListCreateAPIView):
 
     def get_queryset(self):
         user = self.request.user
-        qs = Collection.objects.visible_to(user).select_related("owner", "source_project").prefetch_related(
-            "shared_with", "versions")
+        qs = (
+            Collection.objects.visible_to(user)
+            .select_related("owner", "source_project")
+            .prefetch_related("shared_with", "versions")
+        )
         scope = self.request.query_params.get("scope")
         if scope == "mine":
             qs = qs.filter(owner=user)
@@ -112,8 +134,13 @@ class Collections(generics.ListCreateAPIView):
         ser.is_valid(raise_exception=True)
         project, qs = selection(request, ser.validated_data)
         try:
-            collection = services.create_collection(project, request.user, ser.validated_data["name"], qs,
-                                                    ser.validated_data.get("description", ""))
+            collection = services.create_collection(
+                project,
+                request.user,
+                ser.validated_data["name"],
+                qs,
+                ser.validated_data.get("description", ""),
+            )
         except ValidationError as exc:
             raise as_api_error(exc) from None
         return Response(CollectionSerializer(collection).data, status=status.HTTP_201_CREATED)
@@ -178,7 +205,12 @@ class TrainingCollectionSerializer(serializers.ModelSerializer):
 
 class UseSerializer(serializers.Serializer):
     collection = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    version = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1, help_text="pin a version (default: always the latest)")
+    version = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="pin a version (default: always the latest)",
+    )
 
 
 class ProjectTrainingCollections(generics.ListAPIView):
@@ -221,8 +253,10 @@ class ProjectTrainingCollectionDetail(APIView):
 class CollectionExport(APIView):
     """A version of the collection (`?version=N`, default latest) as a .zip."""
 
-    @extend_schema(parameters=[OpenApiParameter("version", int), OpenApiParameter("layout", str)],
-                   responses={(200, "application/zip"): bytes})
+    @extend_schema(
+        parameters=[OpenApiParameter("version", int), OpenApiParameter("layout", str)],
+        responses={(200, "application/zip"): bytes},
+    )
     def get(self, request, pk: int):
         import tempfile
         from pathlib import Path
@@ -234,7 +268,11 @@ class CollectionExport(APIView):
 
         collection = collection_for(request.user, pk)
         number = request.query_params.get("version")
-        version = collection.versions.filter(number=number).first() if number and number.isdigit() else collection.latest
+        version = (
+            collection.versions.filter(number=number).first()
+            if number and number.isdigit()
+            else collection.latest
+        )
         if version is None:
             raise Http404("No such version.")
         tmp = Path(tempfile.mkdtemp(prefix="ionsieve-dl-")) / "c.zip"
@@ -242,8 +280,11 @@ class CollectionExport(APIView):
             export_version(version, tmp, request.query_params.get("layout") or None)
         except ExportError as exc:
             raise APIValidationError({"detail": str(exc)}) from None
-        response = FileResponse(open(tmp, "rb"), as_attachment=True,  # noqa: SIM115 - FileResponse closes it
-                                filename=f"collection-{collection.pk}-v{version.number}.zip",
-                                content_type="application/zip")
+        response = FileResponse(
+            open(tmp, "rb"),  # noqa: SIM115 - FileResponse closes it
+            as_attachment=True,
+            filename=f"collection-{collection.pk}-v{version.number}.zip",
+            content_type="application/zip",
+        )
         tmp.unlink()
         return response

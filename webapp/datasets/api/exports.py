@@ -1,4 +1,5 @@
 """Downloads as jobs: POST starts one (progress and time left on the job), GET fetches it."""
+
 from __future__ import annotations
 
 from django.http import FileResponse, Http404
@@ -38,8 +39,14 @@ class ProjectExports(APIView):
             if dataset is None:
                 raise Http404("No such dataset in this project.")
         try:
-            job = export_jobs.start_export(project, request.user, dataset, d.get("layout"),
-                                           labelled_only=d["labelled_only"], with_arrays=d["arrays"])
+            job = export_jobs.start_export(
+                project,
+                request.user,
+                dataset,
+                d.get("layout"),
+                labelled_only=d["labelled_only"],
+                with_arrays=d["arrays"],
+            )
         except ExportError as exc:
             raise ValidationError({"detail": str(exc)}) from None
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
@@ -56,9 +63,20 @@ class ExportDownload(APIView):
         check_project(request.user, job.project, Role.VIEWER)
         path = export_jobs.export_path(job)
         if job.status != Job.Status.DONE:
-            return Response({"detail": f"The download is not ready yet ({job.get_status_display().lower()}, "
-                                       f"{job.percent}%)."}, status=status.HTTP_409_CONFLICT)
+            return Response(
+                {
+                    "detail": f"The download is not ready yet ({job.get_status_display().lower()}, "
+                    f"{job.percent}%)."
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
         if not path.exists():
-            raise Http404("This download was prepared more than two days ago and has been deleted: prepare it again.")
-        return FileResponse(open(path, "rb"), as_attachment=True,  # noqa: SIM115 - FileResponse closes it
-                            filename=export_jobs.download_name(job), content_type="application/zip")
+            raise Http404(
+                "This download was prepared more than two days ago and has been deleted: prepare it again."
+            )
+        return FileResponse(
+            open(path, "rb"),
+            as_attachment=True,  # noqa: SIM115 - FileResponse closes it
+            filename=export_jobs.download_name(job),
+            content_type="application/zip",
+        )

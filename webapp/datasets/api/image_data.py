@@ -2,6 +2,7 @@
 base64: 2,000 x 2,000 pixels are 21 MB where JSON lists of numbers took ~60 MB), the dataset's
 TIC and the dataset's mean spectrum. The probability history is added by
 classifier/api/image_data.py, which sits above this app."""
+
 from __future__ import annotations
 
 import base64
@@ -43,7 +44,9 @@ def block_mean(a: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, int
 
 def grid_json(a: np.ndarray) -> list[list[float | None]]:
     """Rows of floats (6 significant digits) with NaN as null: JSON has no NaN."""
-    return [[None if not math.isfinite(x) else float(f"{x:.6g}") for x in row] for row in np.asarray(a).tolist()]
+    return [
+        [None if not math.isfinite(x) else float(f"{x:.6g}") for x in row] for row in np.asarray(a).tolist()
+    ]
 
 
 def image_channels(image: IonImage) -> np.ndarray | None:
@@ -86,10 +89,15 @@ def pixels_payload(image: IonImage) -> dict | None:
     return {
         "shape": [int(a.shape[1]), int(a.shape[2])],
         "dtype": "float32",
-        "channels": [{"name": name, "colour": default_colour(name, i),
-                      "values": base64.b64encode(a[i].astype("<f4").tobytes()).decode("ascii"),
-                      **display_stats(a[i])}
-                     for i, name in enumerate(names)],
+        "channels": [
+            {
+                "name": name,
+                "colour": default_colour(name, i),
+                "values": base64.b64encode(a[i].astype("<f4").tobytes()).decode("ascii"),
+                **display_stats(a[i]),
+            }
+            for i, name in enumerate(names)
+        ],
     }
 
 
@@ -148,5 +156,6 @@ class DatasetSpectrum(APIView):
         if result is None:
             raise Http404("This dataset has no mean spectrum.")
         mz, intensity = result
-        return Response({"mz": [round(float(x), 5) for x in mz],
-                         "intensity": [float(f"{x:.6g}") for x in intensity]})
+        return Response(
+            {"mz": [round(float(x), 5) for x in mz], "intensity": [float(f"{x:.6g}") for x in intensity]}
+        )

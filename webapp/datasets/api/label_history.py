@@ -1,4 +1,5 @@
 """Label history API: per-image history, undo of the caller's last change, restore (owners)."""
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
@@ -17,7 +18,11 @@ from webapp.projects.models import Role
 
 def label_source(request) -> str:
     """Pages mark their calls (static/js/ionsieve.js); everything else is an API call."""
-    return LabelEvent.Source.PAGE if request.headers.get("X-IonSieve-Source") == "page" else LabelEvent.Source.API
+    return (
+        LabelEvent.Source.PAGE
+        if request.headers.get("X-IonSieve-Source") == "page"
+        else LabelEvent.Source.API
+    )
 
 
 class LabelEventSerializer(serializers.Serializer):
@@ -27,13 +32,19 @@ class LabelEventSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
     source = serializers.ChoiceField(choices=LabelEvent.Source.choices)
     unsure = serializers.BooleanField()
-    by = serializers.CharField(allow_null=True, help_text="who made the change (differs from user for restores)")
+    by = serializers.CharField(
+        allow_null=True, help_text="who made the change (differs from user for restores)"
+    )
 
 
 class RestoreSerializer(serializers.Serializer):
     at = serializers.DateTimeField(help_text="set labels back to what they were at this time")
-    user = serializers.CharField(allow_null=True, required=False, default=None,
-                                 help_text="only this user's labels; null for everyone's")
+    user = serializers.CharField(
+        allow_null=True,
+        required=False,
+        default=None,
+        help_text="only this user's labels; null for everyone's",
+    )
 
 
 class ChangedSerializer(serializers.Serializer):
@@ -41,7 +52,9 @@ class ChangedSerializer(serializers.Serializer):
 
 
 class UndoneSerializer(ChangedSerializer):
-    images = serializers.ListField(child=serializers.IntegerField(), help_text="ids of the images changed back")
+    images = serializers.ListField(
+        child=serializers.IntegerField(), help_text="ids of the images changed back"
+    )
 
 
 class ImageLabelHistory(APIView):

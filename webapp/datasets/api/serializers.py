@@ -12,19 +12,40 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "project", "name", "kind", "status", "progress", "error", "params", "metadata",
-                  "height", "width", "channels", "image_count", "created_at", "job"]
+        fields = [
+            "id",
+            "project",
+            "name",
+            "kind",
+            "status",
+            "progress",
+            "error",
+            "params",
+            "metadata",
+            "height",
+            "width",
+            "channels",
+            "image_count",
+            "created_at",
+            "job",
+        ]
         read_only_fields = fields
 
     def get_job(self, ds: Dataset) -> int | None:
-        job = ds.project.jobs.filter(target_id=ds.pk, kind__in=["ingest", "import"]).order_by("-created_at").first()
+        job = (
+            ds.project.jobs.filter(target_id=ds.pk, kind__in=["ingest", "import"])
+            .order_by("-created_at")
+            .first()
+        )
         return job.pk if job else None
 
 
 class DatasetUploadSerializer(serializers.Serializer):
     imzml = serializers.FileField(help_text="the .imzML file")
     ibd = serializers.FileField(required=False, help_text="the .ibd file (required)")
-    mz_list = serializers.FileField(required=False, help_text="CSV with an mz column; without it the top peaks are imaged")
+    mz_list = serializers.FileField(
+        required=False, help_text="CSV with an mz column; without it the top peaks are imaged"
+    )
     name = serializers.CharField(required=False, max_length=200)
     ppm = serializers.FloatField(default=3.0, min_value=0.01, max_value=1000)
     top = serializers.IntegerField(default=500, min_value=1, max_value=100_000)
@@ -38,13 +59,33 @@ class ImageSerializer(serializers.ModelSerializer):
     my_unsure = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
-    model_version = serializers.IntegerField(source="prediction_version.number", read_only=True, allow_null=True)
+    model_version = serializers.IntegerField(
+        source="prediction_version.number", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = IonImage
-        fields = ["id", "dataset", "dataset_name", "index", "mz", "name", "formula", "adduct", "probability",
-                  "probabilities", "predicted", "uncertainty", "label", "my_label", "my_unsure", "label_count",
-                  "users_disagree", "model_version", "thumbnail_url"]
+        fields = [
+            "id",
+            "dataset",
+            "dataset_name",
+            "index",
+            "mz",
+            "name",
+            "formula",
+            "adduct",
+            "probability",
+            "probabilities",
+            "predicted",
+            "uncertainty",
+            "label",
+            "my_label",
+            "my_unsure",
+            "label_count",
+            "users_disagree",
+            "model_version",
+            "thumbnail_url",
+        ]
         read_only_fields = fields
 
     def to_representation(self, im: IonImage) -> dict:
@@ -56,12 +97,25 @@ class ImageSerializer(serializers.ModelSerializer):
             version = im.prediction_version.number if im.prediction_version_id is not None else None
             dataset_name = im.dataset.name
         return {
-            "id": im.pk, "dataset": im.dataset_id, "dataset_name": dataset_name, "index": im.index,
-            "mz": _float(im.mz), "name": im.name, "formula": im.formula, "adduct": im.adduct,
-            "probability": _float(im.probability), "probabilities": self.get_probabilities(im),
-            "predicted": im.predicted, "uncertainty": _float(im.uncertainty), "label": im.consensus,
-            "my_label": self.get_my_label(im), "my_unsure": self.get_my_unsure(im), "label_count": im.label_count,
-            "users_disagree": im.users_disagree, "model_version": version, "thumbnail_url": self.get_thumbnail_url(im),
+            "id": im.pk,
+            "dataset": im.dataset_id,
+            "dataset_name": dataset_name,
+            "index": im.index,
+            "mz": _float(im.mz),
+            "name": im.name,
+            "formula": im.formula,
+            "adduct": im.adduct,
+            "probability": _float(im.probability),
+            "probabilities": self.get_probabilities(im),
+            "predicted": im.predicted,
+            "uncertainty": _float(im.uncertainty),
+            "label": im.consensus,
+            "my_label": self.get_my_label(im),
+            "my_unsure": self.get_my_unsure(im),
+            "label_count": im.label_count,
+            "users_disagree": im.users_disagree,
+            "model_version": version,
+            "thumbnail_url": self.get_thumbnail_url(im),
         }
 
     def get_probabilities(self, im: IonImage) -> dict[str, float] | None:
@@ -90,7 +144,9 @@ def _float(value) -> float | None:
 
 
 class LabelSerializer(serializers.Serializer):
-    label = serializers.JSONField(required=False, help_text='a class name, e.g. "off"; a list for multi-label')
+    label = serializers.JSONField(
+        required=False, help_text='a class name, e.g. "off"; a list for multi-label'
+    )
     unsure = serializers.BooleanField(default=False, help_text="mark the image as unsure instead")
 
 
@@ -99,12 +155,15 @@ MAX_BULK = 50_000
 
 
 class BulkLabelSerializer(LabelSerializer):
-    images = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1,
-                                   max_length=MAX_BULK)
+    images = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1, max_length=MAX_BULK
+    )
     remove = serializers.BooleanField(default=False)
     mode = serializers.ChoiceField(
-        choices=["set", "add", "remove"], default="set",
-        help_text="multi-label projects: 'add' or 'remove' one class, keeping each image's other classes")
+        choices=["set", "add", "remove"],
+        default="set",
+        help_text="multi-label projects: 'add' or 'remove' one class, keeping each image's other classes",
+    )
 
 
 # Response shapes, so that the OpenAPI schema (and clients generated from it) is typed.
@@ -112,13 +171,19 @@ class CountsSerializer(serializers.Serializer):
     total = serializers.IntegerField()
     labelled = serializers.IntegerField()
     unlabelled = serializers.IntegerField()
-    disagreement = serializers.IntegerField(help_text="labelled images whose prediction differs from the label")
+    disagreement = serializers.IntegerField(
+        help_text="labelled images whose prediction differs from the label"
+    )
     users_disagree = serializers.IntegerField()
     scored = serializers.IntegerField()
     labelled_by_me = serializers.IntegerField()
     labelled_by_others = serializers.IntegerField()
-    predicted = serializers.DictField(child=serializers.IntegerField(), help_text="images predicted as each class")
-    label = serializers.DictField(child=serializers.IntegerField(), help_text="images whose consensus is each class")
+    predicted = serializers.DictField(
+        child=serializers.IntegerField(), help_text="images predicted as each class"
+    )
+    label = serializers.DictField(
+        child=serializers.IntegerField(), help_text="images whose consensus is each class"
+    )
 
 
 class BulkLabelResultSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """Resumable uploads over tus 1.0 (webapp/datasets/resumable.py), and the two calls that turn
 finished uploads into a dataset or an image import. The one-request multipart uploads
 (`POST /api/projects/{slug}/datasets/`, `/imports/`) keep working beside them."""
+
 from __future__ import annotations
 
 from django.db import transaction
@@ -33,9 +34,16 @@ class UploadInfoSerializer(serializers.Serializer):
 
 
 def _info(upload) -> dict:
-    return {"id": upload.pk, "filename": upload.filename, "project": upload.project.slug, "length": upload.length,
-            "offset": upload.offset, "crc32": f"{upload.crc32:08x}", "complete": upload.complete,
-            "expires_at": upload.expires_at}
+    return {
+        "id": upload.pk,
+        "filename": upload.filename,
+        "project": upload.project.slug,
+        "length": upload.length,
+        "offset": upload.offset,
+        "crc32": f"{upload.crc32:08x}",
+        "complete": upload.complete,
+        "expires_at": upload.expires_at,
+    }
 
 
 def _tus(response: Response) -> Response:
@@ -61,8 +69,11 @@ def _capabilities(response: Response) -> Response:
 def _check_version(request) -> None:
     version = request.headers.get("Tus-Resumable")
     if version != resumable.TUS_VERSION:
-        raise resumable.UploadRefused(f"this server speaks tus {resumable.TUS_VERSION} (header Tus-Resumable); "
-                                      f"the request said {version or 'nothing'}", 412)
+        raise resumable.UploadRefused(
+            f"this server speaks tus {resumable.TUS_VERSION} (header Tus-Resumable); "
+            f"the request said {version or 'nothing'}",
+            412,
+        )
 
 
 class Uploads(APIView):
@@ -75,10 +86,17 @@ class Uploads(APIView):
 
     @extend_schema(
         request=None,
-        parameters=[*TUS_HEADERS,
-                    OpenApiParameter("Upload-Length", int, OpenApiParameter.HEADER, required=True),
-                    OpenApiParameter("Upload-Metadata", str, OpenApiParameter.HEADER, required=True,
-                                     description="filename <base64>,project <base64 slug>")],
+        parameters=[
+            *TUS_HEADERS,
+            OpenApiParameter("Upload-Length", int, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "Upload-Metadata",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="filename <base64>,project <base64 slug>",
+            ),
+        ],
         responses={201: OpenApiResponse(description="created; its address is in the Location header")},
     )
     def post(self, request):
@@ -134,10 +152,16 @@ class UploadDetail(APIView):
 
     @extend_schema(
         request={"application/offset+octet-stream": bytes},
-        parameters=[*TUS_HEADERS,
-                    OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True),
-                    OpenApiParameter("Upload-Checksum", str, OpenApiParameter.HEADER,
-                                     description="<sha1|sha256|md5|crc32> <base64 digest of this part>")],
+        parameters=[
+            *TUS_HEADERS,
+            OpenApiParameter("Upload-Offset", int, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "Upload-Checksum",
+                str,
+                OpenApiParameter.HEADER,
+                description="<sha1|sha256|md5|crc32> <base64 digest of this part>",
+            ),
+        ],
         responses={204: OpenApiResponse(description="stored; the new offset is in Upload-Offset")},
     )
     def patch(self, request, pk):
@@ -201,8 +225,9 @@ class DatasetFromUploads(APIView):
         try:
             for key, role in roles:
                 if d.get(key):
-                    upload, received = resumable.take(request.user, project, d[key], role=role,
-                                                      crc32=d.get(f"{key}_crc32"))
+                    upload, received = resumable.take(
+                        request.user, project, d[key], role=role, crc32=d.get(f"{key}_crc32")
+                    )
                     taken.append(upload)
                     files[key] = received
             if len({u.pk for u in taken}) != len(taken):
@@ -213,9 +238,16 @@ class DatasetFromUploads(APIView):
         try:
             with transaction.atomic():
                 dataset = services.create_imzml_dataset(
-                    project, request.user, name=d.get("name") or files["imzml"].name.rsplit(".", 1)[0],
-                    imzml=files["imzml"], ibd=files["ibd"], mz_list=files.get("mz_list"),
-                    ppm=d["ppm"], top=d["top"], tic=d["tic"])
+                    project,
+                    request.user,
+                    name=d.get("name") or files["imzml"].name.rsplit(".", 1)[0],
+                    imzml=files["imzml"],
+                    ibd=files["ibd"],
+                    mz_list=files.get("mz_list"),
+                    ppm=d["ppm"],
+                    top=d["top"],
+                    tic=d["tic"],
+                )
                 services.start_processing(dataset, request.user)
         except services.UploadError as exc:
             raise ValidationError({"detail": _sentence(str(exc))}) from None
@@ -229,7 +261,9 @@ class ImportFromUploadSerializer(serializers.Serializer):
     labels = serializers.UUIDField(required=False, allow_null=True, help_text="an uploaded labels CSV")
     labels_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
     layout = serializers.ChoiceField(choices=["gs", "flat", "channels"], required=False, allow_blank=True)
-    channels = serializers.CharField(required=False, allow_blank=True, help_text="channel order, e.g. red,green,blue")
+    channels = serializers.CharField(
+        required=False, allow_blank=True, help_text="channel order, e.g. red,green,blue"
+    )
 
 
 class ImportFromUpload(APIView):
@@ -242,12 +276,14 @@ class ImportFromUpload(APIView):
         ser.is_valid(raise_exception=True)
         d = ser.validated_data
         try:
-            upload, archive = resumable.take(request.user, project, d["archive"], role="the archive",
-                                             crc32=d.get("archive_crc32"))
+            upload, archive = resumable.take(
+                request.user, project, d["archive"], role="the archive", crc32=d.get("archive_crc32")
+            )
             taken, labels = [upload], None
             if d.get("labels"):
-                lab_upload, labels = resumable.take(request.user, project, d["labels"], role="the labels CSV",
-                                                    crc32=d.get("labels_crc32"))
+                lab_upload, labels = resumable.take(
+                    request.user, project, d["labels"], role="the labels CSV", crc32=d.get("labels_crc32")
+                )
                 taken.append(lab_upload)
             if not archive.name.lower().endswith(".zip"):
                 raise resumable.UploadRefused(f"'{archive.name}' is not a .zip archive")
@@ -257,8 +293,13 @@ class ImportFromUpload(APIView):
 
         channels = [c.strip() for c in d.get("channels", "").split(",") if c.strip()] or None
         with transaction.atomic():
-            job = start_import(project, request.user, archive, layout=d.get("layout") or None,
-                               labels_csv=labels, channels=channels)
+            job = start_import(
+                project,
+                request.user,
+                archive,
+                layout=d.get("layout") or None,
+                labels_csv=labels,
+                channels=channels,
+            )
         resumable.consumed(taken)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
-

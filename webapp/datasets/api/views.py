@@ -1,4 +1,5 @@
 """Datasets, images, labels and thumbnails over REST; every object goes through the access helpers."""
+
 from __future__ import annotations
 
 from django.db import connection, transaction
@@ -63,8 +64,15 @@ def upload(project: Project, user, d: dict) -> Dataset:
     services.check_size(imzml.size + ibd.size + (d["mz_list"].size if d.get("mz_list") else 0))
     with transaction.atomic():
         dataset = services.create_imzml_dataset(
-            project, user, name=d.get("name") or imzml.name.rsplit(".", 1)[0], imzml=imzml, ibd=ibd,
-            mz_list=d.get("mz_list"), ppm=d["ppm"], top=d["top"], tic=d["tic"],
+            project,
+            user,
+            name=d.get("name") or imzml.name.rsplit(".", 1)[0],
+            imzml=imzml,
+            ibd=ibd,
+            mz_list=d.get("mz_list"),
+            ppm=d["ppm"],
+            top=d["top"],
+            tic=d["tic"],
         )
         services.start_processing(dataset, user)
     return dataset
@@ -98,8 +106,12 @@ class DatasetReprocess(APIView):
 
 
 GALLERY_PARAMS = [
-    OpenApiParameter("ordering", str, enum=list(gallery.ORDERINGS),
-                     description="-probability (default), probability, uncertainty, mz, -mz, index, name"),
+    OpenApiParameter(
+        "ordering",
+        str,
+        enum=list(gallery.ORDERINGS),
+        description="-probability (default), probability, uncertainty, mz, -mz, index, name",
+    ),
 ]
 
 
@@ -110,8 +122,11 @@ def schema_context(project: Project) -> dict:
 
 def with_my_label(im: IonImage, user) -> IonImage:
     """The image re-read with the caller's own label, for one-image answers."""
-    return gallery.with_my_label(IonImage.objects.filter(pk=im.pk), user).select_related(
-        "dataset", "prediction_version").get()
+    return (
+        gallery.with_my_label(IonImage.objects.filter(pk=im.pk), user)
+        .select_related("dataset", "prediction_version")
+        .get()
+    )
 
 
 class DeferredJoinPaginator(DjangoPaginator):
@@ -160,7 +175,9 @@ class ImageList(generics.ListAPIView):
         else:
             dataset = dataset_for(self.request.user, self.kwargs["pk"])
             project, qs = dataset.project, IonImage.objects.filter(dataset=dataset)
-            if self.paginator is not None and not set(self.request.query_params) & set(gallery.ImageFilter.base_filters):
+            if self.paginator is not None and not set(self.request.query_params) & set(
+                gallery.ImageFilter.base_filters
+            ):
                 # save_images keeps image_count equal to the dataset's rows.
                 self.paginator.known_count = dataset.image_count
         return project, qs
@@ -194,8 +211,14 @@ class ImageCounts(ImageList):
     @extend_schema(parameters=GALLERY_PARAMS, responses={200: CountsSerializer})
     def get(self, request, *args, **kwargs):
         qs = self.filter_queryset(self.get_queryset())
-        return Response(gallery.counts(qs.order_by(), request.user, self.project.classes,
-                                       multilabel=self.project.task == Task.MULTILABEL))
+        return Response(
+            gallery.counts(
+                qs.order_by(),
+                request.user,
+                self.project.classes,
+                multilabel=self.project.task == Task.MULTILABEL,
+            )
+        )
 
 
 class ImageDetail(generics.RetrieveAPIView):
@@ -227,8 +250,13 @@ class ImageIds(ImageList):
     def get(self, request, *args, **kwargs):
         qs = self.filter_queryset(self.get_queryset())
         ids = list(qs.values_list("pk", flat=True)[: MAX_BULK + 1])
-        return Response({"ids": ids[:MAX_BULK], "count": len(ids) if len(ids) <= MAX_BULK else qs.count(),
-                         "truncated": len(ids) > MAX_BULK})
+        return Response(
+            {
+                "ids": ids[:MAX_BULK],
+                "count": len(ids) if len(ids) <= MAX_BULK else qs.count(),
+                "truncated": len(ids) > MAX_BULK,
+            }
+        )
 
 
 class ImageLabel(APIView):
@@ -240,8 +268,14 @@ class ImageLabel(APIView):
         ser = LabelSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         try:
-            labels.set_labels(im.dataset.project, [im], request.user, ser.validated_data.get("label"),
-                              unsure=ser.validated_data["unsure"], source=label_source(request))
+            labels.set_labels(
+                im.dataset.project,
+                [im],
+                request.user,
+                ser.validated_data.get("label"),
+                unsure=ser.validated_data["unsure"],
+                source=label_source(request),
+            )
         except labels.LabelError as exc:
             raise ValidationError({"label": [str(exc)]}) from None
         return Response(_image_json(request, im))
@@ -254,8 +288,9 @@ class ImageLabel(APIView):
 
 
 def _image_json(request, im: IonImage) -> dict:
-    return ImageSerializer(with_my_label(im, request.user),
-                           context={"request": request, **schema_context(im.dataset.project)}).data
+    return ImageSerializer(
+        with_my_label(im, request.user), context={"request": request, **schema_context(im.dataset.project)}
+    ).data
 
 
 class BulkLabels(APIView):
@@ -276,13 +311,27 @@ class BulkLabels(APIView):
                 return Response({"removed": n})
             if d["mode"] != "set":
                 if project.task != Task.MULTILABEL:
-                    raise ValidationError({"mode": ["Adding or removing one class is for multi-label projects."]})
+                    raise ValidationError(
+                        {"mode": ["Adding or removing one class is for multi-label projects."]}
+                    )
                 name = d.get("label")
-                n = labels.change_class(project, images, request.user, name[0] if isinstance(name, list) and len(name) == 1
-                                        else name, add=d["mode"] == "add", source=label_source(request))
+                n = labels.change_class(
+                    project,
+                    images,
+                    request.user,
+                    name[0] if isinstance(name, list) and len(name) == 1 else name,
+                    add=d["mode"] == "add",
+                    source=label_source(request),
+                )
                 return Response({"changed": n, "mode": d["mode"]})
-            value = labels.set_labels(project, images, request.user, d.get("label"), unsure=d["unsure"],
-                                     source=label_source(request))
+            value = labels.set_labels(
+                project,
+                images,
+                request.user,
+                d.get("label"),
+                unsure=d["unsure"],
+                source=label_source(request),
+            )
         except labels.LabelError as exc:
             raise ValidationError({"label": [str(exc)]}) from None
         return Response({"labelled": len(images), "label": value})
@@ -298,9 +347,13 @@ def thumbnail(request, pk: int):
     if not path.exists():
         raise Http404("No thumbnail yet.")
     max_age = 31536000 if request.GET.get("r") else 300
-    return media.serve_file(request, path, "image/png",
-                            f"private, max-age={max_age}" + (", immutable" if max_age > 300 else ""),
-                            etag=media.etag_for(path, im.pk, im.dataset.revision))
+    return media.serve_file(
+        request,
+        path,
+        "image/png",
+        f"private, max-age={max_age}" + (", immutable" if max_age > 300 else ""),
+        etag=media.etag_for(path, im.pk, im.dataset.revision),
+    )
 
 
 class ImportSerializer(serializers.Serializer):
@@ -331,8 +384,14 @@ class ProjectImports(APIView):
             raise ValidationError({"detail": _sentence(str(exc))}) from None
         channels = [c.strip() for c in d.get("channels", "").split(",") if c.strip()] or None
         with transaction.atomic():
-            job = start_import(project, request.user, d["archive"], layout=d.get("layout"),
-                               labels_csv=d.get("labels"), channels=channels)
+            job = start_import(
+                project,
+                request.user,
+                d["archive"],
+                layout=d.get("layout"),
+                labels_csv=d.get("labels"),
+                channels=channels,
+            )
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -341,9 +400,13 @@ class ProjectExport(ImageList):
 
     pagination_class = None
 
-    @extend_schema(parameters=[OpenApiParameter("layout", str, enum=["gs", "flat", "channels"]),
-                               OpenApiParameter("arrays", bool)],
-                   responses={(200, "application/zip"): bytes})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("layout", str, enum=["gs", "flat", "channels"]),
+            OpenApiParameter("arrays", bool),
+        ],
+        responses={(200, "application/zip"): bytes},
+    )
     def get(self, request, *args, **kwargs):
         import tempfile
         from pathlib import Path
@@ -354,11 +417,20 @@ class ProjectExport(ImageList):
         layout = request.query_params.get("layout") or None
         tmp = Path(tempfile.mkdtemp(prefix="ionsieve-dl-")) / "export.zip"
         try:
-            export_zip(self.project, IonImage.objects.filter(pk__in=qs.values("pk")), tmp, layout,
-                       with_arrays=request.query_params.get("arrays") in ("1", "true"))
+            export_zip(
+                self.project,
+                IonImage.objects.filter(pk__in=qs.values("pk")),
+                tmp,
+                layout,
+                with_arrays=request.query_params.get("arrays") in ("1", "true"),
+            )
         except ExportError as exc:
             raise ValidationError({"detail": str(exc)}) from None
-        response = FileResponse(open(tmp, "rb"), as_attachment=True,  # noqa: SIM115 - FileResponse closes it
-                                filename=f"{self.project.slug}.zip", content_type="application/zip")
+        response = FileResponse(
+            open(tmp, "rb"),  # noqa: SIM115 - FileResponse closes it
+            as_attachment=True,
+            filename=f"{self.project.slug}.zip",
+            content_type="application/zip",
+        )
         tmp.unlink()  # the open handle keeps the data readable until the response is sent
         return response

@@ -16,19 +16,42 @@ from webapp.projects.models import Role
 class JobSerializer(serializers.ModelSerializer):
     percent = serializers.IntegerField(read_only=True)
     kind_display = serializers.CharField(source="get_kind_display", read_only=True)
-    stuck = serializers.BooleanField(read_only=True, help_text="Running without a heartbeat from its worker "
-                                     "for a while, or never handed to the job queue: retry or cancel it.")
+    stuck = serializers.BooleanField(
+        read_only=True,
+        help_text="Running without a heartbeat from its worker "
+        "for a while, or never handed to the job queue: retry or cancel it.",
+    )
     can_retry = serializers.SerializerMethodField()
     can_cancel = serializers.SerializerMethodField()
-    eta_seconds = serializers.IntegerField(read_only=True, allow_null=True,
-                                           help_text="seconds left at the pace so far (null until known)")
+    eta_seconds = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="seconds left at the pace so far (null until known)"
+    )
     eta_text = serializers.CharField(read_only=True, help_text='e.g. "about 3 min left"')
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "kind_display", "status", "progress", "percent", "message", "error", "target_id",
-                  "cancel_requested", "stuck", "can_retry", "can_cancel", "eta_seconds", "eta_text", "attempts", "created_at", "started_at",
-                  "heartbeat_at", "finished_at"]
+        fields = [
+            "id",
+            "kind",
+            "kind_display",
+            "status",
+            "progress",
+            "percent",
+            "message",
+            "error",
+            "target_id",
+            "cancel_requested",
+            "stuck",
+            "can_retry",
+            "can_cancel",
+            "eta_seconds",
+            "eta_text",
+            "attempts",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+        ]
         read_only_fields = fields
 
     def get_can_retry(self, job: Job) -> bool:

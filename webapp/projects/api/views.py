@@ -18,8 +18,11 @@ def as_api_error(exc: ValidationError) -> APIValidationError:
 
 
 class ProjectViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-    mixins.DestroyModelMixin, viewsets.GenericViewSet,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
 ):
     """The caller's projects; other projects answer 404."""
 
@@ -28,9 +31,11 @@ class ProjectViewSet(
     queryset = Project.objects.none()
 
     def get_queryset(self):
-        return Project.objects.for_user(self.request.user).annotate(
-            user_role=F("memberships__role")
-        ).filter(memberships__user=self.request.user)
+        return (
+            Project.objects.for_user(self.request.user)
+            .annotate(user_role=F("memberships__role"))
+            .filter(memberships__user=self.request.user)
+        )
 
     def get_object(self) -> Project:
         need = Role.OWNER if self.request.method == "DELETE" else Role.VIEWER

@@ -22,7 +22,9 @@ class Command(BaseCommand):
         collection = Collection.objects.filter(pk=o["collection_id"]).first()
         if collection is None:
             raise CommandError(f"No collection {o['collection_id']}.")
-        version = collection.versions.filter(number=o["version"]).first() if o["version"] else collection.latest
+        version = (
+            collection.versions.filter(number=o["version"]).first() if o["version"] else collection.latest
+        )
         if version is None:
             raise CommandError("No such version.")
         try:

@@ -1,4 +1,5 @@
 """Who a command acts as: the named member, or else the project's first owner."""
+
 from __future__ import annotations
 
 from django.core.management.base import CommandError
@@ -6,7 +7,9 @@ from django.core.management.base import CommandError
 from webapp.projects.models import Membership, Project, Role
 
 
-def acting_member(project: Project, username: str | None, refuse_viewer: str | None = None) -> Membership | None:
+def acting_member(
+    project: Project, username: str | None, refuse_viewer: str | None = None
+) -> Membership | None:
     """The membership to act as; `refuse_viewer` names what a viewer may not do."""
     members = project.memberships.select_related("user")
     if username:

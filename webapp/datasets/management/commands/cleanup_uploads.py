@@ -1,5 +1,6 @@
 """Delete resumable uploads that expired (no progress for IONSIEVE_UPLOAD_EXPIRY_SECONDS) and
 their files. Each worker also runs this every hour (webapp/datasets/apps.py)."""
+
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand

@@ -10,8 +10,10 @@ from webapp.projects.models import Project
 
 
 class Command(BaseCommand):
-    help = ("Write a project's (or one dataset's) images as a .zip in the import layouts, with labels.csv, "
-            "scales.csv, predictions.csv and, for on/off projects, GS.csv.")
+    help = (
+        "Write a project's (or one dataset's) images as a .zip in the import layouts, with labels.csv, "
+        "scales.csv, predictions.csv and, for on/off projects, GS.csv."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("slug")

@@ -11,14 +11,20 @@ from webapp.projects.models import Project
 
 
 class Command(BaseCommand):
-    help = ("Import a folder or .zip of images (METASPACE gold-standard folders, a flat folder with a labels "
-            "CSV, or multi-channel microscopy) into a project; prints the new dataset ids, one per line.")
+    help = (
+        "Import a folder or .zip of images (METASPACE gold-standard folders, a flat folder with a labels "
+        "CSV, or multi-channel microscopy) into a project; prints the new dataset ids, one per line."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path")
         parser.add_argument("--project", required=True)
-        parser.add_argument("--layout", choices=["gs", "flat", "channels"], default=None,
-                            help="default: detected from the folder")
+        parser.add_argument(
+            "--layout",
+            choices=["gs", "flat", "channels"],
+            default=None,
+            help="default: detected from the folder",
+        )
         parser.add_argument("--labels", default=None, help="labels CSV (file,label or Id,Target)")
         parser.add_argument("--channels", default=None, help="channel order, e.g. red,green,blue,yellow")
         parser.add_argument("--user", default=None, help="whose labels these are (default: a project owner)")
@@ -38,9 +44,16 @@ class Command(BaseCommand):
             raise CommandError(f"{project.slug} has no owner to import as: give --user.")
         channels = [c.strip() for c in o["channels"].split(",") if c.strip()] if o["channels"] else None
         try:
-            datasets = import_images(project, path, m.user, layout=o["layout"], labels_csv=labels, channels=channels,
-                                     inline=True,
-                                     progress=lambda f, msg: print(f"{int(f * 100):3d}% {msg}", file=sys.stderr))
+            datasets = import_images(
+                project,
+                path,
+                m.user,
+                layout=o["layout"],
+                labels_csv=labels,
+                channels=channels,
+                inline=True,
+                progress=lambda f, msg: print(f"{int(f * 100):3d}% {msg}", file=sys.stderr),
+            )
         except ImportError_ as exc:
             text = str(exc)
             raise CommandError(text[:1].upper() + text[1:]) from None

@@ -47,8 +47,15 @@ class Command(BaseCommand):
         user = member.user if member else None
         try:
             dataset = services.create_imzml_dataset(
-                project, user, name=o["name"] or path.stem, imzml=path, ibd=ibd, mz_list=mz_list,
-                ppm=o["ppm"], top=o["top"], tic=o["tic"],
+                project,
+                user,
+                name=o["name"] or path.stem,
+                imzml=path,
+                ibd=ibd,
+                mz_list=mz_list,
+                ppm=o["ppm"],
+                top=o["top"],
+                tic=o["tic"],
             )
         except services.UploadError as exc:
             raise CommandError(_sentence(str(exc))) from None
@@ -68,7 +75,10 @@ class Command(BaseCommand):
         dataset.refresh_from_db()
         for w in dataset.metadata.get("warnings", []):
             print(f"warning: {w}", file=sys.stderr)
-        print(f"{dataset.name}: {dataset.image_count} ion images, {dataset.height} x {dataset.width} pixels", file=sys.stderr)
+        print(
+            f"{dataset.name}: {dataset.image_count} ion images, {dataset.height} x {dataset.width} pixels",
+            file=sys.stderr,
+        )
         self.stdout.write(str(dataset.pk))
 
 

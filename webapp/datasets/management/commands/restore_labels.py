@@ -33,4 +33,6 @@ class Command(BaseCommand):
                 raise CommandError(f"There is no user '{o['user']}'.")
         n = label_history.restore(project, at, user=user)
         whose = f"{user.username}'s" if user else "all"
-        self.stdout.write(f"{n} labels changed: {whose} labels in {project.slug} are as they were at {at.isoformat()}")
+        self.stdout.write(
+            f"{n} labels changed: {whose} labels in {project.slug} are as they were at {at.isoformat()}"
+        )

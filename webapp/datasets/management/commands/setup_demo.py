@@ -29,9 +29,11 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=DEMO_PROJECT).first()
         if project is None:
             project = projects.create_project(
-                user, "Demo: mouse section (generated)", slug=DEMO_PROJECT,
+                user,
+                "Demo: mouse section (generated)",
+                slug=DEMO_PROJECT,
                 description="A generated MSI dataset: a tissue section on a matrix-coated slide, with on- and "
-                            "off-sample ions. Sort them, label a few with keys 1/2, then train.",
+                "off-sample ions. Sort them, label a few with keys 1/2, then train.",
             )
         if project.datasets.filter(status="ready").exists():
             self.stdout.write(f"Demo ready: log in as '{DEMO_USER}' / '{DEMO_PASSWORD}'")
@@ -46,7 +48,11 @@ class Command(BaseCommand):
                 w.writerow([f"{mz:.5f}", f"ion {n + 1:02d}"])
             mz_list = Path(f.name)
         dataset = services.create_imzml_dataset(
-            project, user, name="Generated section", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path),
+            project,
+            user,
+            name="Generated section",
+            imzml=Path(truth.imzml_path),
+            ibd=Path(truth.ibd_path),
             mz_list=mz_list,
         )
         mz_list.unlink()
