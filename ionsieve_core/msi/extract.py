@@ -600,10 +600,81 @@ class _Overflow:
         self.wmz = [np.bincount(inv, weights=wmz, minlength=uniq.size)]
         self.size = uniq.size
 
+    def take(
+        self,
+        mz: np.ndarray,
+        ints: np.ndarray,
+        starts: np.ndarray,
+        ln: np.ndarray,
+        s0: int,
+        mz_range: tuple[float, float],
+    ) -> np.ndarray:
+        """Keep the peaks outside the sampled m/z range here; the intensities left for the
+        mean spectrum's fine bins (those peaks zeroed)."""
+        mz_lo, mz_hi = mz_range
+        nz = ln > 0
+        firsts = starts[nz]
+        _check_mz(np.concatenate([mz[firsts], mz[firsts + ln[nz] - 1]]), np.tile(np.flatnonzero(nz) + s0, 2))
+        with np.errstate(invalid="ignore"):
+            out = ((mz < mz_lo) | (mz > mz_hi)) & (mz > 0)
+        if not out.any():
+            return ints
+        self.add(mz[out], ints[out])
+        return np.where(out, 0, ints)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.acc:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(self.acc), np.concatenate(self.wmz)
+
+
+def _read_chunk(
+    meta: ImzMLMeta,
+    f: BinaryIO,
+    buf: mmap.mmap | bytes,
+    views: tuple[np.ndarray, np.ndarray],
+    scratch: bytearray,
+    s0: int,
+    s1: int,
+    ln: np.ndarray,
+    starts: np.ndarray,
+    total: int,
+) -> tuple[np.ndarray, np.ndarray, bytearray]:
+    """m/z values and intensities of spectra s0..s1 laid end to end (and the reused buffer)."""
+    view_mz, view_int = views
+    msz, isz = meta.mz_dtype.itemsize, meta.int_dtype.itemsize
+    mo, io = meta.mz_offsets[s0:s1], meta.int_offsets[s0:s1]
+    ends_m, ends_i = mo + ln * msz, io + ln * isz
+    lo = int(min(mo.min(), io.min()))
+    span = int(max(ends_m.max(), ends_i.max())) - lo
+    if meta.compressed:
+        if meta.mz_compression:
+            enc = meta.mz_encoded_lengths[s0:s1]
+            mz = _decode_run(buf, mo, enc, ln, meta.mz_dtype, s0, "m/z values")
+            ends_m = mo + np.maximum(enc, 0)
+        else:
+            mz = _gather(buf, view_mz, mo, ln, starts, total)
+        if meta.int_compression:
+            enc = meta.int_encoded_lengths[s0:s1]
+            ints = _decode_run(buf, io, enc, ln, meta.int_dtype, s0, "intensities")
+            ends_i = io + np.maximum(enc, 0)
+        else:
+            ints = _gather(buf, view_int, io, ln, starts, total)
+        _release(buf, (mo, io), (ends_m, ends_i))
+    elif _READ_SPAN_RATIO > 0 and span <= _READ_SPAN_RATIO * total * (msz + isz) + (1 << 20):
+        # the chunk's arrays sit close together (the usual layout): one read() into a
+        # reused buffer beats faulting in mapped pages one by one
+        if len(scratch) < span:
+            scratch = bytearray(span)
+        f.seek(lo)
+        f.readinto(memoryview(scratch)[:span])
+        mz = _gather(scratch, _byte_view(scratch, meta.mz_dtype, span), mo - lo, ln, starts, total)
+        ints = _gather(scratch, _byte_view(scratch, meta.int_dtype, span), io - lo, ln, starts, total)
+    else:
+        mz = _gather(buf, view_mz, mo, ln, starts, total)
+        ints = _gather(buf, view_int, io, ln, starts, total)
+        _release(buf, (mo, io), (ends_m, ends_i))
+    return mz, ints, scratch
 
 
 def _run_processed(
@@ -638,7 +709,6 @@ def _run_processed(
     fine_mz = np.zeros(nfine, dtype=np.float64)  # intensity-weighted m/z: sharp peak centres
     lens = meta.mz_lengths.astype(np.int64)
     csum = np.concatenate([[0], np.cumsum(lens)])
-    msz, isz = meta.mz_dtype.itemsize, meta.int_dtype.itemsize
     scratch = bytearray()
     s0 = 0
     while s0 < n:
@@ -648,53 +718,12 @@ def _run_processed(
         total = int(csum[s1] - csum[s0])
         nc = s1 - s0
         starts = csum[s0:s1] - csum[s0]
-        mo, io = meta.mz_offsets[s0:s1], meta.int_offsets[s0:s1]
-        ends_m, ends_i = mo + ln * msz, io + ln * isz
-        lo = int(min(mo.min(), io.min()))
-        span = int(max(ends_m.max(), ends_i.max())) - lo
-        if meta.compressed:
-            if meta.mz_compression:
-                enc = meta.mz_encoded_lengths[s0:s1]
-                mz = _decode_run(buf, mo, enc, ln, meta.mz_dtype, s0, "m/z values")
-                ends_m = mo + np.maximum(enc, 0)
-            else:
-                mz = _gather(buf, view_mz, mo, ln, starts, total)
-            if meta.int_compression:
-                enc = meta.int_encoded_lengths[s0:s1]
-                ints = _decode_run(buf, io, enc, ln, meta.int_dtype, s0, "intensities")
-                ends_i = io + np.maximum(enc, 0)
-            else:
-                ints = _gather(buf, view_int, io, ln, starts, total)
-            _release(buf, (mo, io), (ends_m, ends_i))
-        elif _READ_SPAN_RATIO > 0 and span <= _READ_SPAN_RATIO * total * (msz + isz) + (1 << 20):
-            # the chunk's arrays sit close together (the usual layout): one read() into a
-            # reused buffer beats faulting in mapped pages one by one
-            if len(scratch) < span:
-                scratch = bytearray(span)
-            f.seek(lo)
-            f.readinto(memoryview(scratch)[:span])
-            mz = _gather(scratch, _byte_view(scratch, meta.mz_dtype, span), mo - lo, ln, starts, total)
-            ints = _gather(scratch, _byte_view(scratch, meta.int_dtype, span), io - lo, ln, starts, total)
-        else:
-            mz = _gather(buf, view_mz, mo, ln, starts, total)
-            ints = _gather(buf, view_int, io, ln, starts, total)
-            _release(buf, (mo, io), (ends_m, ends_i))
+        mz, ints, scratch = _read_chunk(meta, f, buf, (view_mz, view_int), scratch, s0, s1, ln, starts, total)
         ints = clean(ints)
         tics = _spectrum_sums(ints, starts, ln)
         fine = ((mz - mz_lo) * inv).astype(np.int64)
         np.clip(fine, 0, nfine - 1, out=fine)
-        w_mean = ints
-        if overflow is not None:
-            nz = ln > 0
-            firsts = starts[nz]
-            _check_mz(
-                np.concatenate([mz[firsts], mz[firsts + ln[nz] - 1]]), np.tile(np.flatnonzero(nz) + s0, 2)
-            )
-            with np.errstate(invalid="ignore"):
-                out = ((mz < mz_lo) | (mz > mz_hi)) & (mz > 0)
-            if out.any():
-                overflow.add(mz[out], ints[out])
-                w_mean = np.where(out, 0, ints)
+        w_mean = ints if overflow is None else overflow.take(mz, ints, starts, ln, s0, (mz_lo, mz_hi))
         fine_acc += np.bincount(fine, weights=w_mean, minlength=nfine)
         fine_mz += np.bincount(fine, weights=w_mean * mz, minlength=nfine)
         if win.k:

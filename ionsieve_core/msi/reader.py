@@ -495,6 +495,73 @@ class _Found:
     codecs: dict[str, set[str | None]] = field(default_factory=dict)  # kind -> accessions
 
 
+_POSITION = {"IMS:1000050": "x", "IMS:1000051": "y", "IMS:1000052": "z"}
+
+
+def _binary_array(
+    sub: ET.Element, groups: dict[str, _Group]
+) -> tuple[str | None, int | None, int | None, int, np.dtype | None, str | None]:
+    """One <binaryDataArray>: kind, offset, length, encoded length, number type, codec."""
+    kind, off, ln, enc = None, None, None, -1
+    dt = None
+    codec: str | None = None
+    for c in sub.iter():
+        ctag = c.tag.rpartition("}")[2]
+        if ctag == "referenceableParamGroupRef":
+            g = groups.get(c.get("ref", ""))
+            if g is not None:
+                kind, dt, codec = kind or g.kind, dt or g.dtype, codec or g.codec
+            continue
+        if ctag != "cvParam":
+            continue
+        acc = _fixed_accession(c.get("accession", ""), c.get("name", ""))
+        if acc == _MZ_ARRAY:
+            kind = "mz"
+        elif acc == _INT_ARRAY:
+            kind = "int"
+        elif acc in _DTYPES:
+            dt = _DTYPES[acc]
+        elif acc in _CODECS or acc in _UNSUPPORTED_CODECS:
+            codec = acc
+        elif acc == "IMS:1000102":
+            off = int(c.get("value"))
+        elif acc == "IMS:1000103":
+            ln = int(c.get("value"))
+        elif acc == "IMS:1000104":
+            enc = int(c.get("value"))
+    return kind, off, ln, enc, dt, codec
+
+
+def _add_spectrum(elem: ET.Element, groups: dict[str, _Group], cols: dict[str, list], found: _Found) -> None:
+    """Append one <spectrum>'s position and array locations to the columns."""
+    pos: dict[str, int] = {}
+    arrays: dict[str, tuple[int, int, int]] = {}
+    for sub in elem.iter():
+        stag = sub.tag.rpartition("}")[2]
+        if stag == "cvParam" and sub.get("accession") in _POSITION:
+            axis = _POSITION[sub.get("accession")]
+            if axis == "z":
+                cols["z"].append(int(sub.get("value")))
+            else:
+                pos[axis] = int(sub.get("value"))
+        elif stag == "binaryDataArray":
+            kind, off, ln, enc, dt, codec = _binary_array(sub, groups)
+            if kind and off is not None and ln is not None:
+                arrays[kind] = (off, ln, enc)
+                if dt is not None:
+                    found.dtypes.setdefault(kind, dt)
+                found.codecs.setdefault(kind, set()).add(codec)
+    if "x" not in pos or "y" not in pos or "mz" not in arrays or "int" not in arrays:
+        raise _Unreadable("a spectrum in this .imzML file lacks its position or its arrays")
+    cols["x"].append(pos["x"])
+    cols["y"].append(pos["y"])
+    for kind in ("mz", "int"):
+        off, ln, enc = arrays[kind]
+        cols[f"{kind}_off"].append(off)
+        cols[f"{kind}_len"].append(ln)
+        cols[f"{kind}_enc"].append(enc)
+
+
 def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list], _Found]:
     """ElementTree.iterparse walk for layouts the byte scan does not cover.
 
@@ -514,58 +581,7 @@ def _general_scan(path: Path, groups: dict[str, _Group]) -> tuple[dict[str, list
                 continue
             if tag != "spectrum":
                 continue
-            x = y = None
-            arrays: dict[str, tuple[int, int, int]] = {}
-            for sub in elem.iter():
-                stag = sub.tag.rpartition("}")[2]
-                if stag == "cvParam" and sub.get("accession") == "IMS:1000050":
-                    x = int(sub.get("value"))
-                elif stag == "cvParam" and sub.get("accession") == "IMS:1000051":
-                    y = int(sub.get("value"))
-                elif stag == "cvParam" and sub.get("accession") == "IMS:1000052":
-                    cols["z"].append(int(sub.get("value")))
-                elif stag == "binaryDataArray":
-                    kind, off, ln, enc = None, None, None, -1
-                    dt = None
-                    codec: str | None = None
-                    for c in sub.iter():
-                        ctag = c.tag.rpartition("}")[2]
-                        if ctag == "referenceableParamGroupRef":
-                            g = groups.get(c.get("ref", ""))
-                            if g is not None:
-                                kind = kind or g.kind
-                                dt = dt or g.dtype
-                                codec = codec or g.codec
-                        elif ctag == "cvParam":
-                            acc = _fixed_accession(c.get("accession", ""), c.get("name", ""))
-                            if acc == _MZ_ARRAY:
-                                kind = "mz"
-                            elif acc == _INT_ARRAY:
-                                kind = "int"
-                            elif acc in _DTYPES:
-                                dt = _DTYPES[acc]
-                            elif acc in _CODECS or acc in _UNSUPPORTED_CODECS:
-                                codec = acc
-                            elif acc == "IMS:1000102":
-                                off = int(c.get("value"))
-                            elif acc == "IMS:1000103":
-                                ln = int(c.get("value"))
-                            elif acc == "IMS:1000104":
-                                enc = int(c.get("value"))
-                    if kind and off is not None and ln is not None:
-                        arrays[kind] = (off, ln, enc)
-                        if dt is not None:
-                            found.dtypes.setdefault(kind, dt)
-                        found.codecs.setdefault(kind, set()).add(codec)
-            if x is None or y is None or "mz" not in arrays or "int" not in arrays:
-                raise _Unreadable("a spectrum in this .imzML file lacks its position or its arrays")
-            cols["x"].append(x)
-            cols["y"].append(y)
-            for kind in ("mz", "int"):
-                off, ln, enc = arrays[kind]
-                cols[f"{kind}_off"].append(off)
-                cols[f"{kind}_len"].append(ln)
-                cols[f"{kind}_enc"].append(enc)
+            _add_spectrum(elem, groups, cols, found)
             elem.clear()
             if slist is not None:
                 slist.clear()  # drop finished spectra so memory stays flat
@@ -629,44 +645,36 @@ def _encoded_lengths_agree(cols: dict[str, list], groups: dict[str, _Group]) -> 
     return True
 
 
-def read_metadata(
-    imzml_path: str | os.PathLike[str],
-    ibd_path: str | os.PathLike[str] | None = None,
-    max_pixels: int = 50_000_000,
-    *,
-    _force_general: bool = False,
-    _force_pyimzml: bool = False,
-) -> ImzMLMeta:
-    """Read an imzML file's spectrum index and check it against its .ibd file.
+def _check_header(header: bytes, list_at: int) -> None:
+    # Entity declarations anywhere before the spectra (not only in the prolog) are refused.
+    if b"<!DOCTYPE" in header or b"<!ENTITY" in header:
+        raise MSIError("the file contains XML entity declarations, which are refused for safety")
+    if b"<mzML" not in header and b"<indexedmzML" not in header:
+        raise MSIError("this XML file is not imzML")
+    if b"IMS:" not in header and b"imagingMS" not in header:
+        raise MSIError("this XML file is not imzML (it has no imaging metadata)")
+    if list_at < 0:
+        raise MSIError("the .imzML file lists no spectra")
 
-    Raises MSIError with a plain-language sentence for every input we refuse.
-    """
-    path = Path(imzml_path)
-    if not path.is_file():
-        raise MSIError(f"the file {path.name} does not exist")
+
+def _scan_spectra(
+    path: Path, force_general: bool, force_pyimzml: bool
+) -> tuple[bytes, dict[str, _Group], dict[str, list], _Found]:
+    """The header and the spectrum index: byte scan first, then the XML parser, then pyimzml."""
     with open(path, "rb") as f:
         header, list_at = _read_header(f)
-        # Entity declarations anywhere before the spectra (not only in the prolog) are refused.
-        if b"<!DOCTYPE" in header or b"<!ENTITY" in header:
-            raise MSIError("the file contains XML entity declarations, which are refused for safety")
-        if b"<mzML" not in header and b"<indexedmzML" not in header:
-            raise MSIError("this XML file is not imzML")
-        if b"IMS:" not in header and b"imagingMS" not in header:
-            raise MSIError("this XML file is not imzML (it has no imaging metadata)")
-        if list_at < 0:
-            raise MSIError("the .imzML file lists no spectra")
+        _check_header(header, list_at)
         groups = _parse_groups(header)
         for kind in ("mz", "int"):
             _codec(kind, groups, _Found())  # refuse unreadable compression before any scan
-        all_accs = {p.get("accession", "") for p in _cvparams(header)}
         cols: dict[str, list] | None = None
         found = _Found()
-        if not (_force_general or _force_pyimzml):
+        if not (force_general or force_pyimzml):
             try:
                 cols = _fast_scan(f, list_at, groups)
             except _NeedGeneralParser:
                 cols = None
-    if _force_pyimzml:
+    if force_pyimzml:
         cols, found = _pyimzml_scan(path)
         if not cols:
             raise MSIError("pyimzml cannot read this .imzML file")
@@ -683,11 +691,13 @@ def read_metadata(
             cols, found = _pyimzml_scan(path)
             if not cols:
                 raise MSIError(str(exc)) from None
+    return header, groups, cols, found
 
+
+def _columns(cols: dict[str, list]) -> dict[str, np.ndarray]:
     zs = np.unique(np.concatenate(cols.pop("z", []) or [np.zeros(0, np.int64)]))
     arr = {k: (np.concatenate(v) if v else np.zeros(0, np.int64)) for k, v in cols.items()}
-    n = int(arr["x"].shape[0])
-    if n == 0:
+    if int(arr["x"].shape[0]) == 0:
         raise MSIError("the .imzML file lists no spectra")
     if zs.size > 1:
         # planes would silently overwrite each other in one 2-D image
@@ -695,12 +705,17 @@ def read_metadata(
             f"this is a 3-D dataset with {zs.size:,} sections along z; IonSieve "
             "images one section at a time: export each section as its own imzML"
         )
+    return arr
 
+
+def _number_types(
+    path: Path, groups: dict[str, _Group], found: _Found, force_pyimzml: bool
+) -> tuple[np.dtype, np.dtype]:
     mz_dtype = next((g.dtype for g in groups.values() if g.kind == "mz" and g.dtype), None)
     int_dtype = next((g.dtype for g in groups.values() if g.kind == "int" and g.dtype), None)
     mz_dtype = mz_dtype or found.dtypes.get("mz")
     int_dtype = int_dtype or found.dtypes.get("int")
-    if (mz_dtype is None or int_dtype is None) and not _force_pyimzml:
+    if (mz_dtype is None or int_dtype is None) and not force_pyimzml:
         # e.g. a number type given by its name under a wrong accession: pyimzml goes by name
         fallback = _pyimzml_scan(path)[1].dtypes
         mz_dtype = mz_dtype or fallback.get("mz")
@@ -710,8 +725,10 @@ def read_metadata(
             "the .imzML file does not say which number type its m/z values or "
             "intensities are stored in (32- or 64-bit float or integer)"
         )
-    codecs = {kind: _codec(kind, groups, found) for kind in ("mz", "int")}
+    return mz_dtype, int_dtype
 
+
+def _grid(arr: dict[str, np.ndarray], max_pixels: int) -> tuple[int, int]:
     if arr["x"].min() < 1 or arr["y"].min() < 1:
         raise MSIError("the .imzML file has pixel positions below 1, which imzML does not allow")
     width, height = int(arr["x"].max()), int(arr["y"].max())
@@ -720,28 +737,41 @@ def read_metadata(
             f"the image grid {_fmt(width)} x {_fmt(height)} pixels is too large "
             f"(limit: {_fmt(max_pixels)} pixels)"
         )
+    return width, height
 
-    mode_accs = all_accs
-    continuous = "IMS:1000030" in mode_accs and "IMS:1000031" not in mode_accs
+
+def _acquisition_mode(accs: set[str]) -> tuple[bool, bool | None]:
+    """(continuous, centroid): centroid None where the file does not say."""
+    continuous = "IMS:1000030" in accs and "IMS:1000031" not in accs
     centroid: bool | None = None
-    if "MS:1000127" in mode_accs:
+    if "MS:1000127" in accs:
         centroid = True
-    elif "MS:1000128" in mode_accs:
+    elif "MS:1000128" in accs:
         centroid = False
-    m = re.search(rb'accession="IMS:1000080"[^>]*?value="([^"]*)"', header)
-    uuid = m.group(1).decode("ascii", "replace") if m else None
+    return continuous, centroid
 
+
+def _matching_ibd(path: Path, ibd_path: str | os.PathLike[str] | None, uuid: str | None) -> Path:
     ibd = Path(ibd_path) if ibd_path is not None else _find_ibd(path)
     if not ibd.is_file():
         raise MSIError(f"no .ibd file was found next to {path.name}")
-    ibd_size = ibd.stat().st_size
     if uuid:
         hexid = re.sub(r"[^0-9a-fA-F]", "", uuid).lower()
         with open(ibd, "rb") as fb:
             head16 = fb.read(16)
         if len(hexid) == 32 and head16.hex() != hexid:
             raise MSIError("the .ibd file does not belong to this .imzML: UUIDs differ")
+    return ibd
 
+
+def _check_arrays(
+    arr: dict[str, np.ndarray],
+    dtypes: tuple[np.dtype, np.dtype],
+    codecs: dict[str, str | None],
+    ibd_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Offsets and lengths of both arrays, refused where they cannot describe this .ibd."""
+    n = int(arr["x"].shape[0])
     mz_off = _fix_offsets(arr["mz_off"])
     int_off = _fix_offsets(arr["int_off"])
     mz_len = arr["mz_len"].astype(np.int32)
@@ -752,8 +782,8 @@ def read_metadata(
             f"spectrum {_fmt(bad + 1)} has {_fmt(int(mz_len[bad]))} m/z values but "
             f"{_fmt(int(int_len[bad]))} intensities"
         )
-    mz_end = _array_ends(mz_off, mz_len, arr["mz_enc"], mz_dtype, codecs["mz"])
-    int_end = _array_ends(int_off, int_len, arr["int_enc"], int_dtype, codecs["int"])
+    mz_end = _array_ends(mz_off, mz_len, arr["mz_enc"], dtypes[0], codecs["mz"])
+    int_end = _array_ends(int_off, int_len, arr["int_enc"], dtypes[1], codecs["int"])
     cut = np.maximum(mz_end, int_end) > ibd_size
     if np.any(cut) or np.any(mz_off < 0) or np.any(int_off < 0):
         first = int(np.argmax(cut | (mz_off < 0) | (int_off < 0)))
@@ -767,7 +797,36 @@ def read_metadata(
             "the .ibd file does not match its .imzML: the m/z and intensity arrays "
             f"of spectrum {_fmt(first + 1)} overlap"
         )
+    return mz_off, mz_len, int_off, int_len
 
+
+def read_metadata(
+    imzml_path: str | os.PathLike[str],
+    ibd_path: str | os.PathLike[str] | None = None,
+    max_pixels: int = 50_000_000,
+    *,
+    _force_general: bool = False,
+    _force_pyimzml: bool = False,
+) -> ImzMLMeta:
+    """Read an imzML file's spectrum index and check it against its .ibd file.
+
+    Raises MSIError with a plain-language sentence for every input we refuse.
+    """
+    path = Path(imzml_path)
+    if not path.is_file():
+        raise MSIError(f"the file {path.name} does not exist")
+    header, groups, cols, found = _scan_spectra(path, _force_general, _force_pyimzml)
+    all_accs = {p.get("accession", "") for p in _cvparams(header)}
+    arr = _columns(cols)
+    mz_dtype, int_dtype = _number_types(path, groups, found, _force_pyimzml)
+    codecs = {kind: _codec(kind, groups, found) for kind in ("mz", "int")}
+    width, height = _grid(arr, max_pixels)
+    continuous, centroid = _acquisition_mode(all_accs)
+    m = re.search(rb'accession="IMS:1000080"[^>]*?value="([^"]*)"', header)
+    uuid = m.group(1).decode("ascii", "replace") if m else None
+    ibd = _matching_ibd(path, ibd_path, uuid)
+    ibd_size = ibd.stat().st_size
+    mz_off, mz_len, int_off, int_len = _check_arrays(arr, (mz_dtype, int_dtype), codecs, ibd_size)
     return ImzMLMeta(
         imzml_path=str(path),
         ibd_path=str(ibd),

@@ -17,6 +17,7 @@ import os
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -313,6 +314,175 @@ _DTYPE_TERMS = {
 }
 
 
+def _header(
+    mode: str,
+    uid: uuidlib.UUID,
+    mzd: np.dtype,
+    intd: np.dtype,
+    *,
+    width: int,
+    height: int,
+    n_spectra: int,
+    pixel_um: float,
+) -> str:
+    spec_acc, spec_name = (
+        ("MS:1000127", "centroid spectrum") if mode == "processed" else ("MS:1000128", "profile spectrum")
+    )
+    mode_acc, mode_name = (
+        ("IMS:1000031", "processed") if mode == "processed" else ("IMS:1000030", "continuous")
+    )
+    return _HEADER.format(
+        spec_acc=spec_acc,
+        spec_name=spec_name,
+        mode_acc=mode_acc,
+        mode_name=mode_name,
+        uuid=str(uid).upper(),
+        mz_acc=_DTYPE_TERMS[mzd][0],
+        mz_name=_DTYPE_TERMS[mzd][1],
+        int_acc=_DTYPE_TERMS[intd][0],
+        int_name=_DTYPE_TERMS[intd][1],
+        width=width,
+        height=height,
+        n_spectra=n_spectra,
+        pixel_um=pixel_um,
+    )
+
+
+def _continuous_axis(
+    ion_mz: np.ndarray, mz_range: tuple[float, float], n_grid: int, mzd: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """The shared m/z axis (a grid kept clear of the ions, plus the ions) and the ions' columns."""
+    grid = np.linspace(mz_range[0], mz_range[1], max(n_grid, 2))
+    keep = np.ones(grid.size, bool)
+    j = np.clip(np.searchsorted(ion_mz, grid), 1, max(ion_mz.size, 1)) - 1
+    if ion_mz.size:
+        for cand in (j, np.minimum(j + 1, ion_mz.size - 1)):
+            keep &= np.abs(grid - ion_mz[cand]) > _NOISE_CLEARANCE_PPM * 1e-6 * ion_mz[cand]
+    shared_axis = np.concatenate([grid[keep], ion_mz]).astype(mzd)
+    axis_order = np.argsort(shared_axis, kind="stable")
+    ion_cols = np.argsort(axis_order)[grid[keep].size :]
+    return shared_axis[axis_order], ion_cols
+
+
+@dataclass
+class _ChunkPixels:
+    pixels: np.ndarray  # pixel (within the chunk) of each peak, sorted by pixel then m/z
+    ion_peaks: np.ndarray  # positions of the ion peaks (bad values go in noise peaks only)
+
+
+def _processed_peaks(
+    a: np.ndarray,
+    ion_mz: np.ndarray,
+    mz_range: tuple[float, float],
+    noise_peaks: int,
+    dtypes: tuple[np.dtype, np.dtype],
+    rng: np.random.Generator,
+) -> tuple[_ChunkPixels, np.ndarray, np.ndarray]:
+    """Centroided peaks of one chunk of pixels: ion peaks (a: pixels x ions) plus noise."""
+    mzd, intd = dtypes
+    nc = a.shape[0]
+    counts = rng.poisson(noise_peaks, nc)
+    noise_pix = np.repeat(np.arange(nc), counts)
+    noise_mz = _noise_mz(int(counts.sum()), ion_mz, *mz_range, rng=rng)
+    noise_int = (rng.exponential(1.0, noise_pix.size) * 50.0).astype(intd)
+    ion_pix, ion_j = np.nonzero(a > 0)
+    jitter = rng.uniform(-0.5, 0.5, ion_pix.size) * 1e-6  # within ±0.5 ppm
+    pix = np.concatenate([ion_pix, noise_pix])
+    mzv = np.concatenate([ion_mz[ion_j] * (1 + jitter), noise_mz])
+    inten = np.concatenate([a[ion_pix, ion_j], noise_int])
+    key = pix + (mzv - mz_range[0] * 0.5) / (mz_range[1] * 2.0)
+    srt = np.argsort(key, kind="stable")
+    is_noise = srt >= ion_pix.size
+    return _ChunkPixels(pix[srt], np.flatnonzero(~is_noise)), mzv[srt].astype(mzd), inten[srt]
+
+
+def _write_processed(
+    ibd: BinaryIO, pos: int, pix: np.ndarray, mzv: np.ndarray, inten: np.ndarray, nc: int, layout: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write one chunk's arrays at `pos`; return each spectrum's offsets and length."""
+    msz, isz = mzv.dtype.itemsize, inten.dtype.itemsize
+    ln = np.bincount(pix, minlength=nc).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(ln)[:-1]])
+    if layout == "blocked":
+        # all m/z arrays of the chunk, then all its intensity arrays
+        mo = pos + start * msz
+        io = pos + mzv.nbytes + start * isz
+        mzv.tofile(ibd)
+        inten.tofile(ibd)
+        return mo, io, ln
+    # per spectrum: m/z array then intensity array, via one byte scatter
+    mo = pos + start * (msz + isz)
+    io = mo + ln * msz
+    out = np.empty(mzv.nbytes + inten.nbytes, dtype=np.uint8)
+    rel = np.arange(pix.size) - start[pix]
+    mpos = (mo - pos)[pix] + rel * msz
+    ipos = (io - pos)[pix] + rel * isz
+    out[mpos[:, None] + np.arange(msz)] = mzv.view(np.uint8).reshape(-1, msz)
+    out[ipos[:, None] + np.arange(isz)] = inten.view(np.uint8).reshape(-1, isz)
+    out.tofile(ibd)
+    return mo, io, ln
+
+
+def _spectra_xml(
+    c0: int,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    mo: np.ndarray,
+    io: np.ndarray,
+    ln: np.ndarray,
+    dtypes: tuple[np.dtype, np.dtype],
+) -> str:
+    msz, isz = dtypes[0].itemsize, dtypes[1].itemsize
+    return "".join(
+        _SPECTRUM.format(
+            i1=c0 + r + 1,
+            i0=c0 + r,
+            x=xs[c0 + r] + 1,
+            y=ys[c0 + r] + 1,
+            mo=mo[r],
+            io=io[r],
+            n=ln[r],
+            me=ln[r] * msz,
+            ie=ln[r] * isz,
+        )
+        for r in range(len(ln))
+    )
+
+
+def _write_continuous(
+    ibd: BinaryIO,
+    pos: int,
+    a: np.ndarray,
+    axis: tuple[int, int, np.ndarray],
+    rng: np.random.Generator,
+    bad_left: list[int],
+    bad: list[int],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Write one chunk's intensity arrays on the shared axis (noise plus the ions' values)."""
+    axis_off, npts, ion_cols = axis
+    nc = a.shape[0]
+    block = (rng.exponential(1.0, (nc, npts)) * 20.0).astype(a.dtype)
+    block[:, ion_cols] = a
+    if any(bad_left):
+        bad[0], bad[1] = _plant_bad(block, ion_cols, bad_left, rng, *bad)
+    block.tofile(ibd)
+    io = pos + np.arange(nc, dtype=np.int64) * npts * a.dtype.itemsize
+    return np.full(nc, axis_off, np.int64), io, np.full(nc, npts, np.int64)
+
+
+def _ions(
+    tissue: np.ndarray, n_on: int, n_off: int, mz_range: tuple[float, float], rng: np.random.Generator
+) -> tuple[np.ndarray, list[str], list[str], np.ndarray]:
+    """m/z, label, kind and spatial pattern of each ion, on and off ions interleaved along m/z."""
+    height, width = tissue.shape
+    pats, kinds = _patterns(height, width, tissue, n_on, n_off, rng)
+    n_ions = n_on + n_off
+    ion_mz = _ion_mzs(n_ions, mz_range[0] * 1.05, mz_range[1] * 0.95, rng)
+    order = rng.permutation(n_ions)
+    labels = ["on" if order[i] < n_on else "off" for i in range(n_ions)]
+    return ion_mz, labels, [kinds[order[i]] for i in range(n_ions)], pats[order]
+
+
 def write_synthetic_imzml(
     path_stem: str | os.PathLike[str],
     height: int,
@@ -350,13 +520,8 @@ def write_synthetic_imzml(
 
     tissue = _tissue(height, width, rng)
     acquired = _acquired(height, width, rng, non_rectangular)
-    pats, kinds = _patterns(height, width, tissue, n_on, n_off, rng)
+    ion_mz, labels, kinds, pats = _ions(tissue, n_on, n_off, mz_range, rng)
     n_ions = n_on + n_off
-    ion_mz = _ion_mzs(n_ions, mz_range[0] * 1.05, mz_range[1] * 0.95, rng)
-    order = rng.permutation(n_ions)  # on/off ions interleaved along m/z
-    labels = ["on" if order[i] < n_on else "off" for i in range(n_ions)]
-    kinds = [kinds[order[i]] for i in range(n_ions)]
-    pats = pats[order]
     levels = 10 ** rng.uniform(3, 5, n_ions)  # ion abundances span two decades
     ys, xs = np.nonzero(acquired)  # row-major acquisition order
     n_pix = ys.size
@@ -366,46 +531,15 @@ def write_synthetic_imzml(
         amp[amp < levels.astype(intd) * 0.02] = 0  # weak peaks are not centroided
 
     uid = uuidlib.uuid4()
-    spec_acc, spec_name = (
-        ("MS:1000127", "centroid spectrum") if mode == "processed" else ("MS:1000128", "profile spectrum")
-    )
-    mode_acc, mode_name = (
-        ("IMS:1000031", "processed") if mode == "processed" else ("IMS:1000030", "continuous")
-    )
-    header = _HEADER.format(
-        spec_acc=spec_acc,
-        spec_name=spec_name,
-        mode_acc=mode_acc,
-        mode_name=mode_name,
-        uuid=str(uid).upper(),
-        mz_acc=_DTYPE_TERMS[mzd][0],
-        mz_name=_DTYPE_TERMS[mzd][1],
-        int_acc=_DTYPE_TERMS[intd][0],
-        int_name=_DTYPE_TERMS[intd][1],
-        width=width,
-        height=height,
-        n_spectra=n_pix,
-        pixel_um=pixel_um,
-    )
-
+    header = _header(mode, uid, mzd, intd, width=width, height=height, n_spectra=n_pix, pixel_um=pixel_um)
     bad_left = [n_bad_intensities - n_bad_intensities // 2, n_bad_intensities // 2]
-    n_nan = n_neg = 0
+    bad = [0, 0]  # NaN and negative values planted so far
     with open(ibd_path, "wb") as ibd, open(imzml_path, "w", encoding="latin-1") as xml:
         ibd.write(uid.bytes)
         xml.write(header)
         pos = 16
-        shared_axis = None
         if mode == "continuous":
-            grid = np.linspace(mz_range[0], mz_range[1], max(peaks_per_spectrum_noise, 2))
-            keep = np.ones(grid.size, bool)
-            j = np.clip(np.searchsorted(ion_mz, grid), 1, max(ion_mz.size, 1)) - 1
-            if ion_mz.size:
-                for cand in (j, np.minimum(j + 1, ion_mz.size - 1)):
-                    keep &= np.abs(grid - ion_mz[cand]) > _NOISE_CLEARANCE_PPM * 1e-6 * ion_mz[cand]
-            shared_axis = np.concatenate([grid[keep], ion_mz]).astype(mzd)
-            axis_order = np.argsort(shared_axis, kind="stable")
-            shared_axis = shared_axis[axis_order]
-            ion_cols = np.argsort(axis_order)[grid[keep].size :]
+            shared_axis, ion_cols = _continuous_axis(ion_mz, mz_range, peaks_per_spectrum_noise, mzd)
             shared_axis.tofile(ibd)
             axis_off, npts = pos, shared_axis.size
             pos += shared_axis.nbytes
@@ -414,72 +548,19 @@ def write_synthetic_imzml(
             nc = c1 - c0
             a = amp[c0:c1]
             if mode == "continuous":
-                block = (rng.exponential(1.0, (nc, npts)) * 20.0).astype(intd)
-                block[:, ion_cols] = a
-                if any(bad_left):
-                    n_nan, n_neg = _plant_bad(block, ion_cols, bad_left, rng, n_nan, n_neg)
-                block.tofile(ibd)
-                mo = np.full(nc, axis_off, np.int64)
-                ln = np.full(nc, npts, np.int64)
-                io = pos + np.arange(nc, dtype=np.int64) * npts * intd.itemsize
-                pos += block.nbytes
+                mo, io, ln = _write_continuous(ibd, pos, a, (axis_off, npts, ion_cols), rng, bad_left, bad)
+                pos += nc * npts * intd.itemsize
             else:
-                counts = rng.poisson(peaks_per_spectrum_noise, nc)
-                noise_pix = np.repeat(np.arange(nc), counts)
-                noise_mz = _noise_mz(int(counts.sum()), ion_mz, *mz_range, rng=rng)
-                noise_int = (rng.exponential(1.0, noise_pix.size) * 50.0).astype(intd)
-                ion_pix, ion_j = np.nonzero(a > 0)
-                jitter = rng.uniform(-0.5, 0.5, ion_pix.size) * 1e-6  # within ±0.5 ppm
-                pix = np.concatenate([ion_pix, noise_pix])
-                mzv = np.concatenate([ion_mz[ion_j] * (1 + jitter), noise_mz])
-                inten = np.concatenate([a[ion_pix, ion_j], noise_int])
-                n_ion_peaks = ion_pix.size
-                key = pix + (mzv - mz_range[0] * 0.5) / (mz_range[1] * 2.0)
-                srt = np.argsort(key, kind="stable")
-                pix, mzv, inten = pix[srt], mzv[srt].astype(mzd), inten[srt]
-                if any(bad_left):
-                    is_noise = srt >= n_ion_peaks
-                    n_nan, n_neg = _plant_bad(inten, np.flatnonzero(~is_noise), bad_left, rng, n_nan, n_neg)
-                ln = np.bincount(pix, minlength=nc).astype(np.int64)
-                start = np.concatenate([[0], np.cumsum(ln)[:-1]])
-                if layout == "blocked":
-                    # all m/z arrays of the chunk, then all its intensity arrays
-                    mo = pos + start * mzd.itemsize
-                    io = pos + mzv.nbytes + start * intd.itemsize
-                    mzv.tofile(ibd)
-                    inten.tofile(ibd)
-                else:
-                    # per spectrum: m/z array then intensity array, via one byte scatter
-                    per = mzd.itemsize + intd.itemsize
-                    mo = pos + start * per
-                    io = mo + ln * mzd.itemsize
-                    out = np.empty(mzv.nbytes + inten.nbytes, dtype=np.uint8)
-                    rel = np.arange(pix.size) - start[pix]
-                    mpos = (mo - pos)[pix] + rel * mzd.itemsize
-                    ipos = (io - pos)[pix] + rel * intd.itemsize
-                    b_m = mzv.view(np.uint8).reshape(-1, mzd.itemsize)
-                    b_i = inten.view(np.uint8).reshape(-1, intd.itemsize)
-                    out[mpos[:, None] + np.arange(mzd.itemsize)] = b_m
-                    out[ipos[:, None] + np.arange(intd.itemsize)] = b_i
-                    out.tofile(ibd)
-                pos += mzv.nbytes + inten.nbytes
-            xml.write(
-                "".join(
-                    _SPECTRUM.format(
-                        i1=c0 + r + 1,
-                        i0=c0 + r,
-                        x=xs[c0 + r] + 1,
-                        y=ys[c0 + r] + 1,
-                        mo=mo[r],
-                        io=io[r],
-                        n=ln[r],
-                        me=ln[r] * mzd.itemsize,
-                        ie=ln[r] * intd.itemsize,
-                    )
-                    for r in range(nc)
+                pix, mzv, inten = _processed_peaks(
+                    a, ion_mz, mz_range, peaks_per_spectrum_noise, (mzd, intd), rng
                 )
-            )
+                if any(bad_left):
+                    bad[0], bad[1] = _plant_bad(inten, pix.ion_peaks, bad_left, rng, *bad)
+                mo, io, ln = _write_processed(ibd, pos, pix.pixels, mzv, inten, nc, layout)
+                pos += mzv.nbytes + inten.nbytes
+            xml.write(_spectra_xml(c0, xs, ys, mo, io, ln, (mzd, intd)))
         xml.write(_FOOTER)
+    n_nan, n_neg = bad
 
     images = np.zeros((n_ions, height, width), dtype=np.float32)
     images[:, ys, xs] = amp.T.astype(np.float32)
