@@ -86,7 +86,7 @@ def _js_number(x: float):
     return 3e38 if x == np.inf else -3e38 if x == -np.inf else x
 
 
-def test_it_zooms_drags_a_clip_and_switches_the_colour_map(new_page):
+def test_it_zooms_drags_a_clip_and_switches_the_colour_map(new_page):  # noqa: PLR0915 - one browser session, control after control
     owner = UserFactory()
     project = ProjectFactory(owner=owner)
     ds = make_ready_dataset(project, n=2, shape=(60, 80), thumbnails=False)

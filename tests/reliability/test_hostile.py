@@ -236,7 +236,7 @@ def hostile_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("hostile")
 
 
-def test_it_answers_every_hostile_upload_clearly(
+def test_it_answers_every_hostile_upload_clearly(  # noqa: C901, PLR0915 - one table of hostile inputs
     db, settings, hostile_dir, django_capture_on_commit_callbacks
 ):
     from webapp.datasets.models import Dataset, IonImage
