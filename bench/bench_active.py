@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_active.py [--quick] [--images 500] [--budget 250] [--repeats 3]
 
-1. Label efficiency (pure ionsieve_core.ml, no database). Generated projects (ionsieve_core/ml/synthetic.py,
+1. Label efficiency (pure ionsieve_core.ml, no database). Generated projects (ionsieve_core/ml/pretraining/synthetic.py,
    seeds 70000+, never used in development; the shipped model that gives the embeddings and the
    first scores was pretrained on this generator with other seeds, so these are generated data,
    not real ones), one dataset of --images images each:
@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ionsieve_core.ml import active as mla  # noqa: E402
-from ionsieve_core.ml import synthetic  # noqa: E402
+from ionsieve_core.ml.pretraining import synthetic  # noqa: E402
 
 FAMILIES = {
     "on-structured": ("gradient", "subregion", "veins", "texture", "uniform", "rim_thin"),
@@ -156,7 +156,7 @@ def fmt_need(v: float | None, budget: int) -> str:
 
 
 def label_efficiency(a) -> list[dict]:
-    from ionsieve_core.ml.coldstart import default_binary_scores
+    from ionsieve_core.ml.default_score import default_binary_scores
 
     out = []
     kinds = ("binary-off-heavy", "binary-hard", "binary-no-background", "multiclass-kinds")
@@ -290,7 +290,7 @@ def speed(a) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
-    from classifier import active, services
+    from classifier import active, scoring
     from tests.gallery_data import make_ready_dataset
     from webapp.datasets import labels
     from webapp.projects.services import create_project
@@ -301,7 +301,7 @@ def speed(a) -> None:
     n = a.speed_images
     ds = make_ready_dataset(proj, n=n, shape=(24, 24), name="10k", seed=1, user=user, thumbnails=False)
     t = time.perf_counter()
-    services.score_dataset(ds)
+    scoring.score_dataset(ds)
     print(f"\nSpeed: {n:,} generated 24x24 images, SQLite, {os.cpu_count()} CPUs visible")
     print(
         f"  default score + embeddings stored at scoring time: {time.perf_counter() - t:.1f} s (once per dataset)"

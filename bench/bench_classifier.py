@@ -30,9 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
 from ionsieve_core import ml  # noqa: E402
-from ionsieve_core.ml import synthetic  # noqa: E402
-from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH  # noqa: E402
+from ionsieve_core.ml.bundle import DEFAULT_MODEL_PATH  # noqa: E402
 from ionsieve_core.ml.preprocess import prepare  # noqa: E402
+from ionsieve_core.ml.pretraining import synthetic  # noqa: E402
 from ionsieve_core.ml.training import fit_models, raw_predict  # noqa: E402
 
 
@@ -163,7 +163,7 @@ def bench_default(quick: bool) -> dict:
     p = ml.default_binary_scores(ds.images, ds.tic)
     dt = time.perf_counter() - t
     t = time.perf_counter()
-    cold = ml.coldstart_scores(ds.images, ds.tic)
+    cold = ml.default_context_scores(ds.images, ds.tic)
     dt_cold = time.perf_counter() - t
     res = {
         "ions": len(ds.labels),

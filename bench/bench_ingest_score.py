@@ -94,15 +94,16 @@ def work_stages(imzml: str, mz_list: str, scorer: str) -> dict:
     import django
 
     django.setup()
-    from classifier import services as cls_services
-    from ionsieve_core.ml import coldstart
-    from webapp.datasets import services
     from webapp.datasets.ingest import ingest
+
+    from classifier import scoring as cls_scoring
+    from ionsieve_core.ml import bundle as ml_bundle
+    from webapp.datasets import services
     from webapp.datasets.models import Dataset
     from webapp.projects.models import Project
 
     if scorer == "keras":  # how scoring ran before the plan: the Keras bundle, loaded here
-        coldstart.load_plan = lambda *a, **k: None
+        ml_bundle.load_plan = lambda *a, **k: None
     t1 = time.perf_counter()
     project = Project.objects.get(slug=SLUG)
     ds = services.create_imzml_dataset(
@@ -118,7 +119,7 @@ def work_stages(imzml: str, mz_list: str, scorer: str) -> dict:
     ds.refresh_from_db()
     Dataset.objects.filter(pk=ds.pk).update(status=Dataset.Status.READY)
     t2 = time.perf_counter()
-    n = cls_services.score_dataset(ds)
+    n = cls_scoring.score_dataset(ds)
     t3 = time.perf_counter()
     out = {
         "setup_s": t1 - t0,
@@ -129,7 +130,7 @@ def work_stages(imzml: str, mz_list: str, scorer: str) -> dict:
     }
     if scorer == "keras":  # the same again, warm: TensorFlow and the model already loaded
         t4 = time.perf_counter()
-        cls_services.score_dataset(ds)
+        cls_scoring.score_dataset(ds)
         out["score_warm_s"] = time.perf_counter() - t4
     first = ds.images.order_by("-probability").first()
     out["sorted"] = first is not None and first.probability is not None

@@ -53,7 +53,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from sklearn.metrics import f1_score, roc_auc_score  # noqa: E402
 
 from ionsieve_core import ml  # noqa: E402
-from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, context_scores  # noqa: E402
+from ionsieve_core.ml.bundle import DEFAULT_MODEL_PATH  # noqa: E402
+from ionsieve_core.ml.default_score import context_scores  # noqa: E402
 from tests.ml.realimages import CLASSES, RealSet, development_set, evaluation_set  # noqa: E402
 
 Z95 = 1.959964
@@ -118,7 +119,7 @@ def scores(is_off: np.ndarray, p_off: np.ndarray, threshold: np.ndarray, boot: i
 # ---------------------------------------------------------------- scorers
 def default_score(s: RealSet) -> tuple[np.ndarray, bool]:
     """p(off) of the default scorer on the set imported as one dataset, as the app scores it
-    (classifier.services.default_raw_scores): pictures of different sizes share no acquisition,
+    (classifier.scoring.default_raw_scores): pictures of different sizes share no acquisition,
     so each is scored cropped to its own size without the context half; pictures of one size
     are scored as one acquisition (NaN-padded stack, context = the mean image)."""
     if len({a.shape[:2] for a in s.images}) > 1:

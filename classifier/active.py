@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from classifier.models import ModelVersion
+from classifier.models import HeldOutScore, ModelVersion
 from webapp.datasets import arrays
 from webapp.datasets.models import Dataset, IonImage, Label, LabelEvent
 from webapp.jobs.dispatch import dispatch
@@ -90,9 +90,9 @@ def compute_embeddings(
         probs, emb = mla.predict_and_embed(bundle, xs, ctxs)
         emb = mla.with_prior(emb, probs) if binary else emb
     elif binary:  # the default score computes them, with its own opinion beside them
-        from classifier import services
+        from classifier import scoring
 
-        services.default_raw_scores(dataset, images)
+        scoring.default_raw_scores(dataset, images)
         return load_embeddings(dataset, None, images)
     else:
         xs, _ = arrays.arrays_for(dataset, images)
@@ -157,7 +157,7 @@ def embedded_project(project: Project, report=None) -> tuple[ModelVersion | None
 
 
 def _targets(project: Project, values: list[str]) -> np.ndarray:
-    from classifier.services import label_target
+    from classifier.training import label_target
 
     ys = [label_target(project, v) for v in values]
     return np.stack(ys) if project.task == Task.MULTILABEL else np.asarray(ys, dtype=np.int64)
@@ -167,7 +167,7 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     """Fit the quick head on every consensus label, store it as a quick ModelVersion (with
     held-out predictions cross-validated over datasets where there are several), activate it
     and rescore every image of the project. Raises QuickUpdateError."""
-    from classifier import services
+    from classifier.training import label_fingerprint, label_fits
     from ionsieve_core.ml import active as mla
     from ionsieve_core.ml.calibration import best_f1_threshold, cross_fitted
     from ionsieve_core.ml.cv import grouped_folds
@@ -184,7 +184,7 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     lab_images, lab_emb, groups, free = [], [], [], []
     for part in parts:
         for j, im in enumerate(part.images):
-            if im.consensus is not None and services._fits(project, im.consensus):
+            if im.consensus is not None and label_fits(project, im.consensus):
                 lab_images.append(im)
                 lab_emb.append(part.emb[j])
                 groups.append(part.dataset.pk)
@@ -194,7 +194,7 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
         raise QuickUpdateError(
             f"Only {len(lab_images)} labelled image(s): label a few images of two classes first."
         )
-    counts, digest = services.label_fingerprint(project, lab_images, [])
+    counts, digest = label_fingerprint(project, lab_images, [])
     active = project.model_versions.filter(is_active=True).first()
     if (
         active is not None
@@ -280,8 +280,8 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
             held_out_by=held_out_by if oof is not None else "",
         )
         if oof is not None:
-            services.store_held_out(version, lab_images, held, held_t, fold_of)
-        services.activate(version)
+            HeldOutScore.objects.store(version, lab_images, held, held_t, fold_of)
+        version.activate()
     report(0.8, "Rescoring the images")
     labelled_in = set(groups)
     for part in parts:
@@ -318,7 +318,7 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
     """Scores of a dataset while a quick version is active: by its head when the dataset has
     labels it learnt from, else by the scorer the head was built on (the full version, or the
     default score), as run_quick_update leaves them."""
-    from classifier import services
+    from classifier import scoring
     from ionsieve_core import ml
     from ionsieve_core.ml import active as mla
 
@@ -329,16 +329,16 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
     ):
         bundle = ml.load_bundle(base.path) if base is not None else None
         if base is not None and bundle is not None:
-            return services.score_dataset(dataset, version=base, bundle=bundle, use_active=False)
-        return services.score_dataset(dataset, use_active=False)
+            return scoring.score_dataset(dataset, version=base, bundle=bundle, use_active=False)
+        return scoring.score_dataset(dataset, use_active=False)
     emb = load_embeddings(dataset, version.base_id, images)
     if emb is None:
         bundle = ml.load_bundle(base.path) if base is not None else None
         if head is None or (base is not None and bundle is None):
-            return services.score_dataset(dataset, use_active=False)
+            return scoring.score_dataset(dataset, use_active=False)
         emb = compute_embeddings(dataset, images, base, bundle)
     if head is None or emb is None or emb.shape[1] != head.coef.shape[1]:
-        return services.score_dataset(dataset, use_active=False)
+        return scoring.score_dataset(dataset, use_active=False)
     probs = mla.head_probabilities(head, emb)
     store_fast(
         dataset.project,
@@ -353,13 +353,13 @@ def score_with_quick(dataset: Dataset, version: ModelVersion, images: list[IonIm
 def store_fast(
     project: Project, images: list[IonImage], probs: np.ndarray, thresholds: np.ndarray, version: ModelVersion
 ) -> None:
-    """services.store_predictions for thousands of rows in well under a second: the gallery
+    """scoring.store_predictions for thousands of rows in well under a second: the gallery
     fields by one executemany UPDATE, the version's Prediction rows by one executemany INSERT
     (ON CONFLICT: a rescore replaces them); bulk_create spent 0.5 ms a row preparing values."""
     from django.db import connection
 
     from classifier.models import Prediction
-    from classifier.services import describe
+    from classifier.scoring import describe
 
     probs = np.round(np.asarray(probs, dtype=np.float64), 6)
     json_field = IonImage._meta.get_field("probabilities")

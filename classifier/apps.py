@@ -12,23 +12,24 @@ class ClassifierConfig(AppConfig):
 
         from classifier import receivers, tasks  # noqa: F401  (signal handlers, Celery tasks by name)
 
-        # Each worker process loads the default scorer (and scikit-learn, scikit-image) when it
-        # starts, and keeps it: the first dataset after a start does not wait for the imports.
-        worker_process_init.connect(warm_default_scorer, weak=False)
-        worker_ready.connect(warm_default_scorer, weak=False)  # solo and threads pools
+        # Each worker process loads the default score's model (and scikit-learn, scikit-image)
+        # when it starts, and keeps it: the first dataset after a start does not wait for the imports.
+        worker_process_init.connect(warm_default_score, weak=False)
+        worker_ready.connect(warm_default_score, weak=False)  # solo and threads pools
 
 
-def warm_default_scorer(sender=None, **kwargs) -> None:
+def warm_default_score(sender=None, **kwargs) -> None:
     import threading
 
     def warm() -> None:
         import numpy as np
 
-        from ionsieve_core.ml.coldstart import context_scores, default_scorer
+        from ionsieve_core.ml.bundle import default_score_model
+        from ionsieve_core.ml.default_score import context_scores
 
-        default_scorer()
+        default_score_model()
         rng = np.random.default_rng(0)
         context_scores(rng.random((2, 8, 8), np.float32), None)  # imports KMeans and filters now
 
     # In a thread: the worker takes tasks at once; a task arriving meanwhile imports the same.
-    threading.Thread(target=warm, daemon=True, name="ionsieve-warm-scorer").start()
+    threading.Thread(target=warm, daemon=True, name="ionsieve-warm-default-score").start()

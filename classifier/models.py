@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+
+
+class ModelVersionManager(models.Manager):
+    def deactivate_all(self, project) -> None:
+        """No version of `project` is active: it goes back to the default score."""
+        self.filter(project=project, is_active=True).update(is_active=False)
 
 
 class ModelVersion(models.Model):
@@ -39,6 +47,8 @@ class ModelVersion(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = ModelVersionManager()
+
     class Meta:
         ordering = ["project", "-number"]
         constraints = [
@@ -59,6 +69,16 @@ class ModelVersion(models.Model):
     @property
     def path(self) -> Path:
         return Path(settings.MEDIA_ROOT) / "models" / str(self.project_id) / self.file_name
+
+    @transaction.atomic
+    def activate(self) -> None:
+        """Make this the project's one active version (the others are deactivated first: a
+        partial unique index allows one)."""
+        ModelVersion.objects.filter(project_id=self.project_id, is_active=True).exclude(pk=self.pk).update(
+            is_active=False
+        )
+        ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
 
 
 class TrainingRun(models.Model):
@@ -81,7 +101,7 @@ class TrainingRun(models.Model):
 
 
 class Prediction(models.Model):
-    """Probabilities for one image from one model version (None: the default scorer)."""
+    """Probabilities for one image from one model version (None: the default score)."""
 
     image = models.ForeignKey("datasets.IonImage", on_delete=models.CASCADE, related_name="predictions")
     model_version = models.ForeignKey(
@@ -123,6 +143,34 @@ class DefaultCalibration(models.Model):
         return f"default calibration of {self.project_id}"
 
 
+class HeldOutScoreManager(models.Manager):
+    def store(
+        self,
+        version: ModelVersion | None,
+        images: Sequence,
+        probs: np.ndarray,
+        thresholds: np.ndarray,
+        fold_of: np.ndarray,
+    ) -> None:
+        """Keep each training image's label and out-of-fold prediction with the version (None: the
+        default calibration). The project's images come first in the training arrays (shared
+        collections follow), so `images` pairs with the first rows of `probs`."""
+        self.bulk_create(
+            [
+                HeldOutScore(
+                    image=im,
+                    model_version=version,
+                    label=im.consensus,
+                    probabilities=[round(float(x), 6) for x in probs[i]],
+                    thresholds=[round(float(x), 6) for x in thresholds[i]],
+                    fold=int(fold_of[i]),
+                )
+                for i, im in enumerate(images)
+            ],
+            batch_size=1000,
+        )
+
+
 class HeldOutScore(models.Model):
     """One image labelled when a version was trained (None: when the default score was
     calibrated): its label then, and probabilities from a model that never saw a label of its
@@ -136,6 +184,8 @@ class HeldOutScore(models.Model):
     probabilities = models.JSONField()
     thresholds = models.JSONField()
     fold = models.IntegerField(default=0)
+
+    objects = HeldOutScoreManager()
 
     class Meta:
         constraints = [

@@ -30,12 +30,12 @@ from webapp.jobs.models import Job
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = 6  # at most N x 64 label changes between two automatic runs after failures
-MIN_LABELLED = 4  # services.run_training refuses fewer labelled images
+MIN_LABELLED = 4  # training.run_training refuses fewer labelled images
 
 
 @receiver(dataset_ready)
 def score_new_dataset(sender, dataset, inline: bool = False, **kwargs) -> None:
-    from classifier import services
+    from classifier import scoring as services  # score_new_dataset goes with the ingestion rework
 
     if inline:
         try:
@@ -89,7 +89,7 @@ def _labelled(project):
 
 
 def _why_not_trainable(project, labelled) -> str:
-    """What services.run_training would refuse about these labels ('' = nothing known). Kept
+    """What training.run_training would refuse about these labels ('' = nothing known). Kept
     to the checks that are certain to fail, so a run that might work is never held back."""
     from webapp.projects.models import Task
 
@@ -152,7 +152,7 @@ def maybe_retrain(sender, project, count: int = 0, **kwargs) -> None:
     s = auto_retrain_state(project)
     if s is None or s.state != "due":
         return
-    from classifier import services
+    from classifier import training
 
     if s.failures:
         log.info(
@@ -161,7 +161,7 @@ def maybe_retrain(sender, project, count: int = 0, **kwargs) -> None:
             s.failures,
             s.changes_since,
         )
-    services.start_training(project, user=None)
+    training.start_training(project, user=None)
 
 
 @receiver(labels_changed)

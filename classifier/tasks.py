@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from classifier import services
+from classifier import scoring, training
 from classifier.models import TrainingRun
 from webapp.datasets.models import Dataset
 from webapp.jobs.runner import run_job
@@ -16,10 +16,10 @@ def train_model(job_id: int) -> None:
         run = TrainingRun.objects.filter(pk=job.target_id).select_related("project").first()
         if run is None:
             return "The training run was deleted."
-        version = services.run_training(run, job=job)
+        version = training.run_training(run, job=job)
         return f"Model v{version.number} trained and activated"
 
-    run_job(job_id, work, user_errors=(services.TrainingError,))
+    run_job(job_id, work, user_errors=(training.TrainingError,))
 
 
 @shared_task(name="classifier.predict", acks_late=True, reject_on_worker_lost=True)
@@ -29,9 +29,9 @@ def predict(job_id: int) -> None:
             dataset = Dataset.objects.filter(pk=job.target_id).first()
             if dataset is None:
                 return "The dataset was deleted."
-            n = services.score_dataset(dataset)
+            n = scoring.score_dataset(dataset)
         else:
-            n = services.score_project(job.project, report=job.report)
+            n = scoring.score_project(job.project, report=job.report)
         return f"{n:,} images scored"
 
     run_job(job_id, work)

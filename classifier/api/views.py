@@ -9,7 +9,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import services
+from classifier import scoring, training
 from classifier.models import ModelVersion
 from webapp.datasets.api.serializers import JobStartedSerializer
 from webapp.jobs.api.views import JobSerializer
@@ -85,8 +85,8 @@ class Activate(APIView):
         if version is None:
             raise Http404("No such model version.")
         with transaction.atomic():
-            services.activate(version)
-            services.start_scoring(project, request.user)
+            version.activate()
+            scoring.start_scoring(project, request.user)
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -97,8 +97,8 @@ class Deactivate(APIView):
     def post(self, request, slug: str):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
         with transaction.atomic():
-            services.deactivate_all(project)
-            job = services.start_scoring(project, request.user)
+            ModelVersion.objects.deactivate_all(project)
+            job = scoring.start_scoring(project, request.user)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -115,7 +115,7 @@ class Train(APIView):
                 {"detail": "A model is already being trained for this project."},
                 status=status.HTTP_409_CONFLICT,
             )
-        run = services.start_training(project, request.user, dict(ser.validated_data))
+        run = training.start_training(project, request.user, dict(ser.validated_data))
         return Response(JobSerializer(run.job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -126,5 +126,5 @@ class Predict(APIView):
     def post(self, request, slug: str):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
         with transaction.atomic():
-            job = services.start_scoring(project, request.user)
+            job = scoring.start_scoring(project, request.user)
         return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)

@@ -12,12 +12,12 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ionsieve_core.ml.bundle import FORMAT_VERSION, ModelBundle, load_bundle, save_bundle  # noqa: E402
-from ionsieve_core.ml.coldstart import (  # noqa: E402
-    coldstart_scores,
+from ionsieve_core.ml.cv import grouped_folds  # noqa: E402
+from ionsieve_core.ml.default_score import (  # noqa: E402
     default_binary_scores,
+    default_context_scores,
     estimate_sample_mask,
 )
-from ionsieve_core.ml.cv import grouped_folds  # noqa: E402
 from ionsieve_core.ml.metrics import compute_metrics  # noqa: E402
 from ionsieve_core.ml.params import TrainParams  # noqa: E402
 from ionsieve_core.ml.preprocess import prepare  # noqa: E402
@@ -37,9 +37,9 @@ __all__ = [
     "TrainParams",
     "TrainResult",
     "TrainingCancelled",
-    "coldstart_scores",
     "compute_metrics",
     "default_binary_scores",
+    "default_context_scores",
     "estimate_sample_mask",
     "grouped_folds",
     "load_bundle",

@@ -116,9 +116,9 @@ def _embed_dim(bundle) -> int:
 
 def default_embeddings(images: Sequence[np.ndarray], model_path=None) -> np.ndarray | None:
     """(n, d x channels) embeddings from the shipped off-sample model, or None without it."""
-    from ionsieve_core.ml.coldstart import default_scorer
+    from ionsieve_core.ml.bundle import default_score_model
 
-    bundle = default_scorer(model_path)  # the numpy plan unless TensorFlow is warm already
+    bundle = default_score_model(model_path)  # the numpy plan unless TensorFlow is warm already
     if bundle is None:
         return None
     channels = channels_of(images) if len(images) else 1

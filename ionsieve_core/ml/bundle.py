@@ -1,7 +1,9 @@
 """A trained model as one file: a zip of .keras model(s) + JSON metadata, written atomically.
 
 Loading never raises: a missing, truncated, corrupt or unknown-version file gives None and a
-logged warning, so the web app falls back to the default scorer instead of failing a page.
+logged warning, so the web app falls back to the default score instead of failing a page.
+The shipped default model (`default_model/`) is loaded once per process by `default_bundle`;
+`default_score_model` gives its numpy plan instead when TensorFlow is not warm yet.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from ionsieve_core.ml.fastpredict import load_plan, plan_path_for
 from ionsieve_core.ml.params import TrainParams
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
+DEFAULT_MODEL_PATH = Path(__file__).parent / "default_model" / "compact_offsample.zip"
 
 
 @dataclass
@@ -36,7 +40,7 @@ class ModelBundle:
     channels: int = 1  # image channels, without the context channel
     calibration: dict | None = None
     metrics: dict = field(default_factory=dict)
-    extra: dict = field(default_factory=dict)  # e.g. the default scorer's blend weights
+    extra: dict = field(default_factory=dict)  # e.g. the default score's blend weights
     format_version: int = FORMAT_VERSION
     _infer: Any = field(default=None, repr=False, compare=False)
 
@@ -137,3 +141,49 @@ def load_bundle(path: str | os.PathLike | None) -> ModelBundle | None:
     except Exception as e:  # noqa: BLE001 - corrupt/truncated files must not crash the app
         log.warning("model file %s cannot be loaded: %s: %s", path, type(e).__name__, e)
         return None
+
+
+# ---------------------------------------------------------------- the shipped default model
+_CACHE: dict[tuple, ModelBundle | None] = {}
+_PLANS: dict[tuple, object] = {}
+
+
+def _file_key(path: Path) -> tuple | None:
+    """path + mtime + size (None when missing): a replaced file is reloaded, an unchanged one
+    (and its compiled inference graph) is reused across calls."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def default_bundle(path: str | os.PathLike | None = None) -> ModelBundle | None:
+    """The shipped default model (or the bundle at `path`), loaded once per process."""
+    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+    key = _file_key(path)
+    if key is None:
+        return None
+    if key not in _CACHE:
+        # A few entries, so a one-off other path does not evict the default model.
+        for old in [k for k in _CACHE if k[0] == key[0]] + list(_CACHE)[: max(0, len(_CACHE) - 3)]:
+            _CACHE.pop(old, None)
+        _CACHE[key] = load_bundle(path)
+    return _CACHE[key]
+
+
+def default_score_model(model_path: str | os.PathLike | None = None):
+    """What gives the default model's scores: its Keras bundle when this process has it loaded
+    already (warm TensorFlow is fastest), else its numpy plan (fastpredict.py: no TensorFlow
+    start-up, ~5 s, for a command-line import or a fresh worker), else the bundle loaded now.
+    `training.predict` takes either."""
+    path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
+    key = _file_key(path)
+    if key is None:
+        return None
+    if key in _CACHE:
+        return _CACHE[key]
+    if key not in _PLANS:
+        _PLANS.clear()  # one model file at a time: a replaced file's plan goes
+        _PLANS[key] = load_plan(plan_path_for(path), source=path)  # None when missing or stale
+    return _PLANS[key] or default_bundle(path)

@@ -1,4 +1,6 @@
-"""Scores before anyone has labelled anything: where is the sample, and which ions sit off it.
+"""The default score: what a project shows before anyone has labelled anything, the shipped
+model (`bundle.default_score_model`) blended with a context score: where is the sample, and
+which ions sit off it.
 
 estimate_sample_mask clusters pixel spectra (k-means, 2 clusters, on log-scaled per-pixel ion
 vectors reduced by PCA, plus the log TIC) and calls "sample" the cluster that is richer in
@@ -11,17 +13,17 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 from skimage.filters import gaussian
 
-from ionsieve_core.ml.fastpredict import load_plan, plan_path_for
+from ionsieve_core.ml.active import predict_and_embed
+from ionsieve_core.ml.bundle import default_score_model
 from ionsieve_core.ml.preprocess import clip_scale
+from ionsieve_core.ml.training import predict
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_PATH = Path(__file__).parent / "default_model" / "compact_offsample.zip"
 MAX_FEATURE_IONS = 150
 MAX_FIT_PIXELS = 4000
 FULL_COVERAGE = 0.95  # a mask covering more of the acquired pixels means "no background"
@@ -219,53 +221,9 @@ def context_scores(images: np.ndarray, tic: np.ndarray | None) -> tuple[np.ndarr
     return scores, has_bg, mask
 
 
-def coldstart_scores(images: np.ndarray, tic: np.ndarray | None) -> np.ndarray:
-    """(k,) in 0..1, higher = more off-sample."""
+def default_context_scores(images: np.ndarray, tic: np.ndarray | None) -> np.ndarray:
+    """(k,) in 0..1, higher = more off-sample: the default score's context half alone."""
     return context_scores(images, tic)[0]
-
-
-_CACHE: dict[tuple, object] = {}
-
-
-def _default_bundle(path: str | os.PathLike | None):
-    from ionsieve_core.ml.bundle import load_bundle
-
-    path = Path(path) if path is not None else DEFAULT_MODEL_PATH
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    # Keyed on path + mtime + size: a replaced file is reloaded, an unchanged one (and its
-    # compiled inference graph) is reused across calls. A few entries, so a one-off other
-    # path does not evict the default model.
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key not in _CACHE:
-        for old in [k for k in _CACHE if k[0] == key[0]] + list(_CACHE)[: max(0, len(_CACHE) - 3)]:
-            _CACHE.pop(old, None)
-        _CACHE[key] = load_bundle(path)
-    return _CACHE[key]
-
-
-_PLANS: dict[tuple, object] = {}
-
-
-def default_scorer(model_path: str | os.PathLike | None = None):
-    """What gives the default model's scores: its Keras bundle when this process has it loaded
-    already (warm TensorFlow is fastest), else its numpy plan (fastpredict.py: no TensorFlow
-    start-up, ~5 s, for a command-line import or a fresh worker), else the bundle loaded now.
-    `training.predict` takes either."""
-    path = Path(model_path) if model_path is not None else DEFAULT_MODEL_PATH
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    key = (str(path), st.st_mtime_ns, st.st_size)
-    if key in _CACHE:
-        return _CACHE[key]
-    if key not in _PLANS:
-        _PLANS.clear()  # one model file at a time: a replaced file's plan goes
-        _PLANS[key] = load_plan(plan_path_for(path), source=path)  # None when missing or stale
-    return _PLANS[key] or _default_bundle(path)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -303,9 +261,6 @@ def default_binary_scores(
     With `with_embeddings`, returns (scores, (k, d) embeddings of the pretrained model or None),
     from the same pass of the network (ionsieve_core.ml.active learns from them).
     """
-    from ionsieve_core.ml.active import predict_and_embed
-    from ionsieve_core.ml.training import predict
-
     emb = None
 
     def model_p(arrays: list[np.ndarray]) -> np.ndarray:
@@ -320,7 +275,7 @@ def default_binary_scores(
         return (np.zeros((0, 2)), None) if with_embeddings else np.zeros((0, 2))
     shapes = {np.shape(a)[:2] for a in images}
     shared = shared_context and len(shapes) == 1
-    bundle = default_scorer(model_path)  # the numpy plan unless TensorFlow is warm already
+    bundle = default_score_model(model_path)  # the numpy plan unless TensorFlow is warm already
     if not shared:
         arrays = [np.asarray(a, dtype=np.float32) for a in images]
         p = model_p(arrays) if bundle is not None else np.full(k, 0.5)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ionsieve_core.ml.bundle import ModelBundle
+from ionsieve_core.ml.bundle import ModelBundle, default_bundle
 from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
 from ionsieve_core.ml.cv import grouped_folds
 from ionsieve_core.ml.metrics import compute_metrics
@@ -138,9 +138,7 @@ WARM_LR_FACTOR = 0.3  # fine-tuning: smaller steps keep what the pretrained weig
 
 def warm_start(net) -> bool:
     """Copy the shipped default model's weights into `net` when the architectures match."""
-    from ionsieve_core.ml.coldstart import _default_bundle
-
-    bundle = _default_bundle(None)
+    bundle = default_bundle()
     if bundle is None or not bundle.models:
         return False
     source = bundle.models[0]

@@ -9,7 +9,7 @@ import pytest
 
 from classifier import tasks
 from classifier.models import ModelVersion
-from tests.classifier.test_services import make_datasets
+from tests.classifier.test_train_and_score import make_datasets
 from webapp.datasets.models import IonImage
 from webapp.jobs.models import Job
 

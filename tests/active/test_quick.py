@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from classifier import active, services
+from classifier import active, scoring
 from classifier.models import HeldOutScore, ModelVersion, Prediction
-from tests.classifier.test_services import make_datasets
+from tests.classifier.test_train_and_score import make_datasets
 from webapp.datasets import labels
 from webapp.datasets.models import IonImage
 
@@ -130,14 +130,14 @@ def test_an_active_quick_version_scores_only_datasets_it_has_labels_from(project
     # A dataset without labels keeps the scorer the head was built on (here the default score).
     assert dict(other.images.values_list("pk", "probability")) == before
     [new] = make_datasets(project, user, tmp_path, capsys, n=1, label=False)
-    assert services.score_dataset(new) == new.image_count
+    assert scoring.score_dataset(new) == new.image_count
     assert set(new.images.values_list("prediction_version", flat=True)) == {None}
     im = new.images.first()
     labels.set_labels(project, [im], user, "off")
-    assert services.score_dataset(new) == new.image_count
+    assert scoring.score_dataset(new) == new.image_count
     assert set(new.images.values_list("prediction_version", flat=True)) == {v.pk}
     # Rescoring with the same version replaces its rows (no duplicate, no error).
-    assert services.score_dataset(ds) == 12
+    assert scoring.score_dataset(ds) == 12
     assert Prediction.objects.filter(image__dataset=ds, model_version=v).count() == 12
 
 

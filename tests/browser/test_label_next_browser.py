@@ -54,9 +54,7 @@ def test_it_labels_the_queue_with_auto_advance_and_picks_up_new_scores(new_page)
         label_total=2,
         metrics={"thresholds": [0.5, 0.5]},
     )
-    from classifier import services
-
-    services.activate(v)
+    v.activate()
     new = np.linspace(0.95, 0.05, 20)
     active.store_fast(project, images, np.stack([new, 1 - new], axis=1), np.array([0.5, 0.5]), v)
     page.evaluate("IonSieveGallery.poll()")

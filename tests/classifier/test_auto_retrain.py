@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from classifier import services
+from classifier import training
 from classifier.models import TrainingRun
 from classifier.receivers import auto_retrain_state
 from tests.gallery_data import make_ready_dataset
@@ -30,7 +30,7 @@ def failing_training(monkeypatch):
         calls.append(run.pk)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services, "run_training", fail)
+    monkeypatch.setattr(training, "run_training", fail)
     return calls
 
 

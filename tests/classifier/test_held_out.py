@@ -8,7 +8,7 @@ from django.core.management import call_command
 
 from classifier import review
 from classifier.models import HeldOutScore, ModelVersion, Prediction
-from tests.classifier.test_services import make_datasets
+from tests.classifier.test_train_and_score import make_datasets
 from webapp.datasets import labels
 
 pytestmark = pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_it_keeps_held_out_predictions_for_multiclass_projects(user, tmp_path, c
 def test_it_keeps_copies_of_a_dataset_in_its_own_collection_in_the_same_fold_group(
     api, project, user, tmp_path, capsys
 ):
-    from classifier import services
+    from classifier import training
 
     dsets = make_datasets(project, user, tmp_path, capsys, n=2)
     api.force_authenticate(user)
@@ -105,7 +105,7 @@ def test_it_keeps_copies_of_a_dataset_in_its_own_collection_in_the_same_fold_gro
         ).status_code
         == 201
     )
-    images, xs, _, _, groups, used = services.training_data(project, context=False)
+    images, xs, _, _, groups, used = training.training_data(project, context=False)
     assert len(xs) == 48 and used and used[0]["collection"] == cid
     # The collection's copies of dataset d join group d: held out together with the originals.
     assert set(groups) == {f"d{ds.pk}" for ds in dsets}

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from classifier.services import store_predictions
+from classifier.scoring import store_predictions
 from tests.datasets.helpers import synthetic, write_mz_list
 from tests.factories import UserFactory, add_member
 from webapp.datasets.models import Dataset, Label

@@ -121,7 +121,7 @@ def test_it_finishes_a_prediction_exactly_once_after_the_worker_is_killed(worker
     pytest.importorskip("ionsieve_core.ml")
     n_datasets, n_images = 8, 250
     from classifier.models import Prediction
-    from classifier.services import start_scoring
+    from classifier.scoring import start_scoring
 
     user = UserFactory()
     project = ProjectFactory(owner=user)
@@ -159,7 +159,7 @@ def test_it_finishes_a_training_exactly_once_after_the_worker_is_killed(worker, 
     import numpy as np
 
     from classifier.models import ModelVersion, TrainingRun
-    from classifier.services import start_training
+    from classifier.training import start_training
     from webapp.datasets.labels import set_labels
 
     user = UserFactory()

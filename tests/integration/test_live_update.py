@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from classifier import services as classifier_services
+from classifier import scoring
 from classifier.models import ModelVersion
 from tests.factories import ProjectFactory, UserFactory
 from tests.gallery_data import make_ready_dataset
@@ -22,7 +22,7 @@ def test_labels_through_the_api_get_a_live_update_from_the_worker(worker, settin
     user = UserFactory()
     project = ProjectFactory(owner=user)
     ds = make_ready_dataset(project, n=40, shape=(20, 20), thumbnails=False)
-    classifier_services.score_dataset(ds)  # the default score, and the embeddings beside it
+    scoring.score_dataset(ds)  # the default score, and the embeddings beside it
     before = dict(ds.images.values_list("pk", "probability"))
     api = APIClient()
     api.force_authenticate(user)

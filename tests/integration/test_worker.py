@@ -49,7 +49,7 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
     # The embedded pass trains and predicts through its worker in the fault tests already.
     needs_backend(SERVER)
     pytest.importorskip("ionsieve_core.ml")
-    from classifier import services as classifier_services
+    from classifier import scoring, training
     from classifier.models import ModelVersion
     from webapp.datasets import labels
 
@@ -73,7 +73,7 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
         datasets.append(ds)
     worker.start(queues="train,predict")
     with transaction.atomic():
-        run = classifier_services.start_training(project, user, {"folds": 3, "epochs": 2})
+        run = training.start_training(project, user, {"folds": 3, "epochs": 2})
     wait_for(
         lambda: Job.objects.get(pk=run.job_id).status in ("done", "failed"),
         timeout=300,
@@ -88,7 +88,7 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
     # Training scored every dataset with the new model.
     assert all(ds.images.filter(prediction_version=version).count() == 12 for ds in datasets)
     with transaction.atomic():
-        pjob = classifier_services.start_scoring(project, user)
+        pjob = scoring.start_scoring(project, user)
     wait_for(
         lambda: Job.objects.get(pk=pjob.pk).status in ("done", "failed"),
         timeout=120,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ionsieve_core import ml
-from ionsieve_core.ml import synthetic
+from ionsieve_core.ml.pretraining import synthetic
 
 TINY = {"input_size": 24, "epochs": 3, "folds": 2, "batch_size": 32, "learning_rate": 0.02}
 

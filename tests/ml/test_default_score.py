@@ -7,8 +7,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from ionsieve_core import ml
-from ionsieve_core.ml import synthetic
-from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, context_scores
+from ionsieve_core.ml.bundle import DEFAULT_MODEL_PATH
+from ionsieve_core.ml.default_score import context_scores
+from ionsieve_core.ml.pretraining import synthetic
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def test_it_ranks_off_sample_ions_of_datasets_with_background(datasets):
     aucs = []
     for ds in datasets.values():
         assert ds.has_background
-        s = ml.coldstart_scores(ds.images, ds.tic)
+        s = ml.default_context_scores(ds.images, ds.tic)
         assert s.shape == (len(ds.labels),) and np.all((s >= 0) & (s <= 1))
         aucs.append(roc_auc_score(ds.labels == 0, s))
     assert min(aucs) >= 0.9, aucs
@@ -47,7 +48,7 @@ def test_it_reports_no_background_for_a_full_tissue_dataset():
 
 def test_it_copes_with_a_missing_tic(datasets):
     ds = next(iter(datasets.values()))
-    s = ml.coldstart_scores(ds.images, None)
+    s = ml.default_context_scores(ds.images, None)
     assert roc_auc_score(ds.labels == 0, s) >= 0.9
 
 
@@ -68,13 +69,13 @@ def test_it_ranks_generated_data_with_the_shipped_model(datasets):
 def test_it_falls_back_to_the_context_score_without_a_model(datasets, tmp_path):
     ds = next(iter(datasets.values()))
     p = ml.default_binary_scores(ds.images, ds.tic, model_path=tmp_path / "nope.zip")
-    np.testing.assert_allclose(p[:, 0], ml.coldstart_scores(ds.images, ds.tic))
+    np.testing.assert_allclose(p[:, 0], ml.default_context_scores(ds.images, ds.tic))
     broken = tmp_path / "broken.zip"
     if DEFAULT_MODEL_PATH.exists():
         shutil.copy(DEFAULT_MODEL_PATH, broken)
         broken.write_bytes(broken.read_bytes()[:1000])
         p = ml.default_binary_scores(ds.images, ds.tic, model_path=broken)
-        np.testing.assert_allclose(p[:, 0], ml.coldstart_scores(ds.images, ds.tic))
+        np.testing.assert_allclose(p[:, 0], ml.default_context_scores(ds.images, ds.tic))
 
 
 def test_it_finds_the_sample_on_a_pooled_grid_for_large_images():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ionsieve_core.ml import fastpredict
-from ionsieve_core.ml.coldstart import DEFAULT_MODEL_PATH, _default_bundle, default_scorer
+from ionsieve_core.ml.bundle import DEFAULT_MODEL_PATH, default_bundle, default_score_model
 from ionsieve_core.ml.preprocess import prepare, square_resize
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def test_it_scores_and_embeds_as_tensorflow_does():
     from ionsieve_core.ml.training import predict
 
     plan = fastpredict.load_plan(PLAN)
-    bundle = _default_bundle(None)
+    bundle = default_bundle(None)
     arrays = images()
     assert np.abs(plan.predict(arrays) - predict(bundle, arrays)).max() < 1e-5
     probs, emb = plan.predict_and_embed(arrays)
@@ -63,13 +63,13 @@ def test_it_averages_the_eight_views_with_test_time_augmentation(tmp_path):
 def test_it_ignores_a_plan_made_from_another_model_file(tmp_path):
     model = tmp_path / "m.zip"
     shutil.copy(DEFAULT_MODEL_PATH, model)
-    out = fastpredict.export_plan(_default_bundle(None), model)
+    out = fastpredict.export_plan(default_bundle(None), model)
     assert out == tmp_path / "m.plan.npz" and fastpredict.load_plan(out, source=model) is not None
-    assert isinstance(default_scorer(model), fastpredict.Plan)
+    assert isinstance(default_score_model(model), fastpredict.Plan)
     with open(model, "ab") as f:  # the model was replaced (retrained, edited) after the plan
         f.write(b"\0")
     assert fastpredict.load_plan(out, source=model) is None
-    assert not isinstance(default_scorer(model), fastpredict.Plan)  # the Keras bundle instead
+    assert not isinstance(default_score_model(model), fastpredict.Plan)  # the Keras bundle instead
     (tmp_path / "m.plan.npz").write_bytes(b"not a plan")
     assert fastpredict.load_plan(out) is None
 

@@ -4,11 +4,11 @@ import numpy as np
 
 
 def test_it_starts_binary_compact_models_from_the_shipped_model():
-    from ionsieve_core.ml.coldstart import _default_bundle
+    from ionsieve_core.ml.bundle import default_bundle
     from ionsieve_core.ml.models import make_model
     from ionsieve_core.ml.training import warm_start
 
-    shipped = _default_bundle(None)
+    shipped = default_bundle(None)
     assert shipped is not None, "the default model file must ship with the code"
     net = make_model(shipped.input_shape, 2, "compact", "binary")
     assert warm_start(net)

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from sklearn import metrics as skm
 
-from classifier import review, services
+from classifier import review, scoring
 from classifier.models import HeldOutScore, ModelVersion
 from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
 from tests.factories import ProjectFactory, UserFactory, add_member
@@ -179,7 +179,7 @@ def test_it_measures_the_default_score_with_a_cross_fitted_calibration(project, 
         ds = make_ready_dataset(project, n=30, name=f"D{k}", probs=raw, thumbnails=False, seed=k)
         label(project, ds, user, {i: ("off" if truth[i] == 0 else "on") for i in range(30)})
         dsets.append(ds), raws.append(raw), truths.append(truth)
-    fit = services.fit_default_calibration(project)
+    fit = scoring.fit_default_calibration(project)
     assert fit is not None and fit.held_out_by == "groups"
     r = review.accuracy(project, None)
     assert r["version"] == "default"

@@ -1,4 +1,4 @@
-"""Shared collections as extra training data for a project (called by classifier.services)."""
+"""Shared collections as extra training data for a project (read by classifier.training)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier import services
+from classifier import scoring
 from webapp.projects.models import Project
 
 
@@ -17,14 +17,14 @@ class Command(BaseCommand):
         project = Project.objects.filter(slug=o["project"]).first()
         if project is None:
             raise CommandError(f"No project '{o['project']}'.")
-        version, bundle = services.active_bundle(project)
+        version, bundle = scoring.active_bundle(project)
         if o["dataset"]:
             ds = project.datasets.filter(pk=o["dataset"]).first()
             if ds is None:
                 raise CommandError(f"Dataset {o['dataset']} is not in {project.slug}.")
-            n = services.score_dataset(ds, version=version, bundle=bundle)
+            n = scoring.score_dataset(ds, version=version, bundle=bundle)
         else:
-            n = services.score_project(project)
+            n = scoring.score_project(project)
         source = f"model v{version.number}" if bundle is not None else "the default score"
         if version is not None and bundle is None:
             source += f" (model v{version.number}'s file could not be read)"

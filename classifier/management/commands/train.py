@@ -5,7 +5,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier import services
+from classifier import training
 from classifier.models import TrainingRun
 from webapp.jobs.models import Job
 from webapp.projects.models import Project
@@ -67,15 +67,15 @@ class Command(BaseCommand):
         params = {k: o[k] for k in ("arch", "folds", "ensemble", "epochs", "context")}
         job = Job.objects.create(project=project, kind=Job.Kind.TRAIN, message="command line")
         run = TrainingRun.objects.create(
-            project=project, job=job, params={**services.DEFAULT_TRAIN_PARAMS, **params}
+            project=project, job=job, params={**training.DEFAULT_TRAIN_PARAMS, **params}
         )
         job.target_id = run.pk
         job.start()
 
         version = run_job(
             job,
-            lambda: services.run_training(run, job=job, report=report, force=o["force"]),
-            services.TrainingError,
+            lambda: training.run_training(run, job=job, report=report, force=o["force"]),
+            training.TrainingError,
         )
         job.finish(f"Model v{version.number}")
         if o["json"]:

@@ -1,6 +1,6 @@
 """Train the shipped default off-sample model on generated data.
 
-    python -m ionsieve_core.ml.pretrain --out ionsieve_core/ml/default_model/compact_offsample.zip
+    python -m ionsieve_core.ml.pretraining.pretrain --out ionsieve_core/ml/default_model/compact_offsample.zip
 
 Datasets are split by group: 80 % train, 10 % calibration (Platt, and the weights that blend
 the model with the context score), 10 % test. Generated held-out data drawn like the training
@@ -19,12 +19,12 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 
-from ionsieve_core.ml import synthetic
 from ionsieve_core.ml.bundle import ModelBundle, load_bundle, save_bundle
 from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold
-from ionsieve_core.ml.coldstart import _logit, blend, context_scores
+from ionsieve_core.ml.default_score import _logit, blend, context_scores
 from ionsieve_core.ml.params import TrainParams
 from ionsieve_core.ml.preprocess import prepare
+from ionsieve_core.ml.pretraining import synthetic
 from ionsieve_core.ml.training import fit_models, raw_predict
 
 

@@ -1,279 +1,33 @@
-"""Training, activation and scoring: rows in, rows out; the numbers come from ionsieve_core.ml."""
+"""Scoring: the active model version (or the default score, calibrated on the project's labels)
+predicts every image of a dataset, and the gallery fields and Prediction rows keep the result.
+start_scoring queues it as a job; score_dataset / score_project do it here."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from collections import Counter
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
-from classifier.models import DefaultCalibration, HeldOutScore, ModelVersion, Prediction, TrainingRun
+from classifier import active
+from classifier.models import DefaultCalibration, HeldOutScore, ModelVersion, Prediction
 from webapp.datasets import arrays
 from webapp.datasets.models import Dataset, IonImage
 from webapp.jobs.dispatch import dispatch
 from webapp.jobs.models import Job
-from webapp.jobs.runner import JobCancelled
 from webapp.projects.models import Project, Task
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRAIN_PARAMS = {"arch": "compact", "folds": 5, "ensemble": 1, "epochs": None, "context": False}
+# ionsieve_core.ml (scikit-learn, scikit-image, maybe TensorFlow) is imported inside the
+# functions that score: a web process or a command that never scores does not pay for it.
 
 
-class TrainingError(Exception):
-    """Why a model cannot be trained, for the user."""
-
-
-# ---------------------------------------------------------------- labelled data
-def label_target(project: Project, value: str) -> int | np.ndarray:
-    if project.task == Task.MULTILABEL:
-        v = np.zeros(len(project.classes), dtype=np.float32)
-        for name in value.split():
-            v[project.classes.index(name)] = 1
-        return v
-    return project.classes.index(value)
-
-
-def labelled_images(project: Project) -> list[IonImage]:
-    return list(
-        IonImage.objects.filter(dataset__project=project, dataset__status=Dataset.Status.READY)
-        .exclude(consensus__isnull=True)
-        .select_related("dataset")
-        .order_by("dataset_id", "index")
-    )
-
-
-def label_fingerprint(project: Project, images: list[IonImage], extra: list[dict]) -> tuple[dict, str]:
-    counts = Counter()
-    h = hashlib.sha256()
-    for im in images:
-        for name in im.consensus.split() if project.task == Task.MULTILABEL else [im.consensus]:
-            counts[name] += 1
-        h.update(f"{im.pk}:{im.consensus}\n".encode())
-    for item in extra:
-        h.update(json.dumps(item, sort_keys=True).encode())
-    return dict(counts), h.hexdigest()
-
-
-def training_data(project: Project, context: bool):
-    """Arrays, targets and groups (one group per dataset) from every consensus label, plus
-    images of the shared collections this project trains on."""
-    images = labelled_images(project)
-    xs, ctxs, ys, groups = [], [], [], []
-    by_dataset: dict[int, list[IonImage]] = {}
-    for im in images:
-        by_dataset.setdefault(im.dataset_id, []).append(im)
-    for ims in by_dataset.values():
-        a, c = arrays.arrays_for(ims[0].dataset, ims, with_context=context)
-        xs += a
-        ctxs += c or [None] * len(a)
-        ys += [label_target(project, im.consensus) for im in ims]
-        groups += [f"d{ims[0].dataset_id}"] * len(ims)
-    used = []
-    own = {ds.name: f"d{ds.pk}" for ds in project.datasets.order_by("-pk")}
-    for source in extra_training_sources(project):
-        a, c, labels, group_names, info = source.load(context)
-        keep = [i for i, v in enumerate(labels) if _fits(project, v)]
-        xs += [a[i] for i in keep]
-        ctxs += [c[i] if c else None for i in keep]
-        ys += [label_target(project, labels[i]) for i in keep]
-        # A collection made from this project's own datasets holds copies of their images: they
-        # join their dataset's group, so a dataset held out is held out with its copies.
-        mine = getattr(
-            getattr(getattr(source, "version", None), "collection", None), "source_project_id", None
-        )
-        groups += [
-            own.get(group_names[i].split(":", 1)[-1], group_names[i])
-            if mine == project.pk
-            else group_names[i]
-            for i in keep
-        ]
-        used.append(info)
-    return images, xs, ctxs, ys, groups, used
-
-
-def _fits(project: Project, value: str) -> bool:
-    names = value.split() if project.task == Task.MULTILABEL else [value]
-    return bool(names) and all(n in project.classes for n in names)
-
-
-def extra_training_sources(project: Project) -> list:
-    """Shared collections added to this project as training data (see webapp.collections)."""
-    try:
-        from webapp.collections.training import sources_for
-    except ImportError:
-        return []
-    return sources_for(project)
-
-
-# ---------------------------------------------------------------- training
-def start_training(project: Project, user, params: dict | None = None) -> TrainingRun:
-    merged = {**DEFAULT_TRAIN_PARAMS, **{k: v for k, v in (params or {}).items() if v is not None}}
-    with transaction.atomic():
-        job = Job.objects.create(
-            project=project, kind=Job.Kind.TRAIN, created_by=user, message="Waiting for a worker"
-        )
-        run = TrainingRun.objects.create(project=project, job=job, params=merged, created_by=user)
-        job.target_id = run.pk
-        job.save(update_fields=["target_id"])
-        dispatch(job)
-    return run
-
-
-def run_training(run: TrainingRun, job: Job | None = None, report=None, force: bool = False) -> ModelVersion:
-    """Train with grouped cross-validation, save the model file atomically, activate it."""
-    from ionsieve_core import ml
-
-    project = run.project
-    p = run.params
-    progress = _progress(job, report)
-    progress(0.01, "Collecting labelled images")
-    labels_at = timezone.now()  # labels given after this are "since training" on the review page
-    images, xs, ctxs, ys, groups, used = training_data(project, bool(p.get("context")))
-    counts, digest = label_fingerprint(project, images, used)
-    if len(xs) < 4:
-        raise TrainingError(
-            f"Only {len(xs)} labelled images: label at least a few images of each class first."
-        )
-    if project.task != Task.MULTILABEL:
-        missing = [c for c in project.classes if counts.get(c, 0) == 0 and project.task == Task.BINARY]
-        if missing:
-            raise TrainingError(
-                f"No image is labelled {', '.join(missing)} yet: label some of each class first."
-            )
-    active = project.model_versions.filter(is_active=True).first()
-    if not force and active and active.label_hash == digest and active.params == _public(p):
-        raise TrainingError(f"The labels have not changed since model v{active.number}: nothing to retrain.")
-    y = np.stack(ys) if project.task == Task.MULTILABEL else np.asarray(ys, dtype=np.int64)
-    params = ml.TrainParams(
-        arch=p.get("arch", "compact"),
-        folds=int(p.get("folds", 5)),
-        ensemble=int(p.get("ensemble", 1)),
-        context=bool(p.get("context")),
-        # Binary projects fine-tune the shipped off-sample model (when the shapes match).
-        init="default" if project.task == Task.BINARY else None,
-        **({"epochs": int(p["epochs"])} if p.get("epochs") else {}),
-    )
-    contexts = ctxs if params.context else None
-
-    def should_stop() -> bool:
-        return job is not None and job.should_stop()
-
-    try:
-        result = ml.train(
-            xs,
-            y,
-            np.asarray(groups),
-            project.task,
-            project.classes,
-            params,
-            contexts=contexts,
-            progress=lambda f, m: progress(0.03 + 0.87 * f, m),
-            should_stop=should_stop,
-        )
-    except ml.TrainingCancelled:
-        raise JobCancelled() from None
-    progress(0.92, "Saving the model")
-    with transaction.atomic():
-        number = (project.model_versions.aggregate(n=Max("number"))["n"] or 0) + 1
-        file_name = f"v{number}.zip"
-        path = Path(settings.MEDIA_ROOT) / "models" / str(project.pk) / file_name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ml.save_bundle(result.bundle, path)
-        version = ModelVersion.objects.create(
-            project=project,
-            number=number,
-            arch=params.arch,
-            task=project.task,
-            classes=project.classes,
-            params=_public(p),
-            label_counts=counts,
-            label_total=len(images),
-            label_hash=digest,
-            dataset_count=len(set(groups)),
-            collections_used=used,
-            # The review page re-derives predicted classes from stored probabilities with these.
-            metrics={**result.metrics, "thresholds": [float(t) for t in result.bundle.thresholds]},
-            notes=list(result.notes),
-            file_name=file_name,
-            created_by=run.created_by,
-            labels_at=labels_at,
-            held_out_by=result.held_out_by,
-        )
-        store_held_out(version, images, result.held_out, result.held_out_thresholds, result.fold_of)
-        run.model_version = version
-        run.save(update_fields=["model_version"])
-        activate(version)
-    progress(0.95, "Scoring the project's datasets with the new model")
-    score_project(project)
-    # The default score is fitted to the same labels, so the review compares like with like.
-    fit_default_calibration(project)
-    return version
-
-
-def store_held_out(
-    version: ModelVersion | None,
-    images: list[IonImage],
-    probs: np.ndarray,
-    thresholds: np.ndarray,
-    fold_of: np.ndarray,
-) -> None:
-    """Keep each training image's label and out-of-fold prediction with the version. The
-    project's images come first in the training arrays (shared collections follow)."""
-    HeldOutScore.objects.bulk_create(
-        [
-            HeldOutScore(
-                image=im,
-                model_version=version,
-                label=im.consensus,
-                probabilities=[round(float(x), 6) for x in probs[i]],
-                thresholds=[round(float(x), 6) for x in thresholds[i]],
-                fold=int(fold_of[i]),
-            )
-            for i, im in enumerate(images)
-        ],
-        batch_size=1000,
-    )
-
-
-def _public(p: dict) -> dict:
-    return {k: p.get(k) for k in DEFAULT_TRAIN_PARAMS}
-
-
-def _progress(job: Job | None, report):
-    def progress(fraction: float, message: str) -> None:
-        if job is not None:
-            job.report(fraction, message)
-        if report is not None:
-            report(fraction, message)
-
-    return progress
-
-
-@transaction.atomic
-def activate(version: ModelVersion) -> None:
-    ModelVersion.objects.filter(project=version.project, is_active=True).exclude(pk=version.pk).update(
-        is_active=False
-    )
-    ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
-    version.is_active = True
-
-
-def deactivate_all(project: Project) -> None:
-    ModelVersion.objects.filter(project=project, is_active=True).update(is_active=False)
-
-
-# ---------------------------------------------------------------- scoring
 def active_bundle(project: Project):
     """The active model version and its loaded bundle, or (None, None) when there is none
-    or its file is missing/corrupt (then the default scorer is used)."""
+    or its file is missing/corrupt (then the default score is used)."""
     from ionsieve_core import ml
 
     version = project.model_versions.filter(is_active=True).first()
@@ -281,9 +35,7 @@ def active_bundle(project: Project):
         return version, None
     bundle = ml.load_bundle(version.path)
     if bundle is None:
-        log.warning(
-            "model v%s of %s cannot be loaded; using the default scorer", version.number, project.slug
-        )
+        log.warning("model v%s of %s cannot be loaded; using the default score", version.number, project.slug)
         return version, None
     return version, bundle
 
@@ -304,10 +56,9 @@ def score_dataset(
 ) -> int:
     """Predict every image of the dataset and store the probabilities. Returns the count."""
     from ionsieve_core import ml
+    from ionsieve_core.ml.active import predict_and_embed, with_prior
 
     project = dataset.project
-    from classifier import active
-
     if use_active and version is None and bundle is None:
         version, bundle = active_bundle(project)
     images = list(dataset.images.order_by("index"))
@@ -323,14 +74,10 @@ def score_dataset(
             probs = ml.predict(bundle, xs, contexts=ctxs)
             emb = None
         else:  # one pass gives the scores and the embeddings quick updates learn from
-            from ionsieve_core.ml.active import predict_and_embed
-
             probs, emb = predict_and_embed(bundle, xs, ctxs)
         thresholds = np.asarray(bundle.thresholds, dtype=np.float64)
         store_predictions(project, images, probs, thresholds, version)
         if emb is not None:
-            from ionsieve_core.ml.active import with_prior
-
             active.save_embeddings(
                 dataset, version.pk, images, with_prior(emb, probs) if project.task == Task.BINARY else emb
             )
@@ -354,12 +101,11 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
     """The default score of every image, kept raw (uncalibrated) as its Prediction rows, so
     calibrations refit from them."""
     from ionsieve_core import ml
+    from ionsieve_core.ml.active import with_prior
 
     stack = arrays.load_stack(dataset)
     if stack.ndim != 3:
         return None
-    from classifier import active
-
     if shares_acquisition(dataset, images):
         raw, emb = ml.default_binary_scores(
             np.asarray(stack, dtype=np.float32), arrays.dataset_context(dataset, stack), with_embeddings=True
@@ -371,8 +117,6 @@ def default_raw_scores(dataset: Dataset, images: list[IonImage]) -> np.ndarray |
         )
     _store_default(images, raw)
     if emb is not None:  # the shipped model's embeddings (+ this score): quick updates before any training
-        from ionsieve_core.ml.active import with_prior
-
         active.save_embeddings(dataset, None, images, with_prior(emb, raw))
     return raw
 
@@ -458,7 +202,7 @@ def fit_default_calibration(project: Project) -> DefaultCalibration | None:
             held_out_by="groups" if len(set(groups)) > 1 else "images",
             labels_at=labels_at,
         )
-        store_held_out(None, [r.image for r in rows], held, thresholds, fold_of)
+        HeldOutScore.objects.store(None, [r.image for r in rows], held, thresholds, fold_of)
     return fit
 
 

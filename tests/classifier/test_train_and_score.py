@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from classifier import services
+from classifier import training
 from classifier.models import ModelVersion, Prediction
 from tests.datasets.helpers import synthetic, write_mz_list
 from tests.factories import ProjectFactory, UserFactory
@@ -136,7 +136,7 @@ def test_it_trains_through_the_api_and_can_be_cancelled(
     api.force_authenticate(viewer)
     assert api.post(f"/api/projects/{project.slug}/train/", {}, format="json").status_code == 403
     api.force_authenticate(user)
-    run = services.start_training(project, user, {"folds": 2, "epochs": 1})
+    run = training.start_training(project, user, {"folds": 2, "epochs": 1})
     Job.objects.filter(pk=run.job_id).update(cancel_requested=True)
     from classifier.tasks import train_model
 
