@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from classifier.review import probability_history
 from webapp.datasets.access import image_for
-from webapp.datasets.api.image_data import image_payload
+from webapp.datasets.pixels import image_payload
 
 
 class ProbabilityRowSerializer(serializers.Serializer):
