@@ -6,12 +6,12 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from classifier.api import active as active_api
-from classifier.api import image_data as classifier_image_data
+from classifier.api import image_detail
 from classifier.api import review as review_api
 from classifier.api import views as classifier
 from webapp.collections.api import views as collections
 from webapp.datasets import media
-from webapp.datasets.api import exports, image_data, label_history
+from webapp.datasets.api import exports, label_history, spectrum
 from webapp.datasets.api import views as datasets
 from webapp.jobs.api import views as jobs
 from webapp.projects.api.views import MembershipViewSet, ProjectViewSet
@@ -93,8 +93,8 @@ urlpatterns = [
     path("jobs/<int:pk>/retry/", jobs.JobRetry.as_view(), name="job-retry"),
     path("projects/<slug:slug>/review/", review_api.Review.as_view(), name="project-review"),
     path("projects/<slug:slug>/annotators/", review_api.Annotators.as_view(), name="project-annotators"),
-    path("images/<int:pk>/data/", classifier_image_data.ImageData.as_view(), name="image-data"),
-    path("datasets/<int:pk>/spectrum/", image_data.DatasetSpectrum.as_view(), name="dataset-spectrum"),
+    path("images/<int:pk>/data/", image_detail.ImageData.as_view(), name="image-data"),
+    path("datasets/<int:pk>/spectrum/", spectrum.DatasetSpectrum.as_view(), name="dataset-spectrum"),
     path("datasets/<int:pk>/next/", active_api.NextImages.as_view(), name="dataset-next"),
     path("projects/<slug:slug>/next/", active_api.NextImages.as_view(), name="project-next"),
     path("projects/<slug:slug>/live/", active_api.Live.as_view(), name="project-live"),

@@ -139,13 +139,13 @@ class Live(APIView):
 
 
 def estimate(project, version) -> dict:
-    """Held-out F1 of a version (review.accuracy over the project), cached: versions never change."""
+    """Held-out F1 of a version (evaluation.accuracy over the project), cached: versions never change."""
     key = f"ionsieve:held-out:{version.pk}"
     got = cache.get(key)
     if got is None:
-        from classifier import review
+        from classifier import evaluation
 
-        s = review.accuracy(project, version)["all"]["held_out"]
+        s = evaluation.accuracy(project, version)["all"]["held_out"]
         got = {"n": s.get("n") or 0, "f1": s.get("f1"), "f1_ci": s.get("f1_ci")}
         cache.set(key, got, 24 * 3600)
     return {"number": version.number, "quick": version.quick, "labels": version.label_total, **got}

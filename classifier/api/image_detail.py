@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier.review import probability_history
+from classifier.evaluation import probability_history
 from webapp.datasets.access import image_for
 from webapp.datasets.pixels import image_payload
 

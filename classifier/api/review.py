@@ -9,7 +9,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import review
+from classifier import evaluation
 from classifier.models import ModelVersion
 from webapp.projects.access import project_for
 from webapp.projects.models import Project
@@ -66,7 +66,7 @@ class AccuracySerializer(serializers.Serializer):
 
 def accuracy_payload(project: Project, version: ModelVersion | None, dataset_id: int | None = None) -> dict:
     """The review contract: the same object for the API and `manage.py review_accuracy --json`."""
-    data = AccuracySerializer(review.accuracy(project, version, dataset_id)).data
+    data = AccuracySerializer(evaluation.accuracy(project, version, dataset_id)).data
     return _plain(data)
 
 
@@ -96,8 +96,8 @@ class Review(APIView):
     def get(self, request, slug: str):
         project = project_for(request.user, slug)
         try:
-            version = review.resolve_version(project, request.query_params.get("version"))
-        except review.ReviewError as exc:
+            version = evaluation.resolve_version(project, request.query_params.get("version"))
+        except evaluation.ReviewError as exc:
             raise ValidationError({"version": [str(exc)]}) from None
         dataset_id = None
         if request.query_params.get("dataset"):
@@ -135,4 +135,4 @@ class Annotators(APIView):
     @extend_schema(responses={200: AnnotatorsSerializer})
     def get(self, request, slug: str):
         project = project_for(request.user, slug)
-        return Response(review.annotators(project))
+        return Response(evaluation.annotators(project))

@@ -95,9 +95,9 @@ def test_quick_versions_never_overwrite_a_full_versions_metrics(project, user, t
         == held
     )
     # The review reads the quick version's own held-out scores.
-    from classifier import review
+    from classifier import evaluation
 
-    r = review.accuracy(project, quick)
+    r = evaluation.accuracy(project, quick)
     assert r["all"]["held_out"]["n"] == 24
     # A full training supersedes it.
     call_command("train", "--project", project.slug, "--folds", "2", "--epochs", "1")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
-from classifier import review
+from classifier import evaluation
 from classifier.models import HeldOutScore, ModelVersion, Prediction
 from tests.classifier.test_train_and_score import make_datasets
 from webapp.datasets import labels
@@ -39,7 +39,7 @@ def test_it_never_scores_a_dataset_held_out_by_a_model_that_saw_it(project, user
     assert len(folds) == 4 and all(len(f) == 1 for f in folds.values())
     assert len({next(iter(f)) for f in folds.values()}) == 4
 
-    r = review.accuracy(project, version)
+    r = evaluation.accuracy(project, version)
     rows = {d["dataset_id"]: d for d in r["datasets"]}
     bad = rows[inverted.pk]["held_out"]
     assert bad["n"] == inverted.images.count()
@@ -53,24 +53,24 @@ def test_it_never_scores_a_dataset_held_out_by_a_model_that_saw_it(project, user
     # Labels after training: since_training counts them, held_out keeps the training-time count.
     im = inverted.images.order_by("index").first()
     labels.set_labels(project, [im], user, FLIP[im.consensus])
-    after = {d["dataset_id"]: d for d in review.accuracy(project, version)["datasets"]}
+    after = {d["dataset_id"]: d for d in evaluation.accuracy(project, version)["datasets"]}
     assert after[inverted.pk]["since_training"]["n"] == 1
     assert after[inverted.pk]["held_out"]["n"] == 12
 
     # The default score was fitted to the same training labels, and keeps scoring new datasets.
-    default = review.accuracy(project, None)
+    default = evaluation.accuracy(project, None)
     assert default["all"]["held_out"]["n"] == 48 and default["all"]["since_training"]["n"] == 1
     [later] = make_datasets(project, user, tmp_path / "later", capsys, n=1)
     assert Prediction.objects.filter(image__dataset=later, model_version__isnull=True).count() == 12
-    assert review.accuracy(project, None)["all"]["since_training"]["n"] == 13
-    assert review.accuracy(project, version)["all"]["since_training"]["n"] == 13
+    assert evaluation.accuracy(project, None)["all"]["since_training"]["n"] == 13
+    assert evaluation.accuracy(project, version)["all"]["since_training"]["n"] == 13
 
     call_command("review_accuracy", "--project", project.slug, "--json")
     printed = json.loads(capsys.readouterr().out)
     assert printed["version"] == "1"
     assert {d["dataset_id"]: d["held_out"]["n"] for d in printed["datasets"]}[inverted.pk] == 12
     assert np.isclose(
-        printed["all"]["held_out"]["auc"], review.accuracy(project, version)["all"]["held_out"]["auc"]
+        printed["all"]["held_out"]["auc"], evaluation.accuracy(project, version)["all"]["held_out"]["auc"]
     )
 
 
@@ -85,7 +85,7 @@ def test_it_keeps_held_out_predictions_for_multiclass_projects(user, tmp_path, c
     call_command("train", "--project", project.slug, "--folds", "2", "--epochs", "1")
     capsys.readouterr()
     version = ModelVersion.objects.get(project=project)
-    r = review.accuracy(project, version)
+    r = evaluation.accuracy(project, version)
     assert r["all"]["held_out"]["n"] == 24 and r["all"]["training_fit"]["n"] == 24
     assert set(r["all"]["held_out"]["per_class"]) == {"a", "b", "c"}
     assert r["all"]["held_out"]["f1"] is not None and r["confusion"] is not None

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from sklearn import metrics as skm
 
-from classifier import review, scoring
+from classifier import evaluation, scoring
 from classifier.models import HeldOutScore, ModelVersion
 from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold, fit_calibration
 from tests.factories import ProjectFactory, UserFactory, add_member
@@ -84,14 +84,14 @@ def trained(project, user):
 
 
 def test_it_splits_held_out_since_training_and_training_fit_by_timestamps(project, trained):
-    r = review.accuracy(project, trained["v"])
+    r = evaluation.accuracy(project, trained["v"])
     rows = {d["dataset"]: d for d in r["datasets"]}
     # held_out.n = images labelled at training time; since_training.n = labels given after it.
     assert rows["A"]["held_out"]["n"] == 12 and rows["B"]["held_out"]["n"] == 8
     assert rows["A"]["since_training"]["n"] == 4 and rows["B"]["since_training"]["n"] == 1
     assert rows["A"]["training_fit"]["n"] == 12 and rows["B"]["training_fit"]["n"] == 8
     assert r["all"]["held_out"]["n"] == 20 and r["all"]["since_training"]["n"] == 5
-    sets, _, _ = review.scored_sets(project, trained["v"])
+    sets, _, _ = evaluation.scored_sets(project, trained["v"])
     since = sets["since_training"]
     # The relabelled image counts since training with its new label, and stays held out with the old one.
     i = since.image_ids.index(trained["relabelled"].pk)
@@ -101,7 +101,7 @@ def test_it_splits_held_out_since_training_and_training_fit_by_timestamps(projec
 
 
 def test_it_matches_sklearn_on_each_measure(project, trained):
-    r = review.accuracy(project, trained["v"])
+    r = evaluation.accuracy(project, trained["v"])
     a = {d["dataset"]: d for d in r["datasets"]}["A"]
     ims = {im.pk: im for im in trained["a"].images.all()}
     # held out: the stored out-of-fold probabilities against the labels at training time.
@@ -163,7 +163,7 @@ def test_it_flags_datasets_below_target_or_too_small_to_tell(project, user):
             snapshot[im] = (truth, 0.9 if (truth == "off") == right else 0.1)
     backdate(list(Label.objects.values_list("image", flat=True)), timezone.now() - dt.timedelta(hours=1))
     v = trained_version(project, 1, snapshot, timezone.now())
-    flags = {d["dataset"]: d["flag"] for d in review.accuracy(project, v)["datasets"]}
+    flags = {d["dataset"]: d["flag"] for d in evaluation.accuracy(project, v)["datasets"]}
     assert flags["big"] is None
     assert "Too few labels" in flags["small"]
     assert "below 0.90" in flags["bad"]
@@ -181,7 +181,7 @@ def test_it_measures_the_default_score_with_a_cross_fitted_calibration(project, 
         dsets.append(ds), raws.append(raw), truths.append(truth)
     fit = scoring.fit_default_calibration(project)
     assert fit is not None and fit.held_out_by == "groups"
-    r = review.accuracy(project, None)
+    r = evaluation.accuracy(project, None)
     assert r["version"] == "default"
     rows = {d["dataset"]: d for d in r["datasets"]}
     assert rows["D0"]["held_out"]["n"] == 30 and rows["D0"]["since_training"]["n"] == 0
@@ -199,7 +199,7 @@ def test_it_measures_the_default_score_with_a_cross_fitted_calibration(project, 
     # A label given afterwards is "since training" for the default score too.
     extra = make_ready_dataset(project, n=4, name="later", thumbnails=False, seed=9)
     label(project, extra, user, {0: "off"})
-    r = review.accuracy(project, None)
+    r = evaluation.accuracy(project, None)
     assert {d["dataset"]: d for d in r["datasets"]}["later"]["since_training"]["n"] == 1
     assert r["all"]["held_out"]["n"] == 60
 
@@ -207,7 +207,7 @@ def test_it_measures_the_default_score_with_a_cross_fitted_calibration(project, 
 def test_it_holds_every_label_out_of_an_unfitted_default_score(project, user):
     ds = make_ready_dataset(project, n=10, thumbnails=False)
     label(project, ds, user, {0: "off"})
-    r = review.accuracy(project, None)
+    r = evaluation.accuracy(project, None)
     assert r["held_out_by"] == "unfitted" and r["all"]["held_out"]["n"] == 1
     assert r["all"]["training_fit"]["n"] == 0
 
@@ -241,7 +241,7 @@ def test_it_handles_multiclass_projects(user):
             for im in ds.images.all()
         ]
     )
-    r = review.accuracy(project, v)
+    r = evaluation.accuracy(project, v)
     s = r["all"]["held_out"]
     y = [i % 3 for i in range(15)]
     pred = p.argmax(axis=1)
@@ -266,9 +266,9 @@ def test_it_compares_two_versions_on_the_same_images(project, user):
     coin = trained_version(
         project, 2, {im: (im.consensus, 0.8 if im.index % 4 < 2 else 0.2) for im in ims}, when
     )
-    c = review.compare(project, good, coin)
+    c = evaluation.compare(project, good, coin)
     assert c["n"] == 40 and c["f1_diff"] > 0.3 and c["f1_diff_ci"][0] > 0
-    same = review.compare(project, good, good)
+    same = evaluation.compare(project, good, good)
     assert same["f1_diff"] == 0 and same["f1_diff_ci"] == [0, 0]
 
 
@@ -279,7 +279,7 @@ def test_it_measures_a_version_trained_before_held_out_scores_as_training_fit_on
         project=project, number=1, arch="compact", task="binary", classes=project.classes
     )
     set_probabilities(project, ds, np.linspace(0, 1, 10), version=v)
-    r = review.accuracy(project, v)
+    r = evaluation.accuracy(project, v)
     assert r["all"]["held_out"]["n"] == 0 and r["all"]["training_fit"]["n"] == 2 and r["held_out_by"] == ""
 
 
@@ -326,7 +326,7 @@ def test_it_computes_cohens_kappa_between_annotators(project, user):
     label(project, ds, user, dict(enumerate(mine)))
     label(project, ds, other, dict(enumerate(theirs)))
     label(project, ds, third, {8: "on"})
-    result = review.annotators(project)
+    result = evaluation.annotators(project)
     rows = {r["user"]: r for r in result["annotators"]}
     pair = rows[user.username]["pairs"][other.username]
     assert pair["common"] == 8
@@ -338,7 +338,7 @@ def test_it_computes_cohens_kappa_between_annotators(project, user):
 
 
 def client_free_annotators(project) -> bool:
-    return review.annotators(project)["names"] != []
+    return evaluation.annotators(project)["names"] != []
 
 
 def test_it_uses_per_class_thresholds_for_multilabel_projects(client, user):
@@ -371,7 +371,7 @@ def test_it_uses_per_class_thresholds_for_multilabel_projects(client, user):
             for im in ds.images.all()
         ]
     )
-    s = review.accuracy(project, v)["all"]["held_out"]
+    s = evaluation.accuracy(project, v)["all"]["held_out"]
     y = np.array([[c in truth[i].split() for c in "abc"] for i in range(20)], dtype=int)
     pred = (p >= np.array(thresholds)).astype(int)
     assert s["f1"] == pytest.approx(skm.f1_score(y, pred, average="macro"), abs=1e-5)

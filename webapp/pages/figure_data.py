@@ -23,9 +23,10 @@ from django.urls import reverse
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_safe
 
-from classifier import review
+from classifier import evaluation
+from ionsieve_core.imaging.downsample import block_mean, grid_json
+from webapp.datasets import pixels
 from webapp.datasets.access import dataset_for, image_for
-from webapp.datasets.api import image_data
 from webapp.datasets.models import Dataset, IonImage
 from webapp.pages import figures
 
@@ -86,12 +87,12 @@ def _dumps(value) -> bytes:
 
 def build_dataset_figure(ds: Dataset, name: str) -> dict | None:
     if name == "tic":
-        tic = image_data.tic_values(ds)
+        tic = pixels.tic_values(ds)
         if tic is None:
             return None
-        small, f = image_data.block_mean(tic)
-        return figures.heatmap(image_data.grid_json(small), "Total ion count (TIC)", hover_name="TIC", step=f)
-    spec = image_data.spectrum(ds)
+        small, f = block_mean(tic)
+        return figures.heatmap(grid_json(small), "Total ion count (TIC)", hover_name="TIC", step=f)
+    spec = pixels.spectrum(ds)
     if spec is None:
         return None
     return figures.spectrum(spec[0].tolist(), spec[1].tolist())
@@ -133,7 +134,7 @@ def image_figure(request, pk: int, name: str):
         data = _image_heatmap(image)
     else:
         project = ds.project
-        history = review.probability_history(image)
+        history = evaluation.probability_history(image)
         if not history:
             raise Http404("No prediction yet.")
         labels = {c: label for c, label in project.class_labels}
@@ -147,5 +148,5 @@ def image_figure(request, pk: int, name: str):
 def _image_heatmap(image: IonImage) -> bytes | None:
     """Not a Plotly figure: the image's pixels at native resolution (static/js/image.js draws
     and scales them in the browser, so clips and colour maps change without a request)."""
-    payload = image_data.pixels_payload(image)
+    payload = pixels.pixels_payload(image)
     return None if payload is None else _dumps(payload)

@@ -141,7 +141,7 @@ def _history_layout() -> str:
 
 
 def roc(reviews: list[dict]) -> dict:
-    """ROC curves of the held-out predictions of each version shown (review.accuracy objects)."""
+    """ROC curves of the held-out predictions of each version shown (evaluation.accuracy objects)."""
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(

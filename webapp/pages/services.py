@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.urls import reverse
 from django.utils import timezone
 
-from classifier import review
+from classifier import evaluation
 from classifier.models import ModelVersion
 from ionsieve_core.imaging import colormaps
 from ionsieve_core.imaging.colormaps import lut_8bit
@@ -248,10 +248,10 @@ def default_pair(project: Project) -> tuple[str, str]:
     """Active vs previous version; with one version, it vs the default score."""
     versions = list(project.model_versions.order_by("-number").values_list("number", "is_active"))
     if not versions:
-        return review.DEFAULT, ""
+        return evaluation.DEFAULT, ""
     active = next((n for n, a in versions if a), versions[0][0])
     older = [n for n, _ in versions if n < active]
-    return str(active), str(older[0]) if older else review.DEFAULT
+    return str(active), str(older[0]) if older else evaluation.DEFAULT
 
 
 def review_context(project: Project, a: str | None, b: str | None) -> dict:
@@ -261,10 +261,10 @@ def review_context(project: Project, a: str | None, b: str | None) -> dict:
     for token in [a, b]:
         if token == "":
             continue
-        version = review.resolve_version(project, token)
-        if any(r["version"] == review.version_info(version)["key"] for r in reviews):
+        version = evaluation.resolve_version(project, token)
+        if any(r["version"] == evaluation.version_info(version)["key"] for r in reviews):
             continue
-        reviews.append(review.accuracy(project, version))
+        reviews.append(evaluation.accuracy(project, version))
         scorers.append(version)
     labels = [lab for _, lab in project.class_labels]
     figs = {"roc": figures.roc(reviews), "pr": figures.precision_recall(reviews)}
@@ -280,13 +280,13 @@ def review_context(project: Project, a: str | None, b: str | None) -> dict:
         "b": b,
         "figures": figs,
         "versions": versions,
-        "annotators": review.annotators(project),
-        "paired": review.compare(project, scorers[0], scorers[1]) if len(scorers) == 2 else None,
+        "annotators": evaluation.annotators(project),
+        "paired": evaluation.compare(project, scorers[0], scorers[1]) if len(scorers) == 2 else None,
         "cv_reports": [
-            (by_number[r["version"]], review.cv_report(by_number[r["version"]]))
+            (by_number[r["version"]], evaluation.cv_report(by_number[r["version"]]))
             for r in reviews
             if r["version"] in by_number
         ],
-        "labelled_total": review.labelled_count(project),
+        "labelled_total": evaluation.labelled_count(project),
         "positive": project.class_label(project.first_class) if project.task == Task.BINARY else None,
     }

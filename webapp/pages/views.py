@@ -7,7 +7,7 @@ from django.http import HttpResponseBadRequest
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_safe
 
-from classifier.review import ReviewError
+from classifier.evaluation import ReviewError
 from webapp.datasets.access import dataset_for, image_for
 from webapp.pages import services
 from webapp.projects.access import project_for

@@ -5,7 +5,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.http import Http404
 
-from classifier import review
+from classifier import evaluation
 from classifier.api.review import accuracy_payload
 from webapp.projects.models import Project
 
@@ -32,8 +32,8 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"No project '{o['project']}'.")
         try:
-            version = review.resolve_version(project, o["version"])
-        except (review.ReviewError, Http404) as exc:
+            version = evaluation.resolve_version(project, o["version"])
+        except (evaluation.ReviewError, Http404) as exc:
             raise CommandError(
                 f"{exc} (versions: {', '.join(str(n) for n in project.model_versions.values_list('number', flat=True)) or 'none'})"
             ) from None
