@@ -31,7 +31,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ionsieve_core.imaging.scaling import _lut, hotspot_clip, iter_thumbnails_png, scale  # noqa: E402
+from ionsieve_core.imaging.colormaps import lut_8bit as _lut  # noqa: E402
+from ionsieve_core.imaging.scaling import hotspot_clip, scale  # noqa: E402
+from ionsieve_core.imaging.thumbnails import iter_thumbnails_png  # noqa: E402
 from ionsieve_core.msi import extract, read_metadata, top_peaks  # noqa: E402
 from ionsieve_core.msi.synthetic import write_synthetic_imzml  # noqa: E402
 

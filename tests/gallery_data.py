@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from classifier.services import store_predictions
+from classifier.scoring import store_predictions
 from webapp.datasets.ingest import save_images
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project, Task
 
 try:
-    from ionsieve_core.imaging.scaling import to_thumbnail_png
+    from ionsieve_core.imaging.thumbnails import to_thumbnail_png
 except ImportError:  # pragma: no cover - the msi package is written in parallel
     to_thumbnail_png = None
 

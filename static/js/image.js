@@ -7,9 +7,9 @@
   function $(id) { return document.getElementById(id); }
 
   // The ion image at native resolution: the server sends every pixel (base64 float32) with
-  // each channel's percentiles; the page clips, scales (static/js/scaling.js) and colours them
-  // into a canvas, shown as a Plotly image trace for zoom and pan. Clips and colour maps
-  // change without a request.
+  // each channel's display statistics (percentiles, range, equalisation table); the page clips,
+  // scales by them (static/js/scaling.js) and colours the pixels into a canvas, shown as a
+  // Plotly image trace for zoom and pan. Clips and colour maps change without a request.
   var SC = window.IonSieveScale;
   var viewer = { h: 0, w: 0, channels: [], hiMoved: false, pending: false, renderMs: null, drawn: false };
   var luts = {};

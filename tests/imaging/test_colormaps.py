@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ionsieve_core.imaging.colormaps import EMBEDDED, lut_8bit, lut_float
-from ionsieve_core.imaging.scaling import to_thumbnail_png
+from ionsieve_core.imaging.thumbnails import to_thumbnail_png
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +44,7 @@ def test_it_renders_every_map_with_matplotlib_unimportable():
     code = (
         "import sys; sys.modules['matplotlib'] = None\n"
         "import numpy as np\n"
-        "from ionsieve_core.imaging.scaling import to_thumbnail_png\n"
+        "from ionsieve_core.imaging.thumbnails import to_thumbnail_png\n"
         "img = np.random.default_rng(0).random((20, 30)).astype('float32')\n"
         "print(sorted(len(to_thumbnail_png(img, cmap=c)) > 100 for c in ('viridis', 'inferno', 'magma', 'turbo', 'gray')))\n"
     )

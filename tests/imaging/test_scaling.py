@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ionsieve_core.imaging import scaling
-from ionsieve_core.imaging.scaling import (
-    _percentile_of_nonzero,
-    hotspot_clip,
-    iter_thumbnails_png,
-    scale,
-    to_thumbnail_png,
-)
+from ionsieve_core.imaging import thumbnails
+from ionsieve_core.imaging.scaling import hotspot_clip, scale
+from ionsieve_core.imaging.thumbnails import _percentile_of_nonzero, iter_thumbnails_png, to_thumbnail_png
 
 
 def test_it_clips_hotspots_at_the_percentile_of_nonzero_pixels() -> None:
@@ -72,7 +67,7 @@ def _pil_reference(img: np.ndarray, size: int, mode: str = "linear") -> np.ndarr
     """Clip, scale, then PIL resizes the values and the acquired mask as float images (BOX to
     shrink, NEAREST to grow); mean value over acquired pixels -> colour, acquired fraction ->
     alpha. Returns what is seen: RGB x alpha, and alpha."""
-    from ionsieve_core.imaging.scaling import _lut
+    from ionsieve_core.imaging.colormaps import lut_8bit as _lut
 
     s = scale(hotspot_clip(img, 99), mode)
     known = ~np.isnan(s)
@@ -164,6 +159,6 @@ def test_it_renders_a_memory_map_batch_by_batch(tmp_path, monkeypatch) -> None:
     path = tmp_path / "images.npy"
     np.save(path, images)
     whole = list(iter_thumbnails_png(images))
-    monkeypatch.setattr(scaling, "_BATCH_VALUES", 2 * 40 * 50)  # two images per batch
+    monkeypatch.setattr(thumbnails, "_BATCH_VALUES", 2 * 40 * 50)  # two images per batch
     assert list(iter_thumbnails_png(np.load(path, mmap_mode="r"))) == whole
     assert to_thumbnail_png(images[3]) == whole[3]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from classifier.models import ModelVersion
+from ionsieve_core.imaging.downsample import block_mean, downsample_spectrum
 from ionsieve_core.imaging.scaling import hotspot_threshold
 from tests.gallery_data import make_ready_dataset, set_probabilities
-from webapp.datasets.api.image_data import block_mean, downsample_spectrum
 from webapp.datasets.models import Dataset
 
 pytestmark = pytest.mark.django_db
