@@ -3,7 +3,7 @@
 viridis, inferno, magma and turbo are matplotlib's 256-entry tables, stored once in
 colormaps.npy (scripts/make_colormaps.py wrote it; viridis, inferno and magma are CC0, by
 Nathaniel J. Smith, Stefan van der Walt and Eric Firing; turbo is Apache-2.0, by Google).
-This is the one copy: thumbnails (scaling.py) and the reading of viridis renders
+This is the one copy: thumbnails (thumbnails.py) and the reading of viridis renders
 (ionsieve_core/imagesets/images.py) both use it.
 """
 
