@@ -94,12 +94,11 @@ def work_stages(imzml: str, mz_list: str, scorer: str) -> dict:
     import django
 
     django.setup()
-    from webapp.datasets.ingest import ingest
-
     from classifier import scoring as cls_scoring
     from ionsieve_core.ml import bundle as ml_bundle
-    from webapp.datasets import services
     from webapp.datasets.models import Dataset
+    from webapp.ingestion import services
+    from webapp.ingestion.imzml import ingest
     from webapp.projects.models import Project
 
     if scorer == "keras":  # how scoring ran before the plan: the Keras bundle, loaded here

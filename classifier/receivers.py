@@ -1,4 +1,5 @@
-"""Reactions to dataset events: score new datasets, retrain after enough new labels.
+"""Reactions to label events: retrain after enough new labels (a new dataset's first scoring is
+webapp/ingestion/pipeline.py's explicit step).
 
 Auto-retrain (IONSIEVE_AUTO_RETRAIN_LABELS = N > 0) starts a training run once N images were
 labelled since the active model, and backs off instead of failing again and again:
@@ -24,26 +25,13 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.utils import timezone
 
-from webapp.datasets.signals import dataset_ready, labels_changed
+from webapp.datasets.signals import labels_changed
 from webapp.jobs.models import Job
 
 log = logging.getLogger(__name__)
 
 BACKOFF_CAP = 6  # at most N x 64 label changes between two automatic runs after failures
 MIN_LABELLED = 4  # training.run_training refuses fewer labelled images
-
-
-@receiver(dataset_ready)
-def score_new_dataset(sender, dataset, inline: bool = False, **kwargs) -> None:
-    from classifier import scoring as services  # score_new_dataset goes with the ingestion rework
-
-    if inline:
-        try:
-            services.score_dataset(dataset)
-        except Exception:  # noqa: BLE001 - a scoring bug must not undo a good ingestion
-            log.exception("scoring dataset %s failed", dataset.pk)
-    else:
-        services.start_scoring(dataset.project, dataset=dataset)
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from classifier.scoring import store_predictions
-from webapp.datasets.ingest import save_images
 from webapp.datasets.models import Dataset
+from webapp.ingestion.rows import save_images
 from webapp.projects.models import Project, Task
 
 try:

@@ -13,6 +13,7 @@ from webapp.collections.api import views as collections
 from webapp.datasets import media
 from webapp.datasets.api import exports, label_history, spectrum
 from webapp.datasets.api import views as datasets
+from webapp.ingestion.api import views as ingestion
 from webapp.jobs.api import views as jobs
 from webapp.projects.api.views import MembershipViewSet, ProjectViewSet
 
@@ -25,18 +26,18 @@ members.register("members", MembershipViewSet, basename="member")
 urlpatterns = [
     path("", include(router.urls)),
     path("projects/<slug:project_slug>/", include(members.urls)),
-    path("projects/<slug:slug>/datasets/", datasets.ProjectDatasets.as_view(), name="project-datasets"),
+    path("projects/<slug:slug>/datasets/", ingestion.ProjectDatasets.as_view(), name="project-datasets"),
     path("projects/<slug:slug>/export/", datasets.ProjectExport.as_view(), name="project-export"),
     path("projects/<slug:slug>/exports/", exports.ProjectExports.as_view(), name="project-exports"),
     path("exports/<int:pk>/", exports.ExportDownload.as_view(), name="export-download"),
-    path("projects/<slug:slug>/imports/", datasets.ProjectImports.as_view(), name="project-imports"),
+    path("projects/<slug:slug>/imports/", ingestion.ProjectImports.as_view(), name="project-imports"),
     path("projects/<slug:slug>/images/", datasets.ImageList.as_view(), name="project-images"),
     path("projects/<slug:slug>/images/counts/", datasets.ImageCounts.as_view(), name="project-image-counts"),
     path("projects/<slug:slug>/images/ids/", datasets.ImageIds.as_view(), name="project-image-ids"),
     path("projects/<slug:slug>/labels/", datasets.BulkLabels.as_view(), name="project-bulk-labels"),
     path("projects/<slug:slug>/jobs/", jobs.ProjectJobs.as_view(), name="project-jobs"),
     path("datasets/<int:pk>/", datasets.DatasetDetail.as_view(), name="dataset-detail"),
-    path("datasets/<int:pk>/reprocess/", datasets.DatasetReprocess.as_view(), name="dataset-reprocess"),
+    path("datasets/<int:pk>/reprocess/", ingestion.DatasetReprocess.as_view(), name="dataset-reprocess"),
     path("datasets/<int:pk>/images/", datasets.ImageList.as_view(), name="dataset-images"),
     path("datasets/<int:pk>/images/counts/", datasets.ImageCounts.as_view(), name="dataset-image-counts"),
     path("datasets/<int:pk>/images/ids/", datasets.ImageIds.as_view(), name="dataset-image-ids"),

@@ -10,4 +10,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings")
 
 app = Celery("ionsieve")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["webapp.jobs", "webapp.datasets", "webapp.collections", "classifier"])
+app.autodiscover_tasks(
+    ["webapp.jobs", "webapp.datasets", "webapp.ingestion", "webapp.collections", "classifier"]
+)

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "webapp.jobs",
     "webapp.datasets",
     "webapp.collections",
+    "webapp.ingestion",
     "webapp.pages",
     "classifier",
 ]

@@ -17,7 +17,7 @@ urlpatterns = [
     path("accounts/", include("webapp.accounts.urls")),
     path("projects/", include("webapp.projects.urls")),
     path("api/", include(api_urlpatterns)),
-    path("api/", include("webapp.datasets.api.upload_urls")),
+    path("api/", include("webapp.ingestion.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -109,7 +109,8 @@ def test_it_reads_a_metaspace_export_as_mz_list(project, capsys, tmp_path):
 
 
 def test_it_reruns_idempotently_and_keeps_labels(project, capsys, tmp_path, user):
-    from webapp.datasets import labels, services
+    from webapp.datasets import labels
+    from webapp.ingestion import services
 
     truth = synthetic(tmp_path, seed=6)
     mz_list = write_mz_list(tmp_path / "l.csv", [m for m, _ in truth.ions])

@@ -244,7 +244,7 @@ def test_it_frees_abandoned_uploads_after_the_set_time(api, user, project, setti
 def test_it_cleans_up_periodically_in_each_worker(monkeypatch):
     import threading
 
-    from webapp.datasets import resumable
+    from webapp.ingestion import resumable
 
     calls = threading.Event()
     monkeypatch.setattr(resumable, "cleanup", lambda: calls.set() or (0, 0))

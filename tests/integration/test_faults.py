@@ -28,8 +28,8 @@ from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory, add_member
 from tests.gallery_data import make_ready_dataset
 from tests.integration.conftest import EMBEDDED, SERVER, Worker, backend, needs_backend, wait_for
-from webapp.datasets import services
 from webapp.datasets.models import Dataset, IonImage, Label
+from webapp.ingestion import services
 from webapp.jobs import dispatch
 from webapp.jobs.models import Job
 
@@ -449,7 +449,7 @@ def test_it_reports_a_full_disk_during_ingestion_without_a_half_dataset(
         return real_replace(src, dst, *a, **kw)
 
     monkeypatch.setattr(storage.os, "replace", full)
-    from webapp.datasets.tasks import ingest_dataset
+    from webapp.ingestion.tasks import ingest_dataset
 
     ingest_dataset.run(job.pk)  # through run_job: claim, heartbeat, fail
     job.refresh_from_db()

@@ -8,8 +8,8 @@ from django.db import transaction
 from tests.datasets.helpers import synthetic
 from tests.factories import ProjectFactory, UserFactory
 from tests.integration.conftest import EMBEDDED, SERVER, backend, needs_backend, use_broker_folder, wait_for
-from webapp.datasets import services
 from webapp.datasets.models import Dataset
+from webapp.ingestion import services
 from webapp.jobs.models import Job
 
 pytestmark = pytest.mark.integration

@@ -62,7 +62,7 @@ def make_world() -> World:
         training = TrainingCollection.objects.create(project=project, collection=collection, added_by=owner)
     except ImportError:  # pragma: no cover - collections are written in parallel
         pass
-    from webapp.datasets import resumable
+    from webapp.ingestion import resumable
 
     upload = resumable.create(owner, project, length=10, filename="run.imzML")
     from webapp.datasets.export_jobs import export_path

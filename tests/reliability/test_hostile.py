@@ -274,7 +274,7 @@ def test_it_answers_every_hostile_upload_clearly(  # noqa: C901, PLR0915 - one t
                 ds_images = IonImage.objects.filter(dataset=ds).count()
                 if ds_images != ds.image_count or ds_images == 0:
                     problems.append(f"{case.name}: ready with {ds_images} rows for {ds.image_count} images")
-                from webapp.datasets.services import delete_dataset
+                from webapp.datasets.storage import delete_dataset
 
                 delete_dataset(ds)
                 continue
@@ -291,7 +291,7 @@ def test_it_answers_every_hostile_upload_clearly(  # noqa: C901, PLR0915 - one t
                 problems.append(f"{case.name}: /etc/passwd content leaked")
             if IonImage.objects.filter(dataset=ds).exists():
                 problems.append(f"{case.name}: a failed dataset kept image rows")
-            from webapp.datasets.services import delete_dataset
+            from webapp.datasets.storage import delete_dataset
 
             delete_dataset(ds)
         else:
@@ -440,8 +440,8 @@ def test_it_keeps_the_worker_alive_through_hostile_files(worker, tmp_path):  # n
 
     from tests.factories import ProjectFactory, UserFactory
     from tests.integration.conftest import wait_for
-    from webapp.datasets import services
     from webapp.datasets.models import Dataset, IonImage
+    from webapp.ingestion import services
     from webapp.jobs.models import Job
 
     user = UserFactory()

@@ -103,7 +103,7 @@ def test_it_cancels_a_queued_job_at_once_and_a_live_one_at_its_next_step(team):
 
 def test_it_stops_a_running_ingestion_between_two_steps_when_cancelled(team, tmp_path):
     from tests.datasets.helpers import synthetic
-    from webapp.datasets import services as dataset_services
+    from webapp.ingestion import services as dataset_services
 
     user, project = team["owner"], team["project"]
     truth = synthetic(tmp_path, seed=4)
@@ -201,7 +201,7 @@ def test_it_lists_jobs_stopped_in_the_last_day_with_retry(team, client):
 def test_it_recovers_a_stale_ingestion_so_the_dataset_does_not_stay_processing(team, monkeypatch, tmp_path):
     """The watchdog re-sends the stale job; a worker claims it and finishes the dataset."""
     from tests.datasets.helpers import synthetic
-    from webapp.datasets import services as dataset_services
+    from webapp.ingestion import services as dataset_services
     from webapp.jobs import dispatch
 
     user, project = team["owner"], team["project"]

@@ -34,18 +34,3 @@ class UseForm(forms.Form):
     def __init__(self, *args, choices=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["collection"].choices = choices
-
-
-class ImportForm(forms.Form):
-    archive = forms.FileField(label=".zip of images")
-    layout = forms.ChoiceField(
-        required=False,
-        choices=[
-            ("", "detect"),
-            ("gs", "folders <dataset>/<label>/<image> (METASPACE gold standard)"),
-            ("flat", "flat folder(s), labels from a CSV (file,label) or none"),
-            ("channels", "multi-channel <id>_<channel>.png with a CSV Id,Target"),
-        ],
-    )
-    labels = forms.FileField(required=False, label="Labels CSV (optional)")
-    channels = forms.CharField(required=False, help_text="Channel order, e.g. red,green,blue,yellow")

@@ -211,7 +211,7 @@ class LabelEvent(models.Model):
 
 
 class Upload(models.Model):
-    """One file being sent in parts (tus 1.0, webapp/datasets/resumable.py). Its bytes live in
+    """One file being sent in parts (tus 1.0, webapp/ingestion/resumable.py). Its bytes live in
     MEDIA_ROOT/uploads/<id>.part until a dataset or import takes them; nothing else sees them."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

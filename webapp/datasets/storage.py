@@ -1,4 +1,5 @@
-"""Atomic writes of derived files: readers never see a half-written file."""
+"""Datasets' files on disk: atomic writes of derived files (readers never see a half-written
+file), and removing a dataset with its folder."""
 
 from __future__ import annotations
 
@@ -69,3 +70,10 @@ def store_file(source, dest: Path) -> None:
     with atomic_path(dest) as tmp, open(tmp, "wb") as out:
         for chunk in source.chunks(4 * 1024 * 1024):
             out.write(chunk)
+
+
+def delete_dataset(dataset) -> None:
+    """Delete the dataset's row (its images, labels and predictions go with it), then its folder."""
+    directory = dataset.directory
+    dataset.delete()
+    shutil.rmtree(directory, ignore_errors=True)

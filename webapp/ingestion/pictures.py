@@ -1,4 +1,5 @@
-"""Importing labelled (or unlabelled) picture collections into a project, all or nothing.
+"""Picture imports: labelled (or unlabelled) PNG/TIFF collections, as folders or .zip archives,
+into a project, all or nothing.
 
 The layouts (METASPACE gold standard, flat folder + CSV, multi-channel microscopy) are read by
 ionsieve_core.imagesets, which also refuses unsafe archives; here the plan becomes datasets, images
@@ -22,18 +23,18 @@ from ionsieve_core.imagesets.errors import ImageSetError
 from ionsieve_core.imagesets.images import read_image
 from ionsieve_core.imagesets.layouts import ImportPlan, plan_import
 from ionsieve_core.imagesets.writer import safe_name
+from ionsieve_core.imaging.thumbnails import thumbnail_png
 from webapp.datasets import labels as labels_service
 from webapp.datasets import storage
-from webapp.datasets.ingest import save_images
 from webapp.datasets.models import Dataset, IonImage, LabelEvent
-from webapp.datasets.signals import dataset_ready
-from webapp.datasets.thumbnails import thumbnail_png
+from webapp.ingestion import pipeline
+from webapp.ingestion.rows import save_images
 from webapp.projects.models import Project
 
 log = logging.getLogger(__name__)
 
 
-class ImportError_(Exception):
+class PictureImportError(Exception):
     """Why nothing was imported, worded for a biologist (all problems in one message)."""
 
 
@@ -48,7 +49,7 @@ def import_images(
     progress: Callable[[float, str], None] | None = None,
     inline: bool = False,
 ) -> list[Dataset]:
-    """Import a folder or a .zip; returns the new datasets. Raises ImportError_."""
+    """Import a folder or a .zip; returns the new datasets. Raises PictureImportError."""
     report = progress or (lambda f, m: None)
     work = None
     try:
@@ -58,7 +59,7 @@ def import_images(
             report(0.02, "Unpacking the archive")
             root = safe_extract(source, work / "x")
         elif not source.is_dir():
-            raise ImportError_(f"'{source.name}' is neither a folder nor a .zip archive")
+            raise PictureImportError(f"'{source.name}' is neither a folder nor a .zip archive")
         chans = channels or project.channels or None
         plan = plan_import(
             root, layout=layout, labels_csv=labels_csv, channels=chans, classes=project.classes
@@ -69,14 +70,16 @@ def import_images(
         report(0.8, "Saving")
         datasets = _save(project, user, plan, stacks, chans)
     except ImageSetError as exc:
-        raise ImportError_(str(exc)) from exc
+        raise PictureImportError(str(exc)) from exc
     except OSError as exc:
-        raise ImportError_(f"the server could not read or write the files ({exc.strerror or exc})") from exc
+        raise PictureImportError(
+            f"the server could not read or write the files ({exc.strerror or exc})"
+        ) from exc
     finally:
         if work is not None:
             shutil.rmtree(work, ignore_errors=True)
     for ds in datasets:  # scored like MSI datasets: active model, or the default score
-        dataset_ready.send(sender=Dataset, dataset=ds, inline=inline)
+        pipeline.images_ready(ds, inline=inline)
     return datasets
 
 
@@ -92,7 +95,7 @@ def _check_labels(project: Project, plan: ImportPlan) -> None:
                 problems.append(f"{d.name}/{item.name}: {exc}")
     if problems:
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise ImportError_(
+        raise PictureImportError(
             f"{len(problems)} label problem(s), nothing imported: " + "; ".join(problems[:10]) + more
         )
 
@@ -107,7 +110,7 @@ def _read_dataset(d, n: int, total: int, report) -> tuple[np.ndarray, list[tuple
             report(0.1 + 0.7 * (n + i / max(1, len(d.items))) / max(1, total), f"Reading {d.name}")
     ndims = {a.ndim for a in arrays}
     if len(ndims) > 1:
-        raise ImportError_(f"dataset {d.name} mixes single- and multi-channel images")
+        raise PictureImportError(f"dataset {d.name} mixes single- and multi-channel images")
     # Crops of one dataset may differ by a few pixels: pad with NaN (= no data) to the largest.
     H = max(a.shape[0] for a in arrays)
     W = max(a.shape[1] for a in arrays)

@@ -1,16 +1,17 @@
-"""Creating datasets, running their processing as Jobs, removing them."""
+"""The upload checks (written once: the page, the API, resumable uploads and the command line
+all call them), a dataset from an upload, and its processing as a Job."""
 
 from __future__ import annotations
 
 import logging
-import shutil
 
 from django.conf import settings
+from django.db import transaction
 
 from webapp.datasets import storage
-from webapp.datasets.ingest import IngestError, ingest
 from webapp.datasets.models import Dataset
-from webapp.datasets.signals import dataset_ready
+from webapp.ingestion import pipeline
+from webapp.ingestion.imzml import IngestError, Progress, ingest
 from webapp.jobs.dispatch import dispatch
 from webapp.jobs.models import Job
 from webapp.projects.models import Project
@@ -22,6 +23,12 @@ class UploadError(Exception):
     """Refused upload, worded for a biologist."""
 
 
+def sentence(text: str) -> str:
+    """An error message as a sentence (capital first, full stop), as the API and commands say it."""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+# ---------------------------------------------------------------------- checks
 def check_upload_names(imzml_name: str, ibd_name: str | None) -> None:
     if not imzml_name.lower().endswith(".imzml"):
         raise UploadError(f"'{imzml_name}' is not an .imzML file")
@@ -39,6 +46,25 @@ def check_size(total: int) -> None:
         )
 
 
+def check_imzml_upload(imzml_name: str, ibd_name: str | None, total: int) -> None:
+    """An imzML/ibd pair (and m/z list) of `total` bytes: the page, API and command line's check."""
+    check_upload_names(imzml_name, ibd_name)
+    check_size(total)
+
+
+def check_archive(name: str, size: int) -> None:
+    """A .zip of pictures to import."""
+    if not name.lower().endswith(".zip"):
+        raise UploadError(f"'{name}' is not a .zip archive")
+    check_size(size)
+
+
+def parse_channels(text: str | None) -> list[str] | None:
+    """'red, green,blue' -> ['red', 'green', 'blue']; None when empty."""
+    return [c.strip() for c in (text or "").split(",") if c.strip()] or None
+
+
+# ---------------------------------------------------------------------- datasets from uploads
 def create_imzml_dataset(
     project: Project,
     user,
@@ -69,8 +95,27 @@ def create_imzml_dataset(
         if mz_list is not None:
             storage.store_file(mz_list, dataset.mz_list_path)
     except OSError as exc:
-        delete_dataset(dataset)
+        storage.delete_dataset(dataset)
         raise UploadError(f"the server could not store the files ({exc.strerror or exc})") from exc
+    return dataset
+
+
+def dataset_from_upload(project: Project, user, files: dict, options: dict) -> Dataset:
+    """The dataset of uploaded files (`files`: imzml, ibd, optional mz_list) with its processing
+    queued, both or neither; `options`: name, ppm, top, tic as the API validated them."""
+    with transaction.atomic():
+        dataset = create_imzml_dataset(
+            project,
+            user,
+            name=options.get("name") or files["imzml"].name.rsplit(".", 1)[0],
+            imzml=files["imzml"],
+            ibd=files["ibd"],
+            mz_list=files.get("mz_list"),
+            ppm=options["ppm"],
+            top=options["top"],
+            tic=options["tic"],
+        )
+        start_processing(dataset, user)
     return dataset
 
 
@@ -88,21 +133,13 @@ def start_processing(dataset: Dataset, user=None) -> Job:
 
 
 def run_processing(dataset: Dataset, job: Job | None = None, inline: bool = False, report=None) -> None:
-    """Process now, in this process. Raises IngestError after recording the failure."""
+    """Process now, in this process, then start the first scoring (pipeline.images_ready).
+    Raises IngestError after recording the failure."""
     for stale in dataset.directory.glob(".*.part"):  # half-written files of a worker killed mid-run
         stale.unlink(missing_ok=True)
     Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.PROCESSING, progress=0, error="")
-
-    def progress(fraction: float, message: str) -> None:
-        if job is not None:
-            job.stop_if_cancelled()  # a member pressed Cancel: stop between two steps
-            job.report(fraction, message)
-        if report is not None:
-            report(fraction, message)
-        Dataset.objects.filter(pk=dataset.pk).update(progress=fraction)
-
     try:
-        warnings = ingest(dataset, progress)
+        warnings = ingest(dataset, _progress(dataset, job, report))
     except IngestError as exc:
         Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.FAILED, error=str(exc))
         raise
@@ -111,10 +148,16 @@ def run_processing(dataset: Dataset, job: Job | None = None, inline: bool = Fals
     dataset.save(update_fields=["status", "progress", "error", "updated_at"])
     if warnings:
         log.info("dataset %s: %s", dataset.pk, "; ".join(warnings))
-    dataset_ready.send(sender=Dataset, dataset=dataset, inline=inline)
+    pipeline.images_ready(dataset, inline=inline)
 
 
-def delete_dataset(dataset: Dataset) -> None:
-    directory = dataset.directory
-    dataset.delete()
-    shutil.rmtree(directory, ignore_errors=True)
+def _progress(dataset: Dataset, job: Job | None, report) -> Progress:
+    def progress(fraction: float, message: str) -> None:
+        if job is not None:
+            job.stop_if_cancelled()  # a member pressed Cancel: stop between two steps
+            job.report(fraction, message)
+        if report is not None:
+            report(fraction, message)
+        Dataset.objects.filter(pk=dataset.pk).update(progress=fraction)
+
+    return progress

@@ -95,34 +95,15 @@ def review(request, slug: str):
 def import_images(request, slug: str):
     """Upload a .zip of images; the import runs as a job shown on the project page."""
     from django.contrib import messages
-    from django.db import transaction
     from django.shortcuts import redirect
 
-    from webapp.collections.forms import ImportForm
-    from webapp.datasets.image_import import start_import
-    from webapp.datasets.services import UploadError, check_size
+    from webapp.ingestion.forms import ImportForm
 
     project = project_for(request.user, slug, need="annotator")
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        archive = form.cleaned_data["archive"]
-        try:
-            if not archive.name.lower().endswith(".zip"):
-                raise UploadError(f"'{archive.name}' is not a .zip archive")
-            check_size(archive.size)
-        except UploadError as exc:
-            form.add_error("archive", str(exc))
-        else:
-            channels = [c.strip() for c in form.cleaned_data["channels"].split(",") if c.strip()] or None
-            with transaction.atomic():
-                start_import(
-                    project,
-                    request.user,
-                    archive,
-                    layout=form.cleaned_data["layout"] or None,
-                    labels_csv=form.cleaned_data["labels"],
-                    channels=channels,
-                )
-            messages.success(request, f"'{archive.name}' uploaded; the import is running (see Running jobs).")
-            return redirect(project)
+        form.picture_import.start(project, request.user)
+        name = form.cleaned_data["archive"].name
+        messages.success(request, f"'{name}' uploaded; the import is running (see Running jobs).")
+        return redirect(project)
     return render(request, "pages/import.html", {"project": project, "form": form})

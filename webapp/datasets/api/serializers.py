@@ -40,18 +40,6 @@ class DatasetSerializer(serializers.ModelSerializer):
         return job.pk if job else None
 
 
-class DatasetUploadSerializer(serializers.Serializer):
-    imzml = serializers.FileField(help_text="the .imzML file")
-    ibd = serializers.FileField(required=False, help_text="the .ibd file (required)")
-    mz_list = serializers.FileField(
-        required=False, help_text="CSV with an mz column; without it the top peaks are imaged"
-    )
-    name = serializers.CharField(required=False, max_length=200)
-    ppm = serializers.FloatField(default=3.0, min_value=0.01, max_value=1000)
-    top = serializers.IntegerField(default=500, min_value=1, max_value=100_000)
-    tic = serializers.BooleanField(default=False)
-
-
 class ImageSerializer(serializers.ModelSerializer):
     probabilities = serializers.SerializerMethodField()
     label = serializers.CharField(source="consensus", allow_null=True, read_only=True)

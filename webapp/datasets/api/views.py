@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import connection
 from django.http import FileResponse, Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, serializers
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import DjangoPaginator, PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.datasets import gallery, labels, media, services
+from webapp.datasets import gallery, labels, media, storage
 from webapp.datasets.access import dataset_for, image_for
 from webapp.datasets.api.label_history import label_source
 from webapp.datasets.api.serializers import (
@@ -23,63 +22,12 @@ from webapp.datasets.api.serializers import (
     BulkLabelSerializer,
     CountsSerializer,
     DatasetSerializer,
-    DatasetUploadSerializer,
     ImageSerializer,
-    JobStartedSerializer,
     LabelSerializer,
 )
 from webapp.datasets.models import Dataset, IonImage
 from webapp.projects.access import project_for
 from webapp.projects.models import Project, Role, Task
-
-
-class ProjectDatasets(generics.ListCreateAPIView):
-    """A project's datasets; POST uploads an imzML + ibd pair (multipart) and starts processing."""
-
-    serializer_class = DatasetSerializer
-    queryset = Dataset.objects.none()  # for the schema; get_queryset scopes it
-    parser_classes = [MultiPartParser, FormParser]
-    pagination_class = None
-
-    def get_queryset(self):
-        project = project_for(self.request.user, self.kwargs["slug"])
-        return project.datasets.select_related("project")
-
-    @extend_schema(request=DatasetUploadSerializer, responses={202: DatasetSerializer})
-    def post(self, request, slug: str):
-        project = project_for(request.user, slug, need=Role.ANNOTATOR)
-        ser = DatasetUploadSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        d = ser.validated_data
-        try:
-            dataset = upload(project, request.user, d)
-        except services.UploadError as exc:
-            raise ValidationError({"detail": _sentence(str(exc))}) from None
-        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
-
-
-def upload(project: Project, user, d: dict) -> Dataset:
-    imzml, ibd = d["imzml"], d.get("ibd")
-    services.check_upload_names(imzml.name, ibd.name if ibd else None)
-    services.check_size(imzml.size + ibd.size + (d["mz_list"].size if d.get("mz_list") else 0))
-    with transaction.atomic():
-        dataset = services.create_imzml_dataset(
-            project,
-            user,
-            name=d.get("name") or imzml.name.rsplit(".", 1)[0],
-            imzml=imzml,
-            ibd=ibd,
-            mz_list=d.get("mz_list"),
-            ppm=d["ppm"],
-            top=d["top"],
-            tic=d["tic"],
-        )
-        services.start_processing(dataset, user)
-    return dataset
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
 class DatasetDetail(generics.RetrieveDestroyAPIView):
@@ -90,19 +38,7 @@ class DatasetDetail(generics.RetrieveDestroyAPIView):
         return dataset_for(self.request.user, self.kwargs["pk"], need=need)
 
     def perform_destroy(self, instance):
-        services.delete_dataset(instance)
-
-
-class DatasetReprocess(APIView):
-    @extend_schema(request=None, responses={202: DatasetSerializer})
-    def post(self, request, pk: int):
-        dataset = dataset_for(request.user, pk, need=Role.ANNOTATOR)
-        if dataset.kind != Dataset.Kind.IMZML:
-            raise ValidationError({"detail": "Only MSI datasets can be processed again."})
-        with transaction.atomic():
-            services.start_processing(dataset, request.user)
-        dataset.refresh_from_db()
-        return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
+        storage.delete_dataset(instance)
 
 
 GALLERY_PARAMS = [
@@ -178,7 +114,7 @@ class ImageList(generics.ListAPIView):
             if self.paginator is not None and not set(self.request.query_params) & set(
                 gallery.ImageFilter.base_filters
             ):
-                # save_images keeps image_count equal to the dataset's rows.
+                # save_images (webapp/ingestion/rows.py) keeps image_count equal to the rows.
                 self.paginator.known_count = dataset.image_count
         return project, qs
 
@@ -354,45 +290,6 @@ def thumbnail(request, pk: int):
         f"private, max-age={max_age}" + (", immutable" if max_age > 300 else ""),
         etag=media.etag_for(path, im.pk, im.dataset.revision),
     )
-
-
-class ImportSerializer(serializers.Serializer):
-    archive = serializers.FileField(help_text="a .zip of images (gold-standard folders, flat, or channels)")
-    layout = serializers.ChoiceField(choices=["gs", "flat", "channels"], required=False)
-    labels = serializers.FileField(required=False, help_text="labels CSV (file,label or Id,Target)")
-    channels = serializers.CharField(required=False, help_text="channel order, e.g. red,green,blue,yellow")
-
-
-class ProjectImports(APIView):
-    """Upload a .zip of images; the import runs as a job (all or nothing)."""
-
-    parser_classes = [MultiPartParser, FormParser]
-
-    @extend_schema(request=ImportSerializer, responses={202: JobStartedSerializer})
-    def post(self, request, slug: str):
-        project = project_for(request.user, slug, need=Role.ANNOTATOR)
-        from webapp.datasets.image_import import start_import  # heavy (Pillow, tifffile): after the check
-
-        ser = ImportSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        d = ser.validated_data
-        if not d["archive"].name.lower().endswith(".zip"):
-            raise ValidationError({"detail": f"'{d['archive'].name}' is not a .zip archive."})
-        try:
-            services.check_size(d["archive"].size)
-        except services.UploadError as exc:
-            raise ValidationError({"detail": _sentence(str(exc))}) from None
-        channels = [c.strip() for c in d.get("channels", "").split(",") if c.strip()] or None
-        with transaction.atomic():
-            job = start_import(
-                project,
-                request.user,
-                d["archive"],
-                layout=d.get("layout"),
-                labels_csv=d.get("labels"),
-                channels=channels,
-            )
-        return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)
 
 
 class ProjectExport(ImageList):

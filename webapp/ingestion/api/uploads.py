@@ -1,36 +1,29 @@
-"""Resumable uploads over tus 1.0 (webapp/datasets/resumable.py), and the two calls that turn
+"""Resumable uploads over tus 1.0 (webapp/ingestion/resumable.py), and the two calls that turn
 finished uploads into a dataset or an image import. The one-request multipart uploads
 (`POST /api/projects/{slug}/datasets/`, `/imports/`) keep working beside them."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.datasets import resumable, services
 from webapp.datasets.api.serializers import DatasetSerializer, JobStartedSerializer
-from webapp.datasets.api.views import _sentence
+from webapp.ingestion import resumable, services
+from webapp.ingestion.api.serializers import (
+    DatasetFromUploadsSerializer,
+    ImportFromUploadSerializer,
+    UploadInfoSerializer,
+)
+from webapp.ingestion.api.views import refused
+from webapp.ingestion.forms import checked_import
 from webapp.projects.access import project_for
 from webapp.projects.models import Role
 
 TUS_HEADERS = [
     OpenApiParameter("Tus-Resumable", str, OpenApiParameter.HEADER, required=True, enum=["1.0.0"]),
 ]
-
-
-class UploadInfoSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    filename = serializers.CharField()
-    project = serializers.SlugField(help_text="the project's slug")
-    length = serializers.IntegerField(help_text="declared size in bytes")
-    offset = serializers.IntegerField(help_text="bytes received and checked: resume from here")
-    crc32 = serializers.CharField(help_text="CRC-32 of the bytes received, 8 hex digits")
-    complete = serializers.BooleanField()
-    expires_at = serializers.DateTimeField(help_text="deleted then unless more arrives")
 
 
 def _info(upload) -> dict:
@@ -53,7 +46,7 @@ def _tus(response: Response) -> Response:
 
 
 def _refused(exc: resumable.UploadRefused) -> Response:
-    return _tus(Response({"detail": _sentence(str(exc))}, status=exc.status))
+    return _tus(Response({"detail": services.sentence(str(exc))}, status=exc.status))
 
 
 def _capabilities(response: Response) -> Response:
@@ -194,22 +187,6 @@ class UploadDetail(APIView):
 
 
 # ---------------------------------------------------------------------- finished uploads -> work
-CRC_HELP = "CRC-32 of the whole file (8 hex digits): checked against what the server assembled"
-
-
-class DatasetFromUploadsSerializer(serializers.Serializer):
-    imzml = serializers.UUIDField(help_text="the finished upload of the .imzML file")
-    ibd = serializers.UUIDField(help_text="the finished upload of the .ibd file")
-    mz_list = serializers.UUIDField(required=False, allow_null=True, help_text="an uploaded m/z list CSV")
-    imzml_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
-    ibd_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
-    mz_list_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    ppm = serializers.FloatField(default=3.0, min_value=0.01, max_value=1000)
-    top = serializers.IntegerField(default=500, min_value=1, max_value=100_000)
-    tic = serializers.BooleanField(default=False)
-
-
 class DatasetFromUploads(APIView):
     """Make a dataset of finished resumable uploads (each checked: yours, this project's,
     complete, CRC-32 as sent) and start processing. Nothing is created if any check fails."""
@@ -234,36 +211,13 @@ class DatasetFromUploads(APIView):
                 raise resumable.UploadRefused("the same upload was given for two files")
             services.check_upload_names(files["imzml"].name, files["ibd"].name)
         except (resumable.UploadRefused, services.UploadError) as exc:
-            raise ValidationError({"detail": _sentence(str(exc))}) from None
+            raise refused(exc) from None
         try:
-            with transaction.atomic():
-                dataset = services.create_imzml_dataset(
-                    project,
-                    request.user,
-                    name=d.get("name") or files["imzml"].name.rsplit(".", 1)[0],
-                    imzml=files["imzml"],
-                    ibd=files["ibd"],
-                    mz_list=files.get("mz_list"),
-                    ppm=d["ppm"],
-                    top=d["top"],
-                    tic=d["tic"],
-                )
-                services.start_processing(dataset, request.user)
+            dataset = services.dataset_from_upload(project, request.user, files, d)
         except services.UploadError as exc:
-            raise ValidationError({"detail": _sentence(str(exc))}) from None
+            raise refused(exc) from None
         resumable.consumed(taken)
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
-
-
-class ImportFromUploadSerializer(serializers.Serializer):
-    archive = serializers.UUIDField(help_text="the finished upload of a .zip of images")
-    archive_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
-    labels = serializers.UUIDField(required=False, allow_null=True, help_text="an uploaded labels CSV")
-    labels_crc32 = serializers.CharField(required=False, allow_blank=True, max_length=10, help_text=CRC_HELP)
-    layout = serializers.ChoiceField(choices=["gs", "flat", "channels"], required=False, allow_blank=True)
-    channels = serializers.CharField(
-        required=False, allow_blank=True, help_text="channel order, e.g. red,green,blue"
-    )
 
 
 class ImportFromUpload(APIView):
@@ -285,21 +239,9 @@ class ImportFromUpload(APIView):
                     request.user, project, d["labels"], role="the labels CSV", crc32=d.get("labels_crc32")
                 )
                 taken.append(lab_upload)
-            if not archive.name.lower().endswith(".zip"):
-                raise resumable.UploadRefused(f"'{archive.name}' is not a .zip archive")
-        except resumable.UploadRefused as exc:
-            raise ValidationError({"detail": _sentence(str(exc))}) from None
-        from webapp.datasets.image_import import start_import  # heavy (Pillow, tifffile): after the checks
-
-        channels = [c.strip() for c in d.get("channels", "").split(",") if c.strip()] or None
-        with transaction.atomic():
-            job = start_import(
-                project,
-                request.user,
-                archive,
-                layout=d.get("layout") or None,
-                labels_csv=labels,
-                channels=channels,
-            )
+            picture_import = checked_import(archive, d.get("layout"), labels, d.get("channels"))
+        except (resumable.UploadRefused, services.UploadError) as exc:
+            raise refused(exc) from None
+        job = picture_import.start(project, request.user)
         resumable.consumed(taken)
         return Response({"job": job.pk}, status=status.HTTP_202_ACCEPTED)

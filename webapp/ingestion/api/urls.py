@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from webapp.datasets.api import uploads
+from webapp.ingestion.api import uploads
 
 urlpatterns = [
     path("uploads/", uploads.Uploads.as_view(), name="uploads"),

@@ -1,11 +1,11 @@
 """Delete resumable uploads that expired (no progress for IONSIEVE_UPLOAD_EXPIRY_SECONDS) and
-their files. Each worker also runs this every hour (webapp/datasets/apps.py)."""
+their files. Each worker also runs this every hour (webapp/ingestion/apps.py)."""
 
 from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from webapp.datasets.resumable import cleanup
+from webapp.ingestion.resumable import cleanup
 
 
 class Command(BaseCommand):

@@ -5,8 +5,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.datasets.image_import import ImportError_, import_images
 from webapp.datasets.management.commands._acting import acting_member
+from webapp.ingestion.pictures import PictureImportError, import_images
+from webapp.ingestion.services import parse_channels
 from webapp.projects.models import Project
 
 
@@ -42,7 +43,7 @@ class Command(BaseCommand):
         m = acting_member(project, o["user"], refuse_viewer="import")
         if m is None:
             raise CommandError(f"{project.slug} has no owner to import as: give --user.")
-        channels = [c.strip() for c in o["channels"].split(",") if c.strip()] if o["channels"] else None
+        channels = parse_channels(o["channels"])
         try:
             datasets = import_images(
                 project,
@@ -54,7 +55,7 @@ class Command(BaseCommand):
                 inline=True,
                 progress=lambda f, msg: print(f"{int(f * 100):3d}% {msg}", file=sys.stderr),
             )
-        except ImportError_ as exc:
+        except PictureImportError as exc:
             text = str(exc)
             raise CommandError(text[:1].upper() + text[1:]) from None
         for ds in datasets:

@@ -5,9 +5,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from webapp.datasets import services
-from webapp.datasets.ingest import IngestError
 from webapp.datasets.management.commands._acting import acting_member
+from webapp.datasets.storage import delete_dataset
+from webapp.ingestion import services
+from webapp.ingestion.imzml import IngestError
+from webapp.ingestion.services import sentence
 from webapp.projects.models import Project
 
 
@@ -42,7 +44,7 @@ class Command(BaseCommand):
                 raise services.UploadError(f"no m/z list file '{mz_list}'")
             services.check_size(path.stat().st_size + ibd.stat().st_size)
         except services.UploadError as exc:
-            raise CommandError(_sentence(str(exc))) from None
+            raise CommandError(sentence(str(exc))) from None
         member = acting_member(project, o["user"])
         user = member.user if member else None
         try:
@@ -58,7 +60,7 @@ class Command(BaseCommand):
                 tic=o["tic"],
             )
         except services.UploadError as exc:
-            raise CommandError(_sentence(str(exc))) from None
+            raise CommandError(sentence(str(exc))) from None
         last = [-1]
 
         def report(fraction: float, message: str) -> None:
@@ -70,8 +72,8 @@ class Command(BaseCommand):
         try:
             services.run_processing(dataset, inline=True, report=report)
         except IngestError as exc:
-            services.delete_dataset(dataset)  # nothing half-imported stays behind
-            raise CommandError(_sentence(str(exc))) from None
+            delete_dataset(dataset)  # nothing half-imported stays behind
+            raise CommandError(sentence(str(exc))) from None
         dataset.refresh_from_db()
         for w in dataset.metadata.get("warnings", []):
             print(f"warning: {w}", file=sys.stderr)
@@ -80,7 +82,3 @@ class Command(BaseCommand):
             file=sys.stderr,
         )
         self.stdout.write(str(dataset.pk))
-
-
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from ionsieve_core.msi.synthetic import write_synthetic_imzml
-from webapp.datasets import services
+from webapp.ingestion import services
 from webapp.projects import services as projects
 from webapp.projects.models import Project
 
