@@ -69,7 +69,9 @@ bench: dev-install
 	$(PY) bench/bench_real.py
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_active.py
+	./scripts/services.sh && $(PY) bench/bench_scale.py
 	./scripts/services.sh && $(PY) bench/bench_load.py
+	./scripts/services.sh && $(PY) bench/bench_load.py --only scale
 
 # The user guide's pictures (docs/img/) come from the browser tests' screenshots.
 screenshots: dev-install

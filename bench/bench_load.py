@@ -1,6 +1,6 @@
 """Load benchmark: concurrent users on a 10,000-image dataset, served by gunicorn on loopback.
 
-    .venv/bin/python bench/bench_load.py [--quick] [--only sqlite,postgres,full]
+    .venv/bin/python bench/bench_load.py [--quick] [--only sqlite,postgres,full,scale]
 
 Scenarios (each bounded in requests and seconds; everything runs on 127.0.0.1 and is stopped
 at the end):
@@ -16,6 +16,11 @@ at the end):
               connections of its own, and keeps what the server marks immutable.
               Targets (issue 14): p95 < 300 ms for pages, API reads and thumbnails, label PUT
               p95 < 150 ms, >= 150 requests/s for the mix, 0 errors.
+4. scale    - a project of 100 datasets x 1,000 images (100,000 images) on PostgreSQL + Redis
+              (asked with --only scale; its rows take minutes to make): 20 users alternating
+              gallery API pages (half the project-wide gallery, /api/projects/SLUG/images/ at a
+              random page of 1,000, half a random dataset's) and label PUTs on random images of
+              the 100,000. Targets (issue 13): gallery API p95 < 300 ms, label PUT p95 < 100 ms.
 
 Think time (--think, seconds between two actions of one user) defaults to 0.5-1.5 s for the
 labelling scenarios and to none for `full` (--full-think): with 1 s of thinking, 50 users
@@ -279,6 +284,73 @@ def labelling_scenario(title: str, server: Gunicorn, site: dict, users: int, per
     return lines, rec, fig
 
 
+SCALE_DATASETS, SCALE_IMAGES = 100, 1_000  # issue 13: a project of 100 datasets x 1,000 images
+
+
+def scale_scenario(title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float):
+    """Labelling across a 100,000-image project: project-wide and per-dataset gallery pages at
+    random depths (uniform: the deep pages are the costly ones), label PUTs on random images."""
+    rec = Recorder()
+    datasets, images, slug = site["datasets"], site["images"], site["slug"]
+    project_pages = len(images) // 100
+
+    def loop(u: int, n: int, stop_at: float, barrier) -> None:
+        rng = random.Random(200 + u)
+        s = requests.Session()
+        s.headers["Authorization"] = f"Token {site['tokens'][u]}"
+        s.get(f"{server.url}/api/projects/{slug}/images/")  # warm-up, not measured
+        barrier.wait()
+        for i in range(n):
+            if time.monotonic() > stop_at:
+                return
+            think(rng)
+            params = {"ordering": rng.choice(ORDERINGS)}
+            if i % 4 == 0:
+                params["page"] = rng.randint(1, project_pages)
+                rec.timed(
+                    "gallery-project", s, "GET", f"{server.url}/api/projects/{slug}/images/", params=params
+                )
+            elif i % 4 == 2:
+                params["page"] = rng.randint(1, SCALE_IMAGES // 100)
+                url = f"{server.url}/api/datasets/{rng.choice(datasets)}/images/"
+                rec.timed("gallery-dataset", s, "GET", url, params=params)
+            else:
+                rec.timed(
+                    "label",
+                    s,
+                    "PUT",
+                    f"{server.url}/api/images/{rng.choice(images)}/label/",
+                    json={"label": rng.choice(site["classes"])},
+                )
+
+    run = run_users(users, per_user, limit_s, loop, server.proc.pid if server.proc else None)
+    lines, fig = rec.report(title, run, previous_run().get(title))
+    return lines, rec, fig
+
+
+def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
+    """Scenario 4 on its own database (the 10,000-image one of scenarios 2-3 is not reused)."""
+    psql(f"DROP DATABASE IF EXISTS {PG_DB}")
+    psql(f"CREATE DATABASE {PG_DB}")
+    pg_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
+    env = site_env(pg_url, tmp / "media-scale", broker_url=REDIS, DB_CONN_MAX_AGE="60")
+    migrate(env)
+    t = time.perf_counter()
+    site = seed_subprocess(env, images=SCALE_IMAGES, annotators=20, datasets=SCALE_DATASETS, thumbnails=False)
+    print(
+        f"scale: project of {SCALE_DATASETS} datasets x {SCALE_IMAGES:,} images = {len(site['images']):,} "
+        f"images made in {time.perf_counter() - t:.1f} s (no thumbnails: not asked here)",
+        flush=True,
+    )
+    subprocess.run(["psql", pg_url, "-q", "-c", "ANALYZE"], check=True)
+    with Gunicorn(env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-scale.log") as g:
+        title = f"PostgreSQL + Redis, {len(site['images']):,} images in {SCALE_DATASETS} datasets, 20 users"
+        lines, rec, fig = scale_scenario(title, g, site, 20, per_user, 180)
+    load = os.getloadavg()
+    lines.append(f"  load average at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    return lines + verdict(rec, {"gallery-project": 300, "gallery-dataset": 300, "label": 100}), {title: fig}
+
+
 def browsing_scenario(title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float):
     """People browsing: pages (session cookie), gallery API pages, counts, thumbnails, labels."""
     rec = Recorder()
@@ -498,8 +570,12 @@ def main() -> None:
                         min_rps=150,
                         fig=fig,
                     )
+        if "scale" in only:
+            lines, figs = run_scale(args, tmp, per_user)
+            summary += lines
+            figures.update(figs)
     finally:
-        if only & {"postgres", "full"}:
+        if only & {"postgres", "full", "scale"}:
             with contextlib.suppress(subprocess.CalledProcessError):
                 psql(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
         shutil.rmtree(tmp, ignore_errors=True)
