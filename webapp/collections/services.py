@@ -11,7 +11,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 
-from webapp.collections.models import Collection, CollectionItem, CollectionVersion, TrainingCollection
+from webapp.collections.models import (
+    Collection,
+    CollectionItem,
+    CollectionQuerySet,
+    CollectionVersion,
+    TrainingCollection,
+)
 from webapp.datasets import arrays, storage
 from webapp.datasets.models import IonImage, Label
 from webapp.projects.models import Project, Task
@@ -19,6 +25,34 @@ from webapp.projects.models import Project, Task
 
 def labelled(images: Iterable[IonImage]) -> list[IonImage]:
     return [im for im in images if im.consensus]
+
+
+def ready_images(project: Project, dataset_ids: Iterable[int] | None = None):
+    """The images a snapshot draws from: the project's ready datasets, or only the chosen ones."""
+    images = IonImage.objects.filter(dataset__project=project, dataset__status="ready")
+    if dataset_ids:
+        images = images.filter(dataset_id__in=dataset_ids)
+    return images
+
+
+def grouped_for(user) -> dict[str, list[Collection]]:
+    """The collections a user sees, as the list page shows them: theirs, shared with them, public."""
+    visible = Collection.objects.visible_to(user).select_related("owner").prefetch_related("versions")
+    return {
+        "mine": [c for c in visible if c.owner_id == user.pk],
+        "shared": [c for c in visible if c.owner_id != user.pk and c.shared_with.filter(pk=user.pk).exists()],
+        "public": [c for c in visible if c.owner_id != user.pk and c.public],
+    }
+
+
+def usable_for(user, project: Project) -> CollectionQuerySet:
+    """Collections the user could add to the project's training: visible to them, same task."""
+    return Collection.objects.visible_to(user).filter(task=project.task)
+
+
+def stop_using(project: Project, use_id) -> None:
+    """The project's training no longer includes this collection (a missing one is no error)."""
+    project.training_collections.filter(pk=use_id).delete()
 
 
 @transaction.atomic

@@ -11,8 +11,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.collections import services
 from webapp.collections.access import collection_for
 from webapp.collections.forms import CollectionForm, ShareForm, UseForm
-from webapp.collections.models import Collection
-from webapp.datasets.models import IonImage
 from webapp.projects.access import project_for
 from webapp.projects.models import Role
 
@@ -20,20 +18,7 @@ from webapp.projects.models import Role
 @login_required
 @require_GET
 def collection_list(request):
-    visible = Collection.objects.visible_to(request.user).select_related("owner").prefetch_related("versions")
-    return render(
-        request,
-        "collections/list.html",
-        {
-            "mine": [c for c in visible if c.owner_id == request.user.pk],
-            "shared": [
-                c
-                for c in visible
-                if c.owner_id != request.user.pk and c.shared_with.filter(pk=request.user.pk).exists()
-            ],
-            "public": [c for c in visible if c.owner_id != request.user.pk and c.public],
-        },
-    )
+    return render(request, "collections/list.html", services.grouped_for(request.user))
 
 
 @login_required
@@ -62,9 +47,7 @@ def new_collection(request, slug: str):
     project = project_for(request.user, slug, need=Role.ANNOTATOR)
     form = CollectionForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
-        images = IonImage.objects.filter(dataset__project=project, dataset__status="ready")
-        if form.cleaned_data["datasets"]:
-            images = images.filter(dataset_id__in=form.cleaned_data["datasets"])
+        images = services.ready_images(project, form.cleaned_data["datasets"])
         try:
             collection = services.create_collection(
                 project, request.user, form.cleaned_data["name"], images, form.cleaned_data["description"]
@@ -115,7 +98,7 @@ def snapshot(request, pk: int):
         messages.error(request, "The project this collection came from no longer exists.")
         return redirect("collections:detail", pk=pk)
     project = project_for(request.user, collection.source_project.slug)
-    images = IonImage.objects.filter(dataset__project=project, dataset__status="ready")
+    images = services.ready_images(project)
     try:
         version = services.snapshot(collection, request.user, images, request.POST.get("note", ""))
     except ValidationError as exc:
@@ -129,12 +112,12 @@ def snapshot(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def training_collections(request, slug: str):
     project = project_for(request.user, slug)
-    visible = Collection.objects.visible_to(request.user).filter(task=project.task)
+    visible = services.usable_for(request.user, project)
     form = UseForm(request.POST or None, choices=[(c.pk, f"{c.name} ({c.owner.username})") for c in visible])
     if request.method == "POST":
         project_for(request.user, slug, need=Role.ANNOTATOR)
         if request.POST.get("remove"):
-            project.training_collections.filter(pk=request.POST["remove"]).delete()
+            services.stop_using(project, request.POST["remove"])
             messages.success(request, "The collection is no longer used for training.")
             return redirect("collections:training", slug=slug)
         if form.is_valid():

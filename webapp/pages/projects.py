@@ -1,4 +1,4 @@
-"""Creating projects, managing members and labelling keys, deleting."""
+"""Project pages: creating projects, managing members and labelling keys, deleting."""
 
 from __future__ import annotations
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import ValidationError as APIValidationError
@@ -246,7 +245,7 @@ class ProjectTrainingCollectionDetail(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, slug: str, pk: int):
         project = project_for(request.user, slug, need=Role.ANNOTATOR)
-        project.training_collections.filter(Q(pk=pk)).delete()
+        services.stop_using(project, pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
