@@ -134,38 +134,47 @@ def _save(project: Project, user, plan: ImportPlan, stacks, channels) -> list[Da
                     params={"layout": plan.layout},
                 )
                 created.append(ds)
-                write_arrays(ds, stack, channels, sizes)
-                rows = [{"name": item.name} for item in d.items]
-                nch = stack.shape[3] if stack.ndim == 4 else 1
-                save_images(
-                    ds,
-                    rows,
-                    height=stack.shape[1],
-                    width=stack.shape[2],
-                    channels=nch,
-                    sizes=sizes,
-                    metadata={
-                        "layout": plan.layout,
-                        "images": len(rows),
-                        "channels": channels or [],
-                        "warnings": plan.warnings,
-                    },
-                )
-                ds.status, ds.progress = Dataset.Status.READY, 1.0
-                ds.save(update_fields=["status", "progress"])
-                by_value: dict[str, list[IonImage]] = {}
-                images = {im.index: im for im in ds.images.all()}
-                for i, item in enumerate(d.items):
-                    if item.labels:
-                        value = labels_service.normalise(project, item.labels)
-                        by_value.setdefault(value, []).append(images[i])
-                for value, ims in by_value.items():
-                    labels_service.set_labels(project, ims, user, value, source=LabelEvent.Source.IMPORT)
+                _save_images(ds, plan, d, stack, sizes, channels)
+                _save_labels(project, user, ds, d)
     except Exception:
         for ds in created:
             shutil.rmtree(ds.directory, ignore_errors=True)
         raise
     return created
+
+
+def _save_images(ds: Dataset, plan: ImportPlan, d, stack: np.ndarray, sizes, channels) -> None:
+    """The dataset's arrays, thumbnails and image rows; then it is ready."""
+    write_arrays(ds, stack, channels, sizes)
+    rows = [{"name": item.name} for item in d.items]
+    save_images(
+        ds,
+        rows,
+        height=stack.shape[1],
+        width=stack.shape[2],
+        channels=stack.shape[3] if stack.ndim == 4 else 1,
+        sizes=sizes,
+        metadata={
+            "layout": plan.layout,
+            "images": len(rows),
+            "channels": channels or [],
+            "warnings": plan.warnings,
+        },
+    )
+    ds.status, ds.progress = Dataset.Status.READY, 1.0
+    ds.save(update_fields=["status", "progress"])
+
+
+def _save_labels(project: Project, user, ds: Dataset, d) -> None:
+    """The importing user's labels, one call per distinct label (checked by _check_labels)."""
+    by_value: dict[str, list[IonImage]] = {}
+    images = {im.index: im for im in ds.images.all()}
+    for i, item in enumerate(d.items):
+        if item.labels:
+            value = labels_service.normalise(project, item.labels)
+            by_value.setdefault(value, []).append(images[i])
+    for value, ims in by_value.items():
+        labels_service.set_labels(project, ims, user, value, source=LabelEvent.Source.IMPORT)
 
 
 def write_arrays(

@@ -36,21 +36,15 @@ class Command(BaseCommand):
         path = Path(o["path"])
         if not path.is_file():
             raise CommandError(f"No file '{path}'.")
-        ibd = next((p for p in (path.with_suffix(".ibd"), path.with_suffix(".IBD")) if p.is_file()), None)
         try:
-            services.check_upload_names(path.name, ibd.name if ibd else None)
-            mz_list = Path(o["mz_list"]) if o["mz_list"] else None
-            if mz_list is not None and not mz_list.is_file():
-                raise services.UploadError(f"no m/z list file '{mz_list}'")
-            services.check_size(path.stat().st_size + ibd.stat().st_size)
+            ibd, mz_list = _checked_files(path, o["mz_list"])
         except services.UploadError as exc:
             raise CommandError(sentence(str(exc))) from None
         member = acting_member(project, o["user"])
-        user = member.user if member else None
         try:
             dataset = services.create_imzml_dataset(
                 project,
-                user,
+                member.user if member else None,
                 name=o["name"] or path.stem,
                 imzml=path,
                 ibd=ibd,
@@ -59,18 +53,9 @@ class Command(BaseCommand):
                 top=o["top"],
                 tic=o["tic"],
             )
+            services.run_processing(dataset, inline=True, report=_every_5_percent())
         except services.UploadError as exc:
             raise CommandError(sentence(str(exc))) from None
-        last = [-1]
-
-        def report(fraction: float, message: str) -> None:
-            pct = int(fraction * 100)
-            if pct >= last[0] + 5:
-                last[0] = pct
-                print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
-
-        try:
-            services.run_processing(dataset, inline=True, report=report)
         except IngestError as exc:
             delete_dataset(dataset)  # nothing half-imported stays behind
             raise CommandError(sentence(str(exc))) from None
@@ -82,3 +67,26 @@ class Command(BaseCommand):
             file=sys.stderr,
         )
         self.stdout.write(str(dataset.pk))
+
+
+def _checked_files(path: Path, mz_list_arg: str | None) -> tuple[Path, Path | None]:
+    """The .ibd beside the .imzML and the m/z list, through the uploads' checks."""
+    ibd = next((p for p in (path.with_suffix(".ibd"), path.with_suffix(".IBD")) if p.is_file()), None)
+    services.check_upload_names(path.name, ibd.name if ibd else None)
+    mz_list = Path(mz_list_arg) if mz_list_arg else None
+    if mz_list is not None and not mz_list.is_file():
+        raise services.UploadError(f"no m/z list file '{mz_list}'")
+    services.check_size(path.stat().st_size + ibd.stat().st_size)
+    return ibd, mz_list
+
+
+def _every_5_percent():
+    last = [-1]
+
+    def report(fraction: float, message: str) -> None:
+        pct = int(fraction * 100)
+        if pct >= last[0] + 5:
+            last[0] = pct
+            print(f"{pct:3d}% {message}", file=sys.stderr, flush=True)
+
+    return report
