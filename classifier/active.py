@@ -163,16 +163,62 @@ def _targets(project: Project, values: list[str]) -> np.ndarray:
     return np.stack(ys) if project.task == Task.MULTILABEL else np.asarray(ys, dtype=np.int64)
 
 
+@dataclass
+class _Labelled:
+    """The labelled images of a quick update, their embeddings and datasets, and the embeddings
+    of images nobody has labelled (the binary prior learns from them)."""
+
+    images: list
+    emb: list
+    groups: list
+    free: list
+
+
+def _labelled_embeddings(project: Project, parts: list) -> _Labelled:
+    from classifier.training import label_fits
+
+    lab = _Labelled([], [], [], [])
+    for part in parts:
+        for j, im in enumerate(part.images):
+            if im.consensus is not None and label_fits(project, im.consensus):
+                lab.images.append(im)
+                lab.emb.append(part.emb[j])
+                lab.groups.append(part.dataset.pk)
+            elif im.label_count == 0:
+                lab.free.append(part.emb[j])
+    return lab
+
+
+def _quick_thresholds(task: str, oof: np.ndarray | None, y: np.ndarray, k: int) -> list[float]:
+    from ionsieve_core.ml.calibration import best_f1_threshold
+
+    if task == Task.BINARY:
+        t = best_f1_threshold(oof[:, 0], y == 0) if oof is not None else 0.5
+        return [t, 1 - t]
+    if task == Task.MULTILABEL and oof is not None:
+        return [best_f1_threshold(oof[:, c], y[:, c] > 0.5) for c in range(k)]
+    return [0.5] * k
+
+
+def _quick_note(base: ModelVersion | None, folds: int, held_out_by: str) -> str:
+    return (
+        f"Quick update: a logistic regression on the image features of "
+        f"{'model v' + str(base.number) if base else 'the shipped off-sample model'}; held-out "
+        f"scores from {folds} folds "
+        + (
+            "grouped by dataset."
+            if held_out_by == "groups"
+            else "inside the one labelled dataset (optimistic)."
+        )
+    )
+
+
 def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     """Fit the quick head on every consensus label, store it as a quick ModelVersion (with
     held-out predictions cross-validated over datasets where there are several), activate it
     and rescore every image of the project. Raises QuickUpdateError."""
-    from classifier.training import label_fingerprint, label_fits
+    from classifier.training import label_fingerprint
     from ionsieve_core.ml import active as mla
-    from ionsieve_core.ml.calibration import best_f1_threshold, cross_fitted
-    from ionsieve_core.ml.cv import grouped_folds
-    from ionsieve_core.ml.metrics import compute_metrics
-    from ionsieve_core.ml.training import _jsonable
 
     report = report or (lambda f, m: None)
     labels_at = timezone.now()
@@ -181,20 +227,12 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
     if not parts:
         raise QuickUpdateError("No image features yet: the datasets are still being processed.")
     classes = list(project.classes)
-    lab_images, lab_emb, groups, free = [], [], [], []
-    for part in parts:
-        for j, im in enumerate(part.images):
-            if im.consensus is not None and label_fits(project, im.consensus):
-                lab_images.append(im)
-                lab_emb.append(part.emb[j])
-                groups.append(part.dataset.pk)
-            elif im.label_count == 0:
-                free.append(part.emb[j])
-    if len(lab_images) < 2:
+    lab = _labelled_embeddings(project, parts)
+    if len(lab.images) < 2:
         raise QuickUpdateError(
-            f"Only {len(lab_images)} labelled image(s): label a few images of two classes first."
+            f"Only {len(lab.images)} labelled image(s): label a few images of two classes first."
         )
-    counts, digest = label_fingerprint(project, lab_images, [])
+    counts, digest = label_fingerprint(project, lab.images, [])
     active = project.model_versions.filter(is_active=True).first()
     if (
         active is not None
@@ -203,54 +241,84 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
         and active.base_id == (base.pk if base else None)
     ):
         return active
-    x = np.stack(lab_emb)
-    y = _targets(project, [im.consensus for im in lab_images])
+    x = np.stack(lab.emb)
+    y = _targets(project, [im.consensus for im in lab.images])
     k = len(classes)
     task = project.task
     report(0.5, "Learning from the labels")
     # Binary: the scorer's opinion of unlabelled images (stored beside the embeddings) is fitted
     # too, with the weight of a few labels, so ten labels refine it instead of replacing it.
-    prior = mla.prior_pseudo_labels(np.stack(free)) if task == Task.BINARY and free else None
+    prior = mla.prior_pseudo_labels(np.stack(lab.free)) if task == Task.BINARY and lab.free else None
     try:
         head = mla.fit_head(x, y, task, k, prior=prior)
     except mla.HeadError as exc:
         raise QuickUpdateError(str(exc)) from None
-    groups_a = np.asarray(groups)
-    notes = []
-    if len(lab_images) >= 4:
-        folds = grouped_folds(groups_a, 5, y if task != Task.MULTILABEL else None)
-        oof = mla.cross_validated_head(x, y, task, k, folds, prior=prior)
-        held, held_t, fold_of = cross_fitted(task, oof, y, folds, calibrate=False)
-    else:
-        folds, oof = [], None
-    held_out_by = "groups" if len(set(groups)) > 1 else "images"
-    if task == Task.BINARY:
-        t = best_f1_threshold(oof[:, 0], y == 0) if oof is not None else 0.5
-        thresholds = [t, 1 - t]
-    elif task == Task.MULTILABEL:
-        thresholds = (
-            [best_f1_threshold(oof[:, c], y[:, c] > 0.5) for c in range(k)] if oof is not None else [0.5] * k
-        )
-    else:
-        thresholds = [0.5] * k
-    metrics: dict = {"thresholds": [float(v) for v in thresholds], "folds": len(folds)}
-    if oof is not None:
-        metrics.update(
-            _jsonable(
-                compute_metrics(y, oof, task, classes, groups=groups_a.astype(str), thresholds=thresholds)
-            )
-        )
-        notes.append(
-            f"Quick update: a logistic regression on the image features of "
-            f"{'model v' + str(base.number) if base else 'the shipped off-sample model'}; held-out "
-            f"scores from {len(folds)} folds "
-            + (
-                "grouped by dataset."
-                if held_out_by == "groups"
-                else "inside the one labelled dataset (optimistic)."
-            )
-        )
+    ev = _evaluate_quick(project, base, lab, x, y, prior)
     report(0.7, "Saving the quick update")
+    version = _save_quick_version(project, user, head, base, lab, (counts, digest, labels_at), ev)
+    report(0.8, "Rescoring the images")
+    labelled_in = set(lab.groups)
+    for part in parts:
+        # A head fitted on some datasets can be worse than the scorer on a dataset it has no
+        # label from (bench_active, "another dataset": generated off-heavy projects fell from
+        # 0.97 to 0.74 macro F1): those keep their scores until a full training.
+        if part.dataset.pk not in labelled_in:
+            continue
+        probs = mla.head_probabilities(head, part.emb)
+        store_fast(project, part.images, probs, np.asarray(ev.thresholds), version)
+    prune_quick(project)
+    return version
+
+
+@dataclass
+class _QuickEvaluation:
+    thresholds: list[float]
+    metrics: dict
+    notes: list[str]
+    held_out_by: str  # "" without held-out predictions (fewer than 4 labels)
+    held: tuple | None  # (probabilities, thresholds, fold of each image), as HeldOutScore keeps them
+
+
+def _evaluate_quick(project: Project, base, lab: _Labelled, x: np.ndarray, y: np.ndarray, prior):
+    """Held-out predictions of the head (folds grouped by dataset), its thresholds and metrics."""
+    from ionsieve_core.ml import active as mla
+    from ionsieve_core.ml.calibration import cross_fitted
+    from ionsieve_core.ml.cv import grouped_folds
+    from ionsieve_core.ml.metrics import compute_metrics
+    from ionsieve_core.ml.training import _jsonable
+
+    task, classes, k = project.task, list(project.classes), len(project.classes)
+    groups_a = np.asarray(lab.groups)
+    if len(lab.images) < 4:
+        thresholds = _quick_thresholds(task, None, y, k)
+        return _QuickEvaluation(
+            thresholds, {"thresholds": [float(v) for v in thresholds], "folds": 0}, [], "", None
+        )
+    folds = grouped_folds(groups_a, 5, y if task != Task.MULTILABEL else None)
+    oof = mla.cross_validated_head(x, y, task, k, folds, prior=prior)
+    held = cross_fitted(task, oof, y, folds, calibrate=False)
+    held_out_by = "groups" if len(set(lab.groups)) > 1 else "images"
+    thresholds = _quick_thresholds(task, oof, y, k)
+    metrics: dict = {"thresholds": [float(v) for v in thresholds], "folds": len(folds)}
+    metrics.update(
+        _jsonable(compute_metrics(y, oof, task, classes, groups=groups_a.astype(str), thresholds=thresholds))
+    )
+    return _QuickEvaluation(
+        thresholds, metrics, [_quick_note(base, len(folds), held_out_by)], held_out_by, held
+    )
+
+
+def _save_quick_version(
+    project: Project,
+    user,
+    head,
+    base: ModelVersion | None,
+    lab: _Labelled,
+    labels: tuple[dict, str, object],
+    ev: _QuickEvaluation,
+) -> ModelVersion:
+    """The head's file and its quick ModelVersion (with its held-out rows), activated."""
+    counts, digest, labels_at = labels
     with transaction.atomic():
         number = (project.model_versions.aggregate(n=Max("number"))["n"] or 0) + 1
         file_name = f"v{number}-quick.npz"
@@ -260,8 +328,8 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
             project=project,
             number=number,
             arch="quick",
-            task=task,
-            classes=classes,
+            task=project.task,
+            classes=list(project.classes),
             quick=True,
             params={
                 "quick": True,
@@ -269,30 +337,19 @@ def run_quick_update(project: Project, user=None, report=None) -> ModelVersion:
                 "features": f"v{base.number}" if base else "shipped model",
             },
             label_counts=counts,
-            label_total=len(lab_images),
+            label_total=len(lab.images),
             label_hash=digest,
-            dataset_count=len(set(groups)),
-            metrics=metrics,
-            notes=notes,
+            dataset_count=len(set(lab.groups)),
+            metrics=ev.metrics,
+            notes=ev.notes,
             file_name=file_name,
             created_by=user,
             labels_at=labels_at,
-            held_out_by=held_out_by if oof is not None else "",
+            held_out_by=ev.held_out_by,
         )
-        if oof is not None:
-            HeldOutScore.objects.store(version, lab_images, held, held_t, fold_of)
+        if ev.held is not None:
+            HeldOutScore.objects.store(version, lab.images, *ev.held)
         version.activate()
-    report(0.8, "Rescoring the images")
-    labelled_in = set(groups)
-    for part in parts:
-        # A head fitted on some datasets can be worse than the scorer on a dataset it has no
-        # label from (bench_active, "another dataset": generated off-heavy projects fell from
-        # 0.97 to 0.74 macro F1): those keep their scores until a full training.
-        if part.dataset.pk not in labelled_in:
-            continue
-        probs = mla.head_probabilities(head, part.emb)
-        store_fast(project, part.images, probs, np.asarray(thresholds), version)
-    prune_quick(project)
     return version
 
 

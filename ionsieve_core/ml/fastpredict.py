@@ -45,71 +45,81 @@ def model_steps(model) -> list[tuple[str, dict[str, np.ndarray]]] | None:
     if model.name != "compact":
         return None
     steps: list[tuple[str, dict[str, np.ndarray]]] = []
-    conv = None
+    conv = None  # a convolution waits for the batch norm folded into it
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
         if isinstance(layer, keras.layers.Conv2D):
-            if (
-                conv is not None
-                or layer.use_bias
-                or tuple(layer.strides) != (1, 1)
-                or tuple(layer.dilation_rate) != (1, 1)
-                or layer.groups != 1
-                or layer.padding != "same"
-            ):
+            if conv is not None or not _plain_conv(layer):
                 return None
             conv = layer
         elif isinstance(layer, keras.layers.BatchNormalization):
             if conv is None or layer.axis not in (-1, [-1], 3, [3]):
                 return None
-            s = layer.gamma.numpy() / np.sqrt(layer.moving_variance.numpy() + layer.epsilon)
-            steps.append(
-                (
-                    "conv",
-                    {
-                        "kernel": (conv.kernel.numpy() * s).astype(np.float32),
-                        "bias": (layer.beta.numpy() - layer.moving_mean.numpy() * s).astype(np.float32),
-                    },
-                )
-            )
+            steps.append(_folded_conv(conv, layer))
             conv = None
         elif conv is not None:
             return None
-        elif isinstance(layer, keras.layers.Activation):
-            name = keras.activations.serialize(layer.activation)
-            name = (
-                name if isinstance(name, str) else name.get("config", {}).get("name", name.get("class_name"))
-            )
-            if name not in ("relu", "linear"):
-                return None
-            steps.append((name, {}))
-        elif isinstance(layer, keras.layers.MaxPooling2D):
-            pool, strides = tuple(layer.pool_size), tuple(layer.strides)
-            if pool != strides or layer.padding != "valid":
-                return None
-            steps.append(("pool", {"size": np.asarray(pool, np.int64)}))
-        elif isinstance(layer, keras.layers.Flatten):
-            steps.append(("flatten", {}))
-        elif isinstance(layer, keras.layers.Dense):
-            act = keras.activations.serialize(layer.activation)
-            act = act if isinstance(act, str) else act.get("config", {}).get("name", act.get("class_name"))
-            if act not in ("relu", "linear", "softmax", "sigmoid"):
-                return None
-            b = layer.bias.numpy() if layer.use_bias else np.zeros(layer.units, np.float32)
-            steps.append(
-                (
-                    "dense",
-                    {
-                        "kernel": layer.kernel.numpy().astype(np.float32),
-                        "bias": b.astype(np.float32),
-                        "activation": np.asarray(act),
-                    },
-                )
-            )
         else:
-            return None
+            step = _other_step(keras, layer)
+            if step is None:
+                return None
+            steps.append(step)
     return steps if conv is None else None
+
+
+def _plain_conv(layer) -> bool:
+    return (
+        not layer.use_bias
+        and tuple(layer.strides) == (1, 1)
+        and tuple(layer.dilation_rate) == (1, 1)
+        and layer.groups == 1
+        and layer.padding == "same"
+    )
+
+
+def _folded_conv(conv, bn) -> tuple[str, dict[str, np.ndarray]]:
+    s = bn.gamma.numpy() / np.sqrt(bn.moving_variance.numpy() + bn.epsilon)
+    return (
+        "conv",
+        {
+            "kernel": (conv.kernel.numpy() * s).astype(np.float32),
+            "bias": (bn.beta.numpy() - bn.moving_mean.numpy() * s).astype(np.float32),
+        },
+    )
+
+
+def _activation_name(keras, activation) -> str:
+    name = keras.activations.serialize(activation)
+    return name if isinstance(name, str) else name.get("config", {}).get("name", name.get("class_name"))
+
+
+def _other_step(keras, layer) -> tuple[str, dict[str, np.ndarray]] | None:
+    """The step of an activation, pooling, flatten or dense layer; None for anything else."""
+    if isinstance(layer, keras.layers.Activation):
+        name = _activation_name(keras, layer.activation)
+        return (name, {}) if name in ("relu", "linear") else None
+    if isinstance(layer, keras.layers.MaxPooling2D):
+        pool, strides = tuple(layer.pool_size), tuple(layer.strides)
+        if pool != strides or layer.padding != "valid":
+            return None
+        return ("pool", {"size": np.asarray(pool, np.int64)})
+    if isinstance(layer, keras.layers.Flatten):
+        return ("flatten", {})
+    if isinstance(layer, keras.layers.Dense):
+        act = _activation_name(keras, layer.activation)
+        if act not in ("relu", "linear", "softmax", "sigmoid"):
+            return None
+        b = layer.bias.numpy() if layer.use_bias else np.zeros(layer.units, np.float32)
+        return (
+            "dense",
+            {
+                "kernel": layer.kernel.numpy().astype(np.float32),
+                "bias": b.astype(np.float32),
+                "activation": np.asarray(act),
+            },
+        )
+    return None
 
 
 def export_plan(bundle, bundle_path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path | None:

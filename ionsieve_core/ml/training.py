@@ -204,6 +204,68 @@ def _check(images, y, groups, task, classes) -> None:
         raise ValueError("a binary task needs exactly 2 classes")
 
 
+def _folds_note(n_groups: int, n_folds: int, asked: int) -> str:
+    if n_groups == 1:
+        return (
+            "All labelled images come from one dataset: cross-validation split images within it "
+            "(stratified), so the scores overestimate performance on new datasets."
+        )
+    if n_groups < asked:
+        return f"Only {n_groups} datasets: {n_folds}-fold cross-validation (one dataset per fold)."
+    return f"{n_folds}-fold cross-validation grouped by dataset ({n_groups} datasets)."
+
+
+class _EpochReporter:
+    """Progress over every epoch of every fit (folds + final), and the cancellation check."""
+
+    def __init__(self, params: TrainParams, fits: int, progress: Progress | None, should_stop) -> None:
+        self.params = params
+        self.total = params.epochs * params.ensemble * fits
+        self.done = 0
+        self.progress = progress
+        self.should_stop = should_stop
+
+    def stop_check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise TrainingCancelled()
+
+    def reporter(self, label: str):
+        def on_epoch(member: int, epoch: int, epochs: int) -> None:
+            self.done += 1
+            if self.progress is not None:
+                m = f", model {member + 1}/{self.params.ensemble}" if self.params.ensemble > 1 else ""
+                self.progress(min(1.0, self.done / self.total), f"{label}{m}, epoch {epoch}/{epochs}")
+            self.stop_check()
+
+        return on_epoch
+
+
+def _decision(
+    task: str, oof: np.ndarray, y: np.ndarray, classes: list[str], params: TrainParams
+) -> tuple[np.ndarray, list[float], dict | None, str]:
+    """Out-of-fold probabilities as the final model will give them (calibrated), the decision
+    thresholds fitted on them, the calibration, and a note saying which."""
+    k = len(classes)
+    if task == "binary":
+        is0 = y.astype(int) == 0
+        calibration = fit_calibration(oof[:, 0], is0) if params.calibrate else None
+        oof_final = finish(task, oof, calibration)
+        t = best_f1_threshold(oof_final[:, 0], is0)
+        note = (
+            f"Calibration: {calibration['method'] if calibration else 'none'}; "
+            f"threshold on p({classes[0]}) = {t:.3f} (best F1 of {classes[0]} out of fold)."
+        )
+        return oof_final, [t, 1 - t], calibration, note
+    if task == "multilabel":
+        yb = y > 0.5
+        thresholds = [best_f1_threshold(oof[:, c], yb[:, c]) for c in range(k)]
+        note = "Per-class thresholds (best F1 out of fold): " + ", ".join(
+            f"{c}={t:.2f}" for c, t in zip(classes, thresholds, strict=True)
+        )
+        return oof, thresholds, None, note
+    return oof, [0.5] * k, None, ""
+
+
 def train(
     images: Sequence[np.ndarray],
     y,
@@ -231,68 +293,21 @@ def train(
 
     n_groups = len(np.unique(groups))
     folds = grouped_folds(groups, params.folds, y if task != "multilabel" else None, seed=params.seed)
-    if n_groups == 1:
-        notes.append(
-            "All labelled images come from one dataset: cross-validation split images within it "
-            "(stratified), so the scores overestimate performance on new datasets."
-        )
-    elif n_groups < params.folds:
-        notes.append(f"Only {n_groups} datasets: {len(folds)}-fold cross-validation (one dataset per fold).")
-    else:
-        notes.append(f"{len(folds)}-fold cross-validation grouped by dataset ({n_groups} datasets).")
-
-    per_run = params.epochs * params.ensemble
-    total = per_run * (len(folds) + 1)
-    done = [0]
-
-    def reporter(label: str):
-        def on_epoch(member: int, epoch: int, epochs: int) -> None:
-            done[0] += 1
-            if progress is not None:
-                m = f", model {member + 1}/{params.ensemble}" if params.ensemble > 1 else ""
-                progress(min(1.0, done[0] / total), f"{label}{m}, epoch {epoch}/{epochs}")
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled()
-
-        return on_epoch
-
-    def stop_check() -> None:
-        if should_stop is not None and should_stop():
-            raise TrainingCancelled()
+    notes.append(_folds_note(n_groups, len(folds), params.folds))
+    epochs = _EpochReporter(params, len(folds) + 1, progress, should_stop)
 
     oof = np.zeros((len(x), k), np.float64)
     for f, (tr, va) in enumerate(folds):
-        stop_check()
+        epochs.stop_check()
         models = fit_models(
-            x[tr], y[tr], task, k, params, params.seed + f + 1, reporter(f"Fold {f + 1}/{len(folds)}")
+            x[tr], y[tr], task, k, params, params.seed + f + 1, epochs.reporter(f"Fold {f + 1}/{len(folds)}")
         )
         oof[va] = raw_predict(models, x[va], tta=params.tta)
         del models
 
-    calibration = None
-    if task == "binary":
-        is0 = y.astype(int) == 0
-        if params.calibrate:
-            calibration = fit_calibration(oof[:, 0], is0)
-        oof_final = finish(task, oof, calibration)
-        t = best_f1_threshold(oof_final[:, 0], is0)
-        thresholds = [t, 1 - t]
-        notes.append(
-            f"Calibration: {calibration['method'] if calibration else 'none'}; "
-            f"threshold on p({classes[0]}) = {t:.3f} (best F1 of {classes[0]} out of fold)."
-        )
-    elif task == "multilabel":
-        oof_final = oof
-        yb = y > 0.5
-        thresholds = [best_f1_threshold(oof[:, c], yb[:, c]) for c in range(k)]
-        notes.append(
-            "Per-class thresholds (best F1 out of fold): "
-            + ", ".join(f"{c}={t:.2f}" for c, t in zip(classes, thresholds, strict=True))
-        )
-    else:
-        oof_final = oof
-        thresholds = [0.5] * k
-
+    oof_final, thresholds, calibration, note = _decision(task, oof, y, classes, params)
+    if note:
+        notes.append(note)
     held_out, held_out_thresholds, fold_of = cross_fitted(task, oof, y, folds, calibrate=params.calibrate)
     metrics = compute_metrics(y, oof_final, task, classes, groups=groups, thresholds=thresholds)
     metrics["per_fold"] = [
@@ -302,8 +317,8 @@ def train(
     metrics["folds"] = len(folds)
     metrics = _jsonable(metrics)
 
-    stop_check()
-    final = fit_models(x, y, task, k, params, params.seed, reporter("Final model"))
+    epochs.stop_check()
+    final = fit_models(x, y, task, k, params, params.seed, epochs.reporter("Final model"))
     bundle = ModelBundle(
         task=task,
         classes=classes,

@@ -116,7 +116,10 @@ class IonImage(models.Model):
     probabilities = models.JSONField(null=True, blank=True)
     predicted = models.CharField(max_length=1000, blank=True)
     uncertainty = models.FloatField(null=True, blank=True)
-    # Which scorer made the prediction above: a model version id, or None for the default.
+    # Which scorer made the prediction above: a model version, or None for the default score.
+    # The one place datasets refers to classifier, in the schema only (a lazy string reference;
+    # no datasets code imports classifier, and only classifier writes it): a relation, not a
+    # copied number, so a deleted version clears the tag instead of naming a reused number.
     prediction_version = models.ForeignKey(
         "classifier.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -68,7 +68,7 @@ def _scores(name: str, p: np.ndarray, is_off: np.ndarray, groups: np.ndarray) ->
     }
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default="ionsieve_core/ml/default_model/compact_offsample.zip")
     ap.add_argument("--datasets", type=int, default=180)
@@ -77,7 +77,60 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ensemble", type=int, default=1)
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=7)
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _split(groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, calibration, test) masks over the images, whole datasets at a time."""
+    names = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    held = rng.permutation(names)[: max(4, len(names) // 5)]
+    cal_groups, test_groups = set(held[: len(held) // 2]), set(held[len(held) // 2 :])
+    is_cal = np.isin(groups, list(cal_groups))
+    is_test = np.isin(groups, list(test_groups))
+    return ~(is_cal | is_test), is_cal, is_test
+
+
+def _calibrate(
+    models: list, x: np.ndarray, data: synthetic.SyntheticData, is_cal: np.ndarray
+) -> tuple[dict, dict, float]:
+    """Platt calibration (2 parameters, keeps the shipped model's scores smooth), the blend with
+    the context score, and the best-F1 threshold, all fitted on the calibration datasets."""
+    y, groups = data.labels, data.groups
+    raw_cal = raw_predict(models, x[is_cal])[:, 0]
+    off_cal = (y[is_cal] == 0).astype(int)
+    lr = LogisticRegression().fit(_logit(raw_cal)[:, None], off_cal)
+    cal = {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+    p_cal = apply_calibration(raw_cal, cal)
+    ctx_cal, bg_cal = _context(data, groups[is_cal])
+    feats = np.stack([_logit(p_cal), _logit(ctx_cal)], axis=1)
+    lr = LogisticRegression().fit(feats[bg_cal], off_cal[bg_cal])
+    logistic = {
+        "method": "logistic",
+        "a": float(lr.coef_[0, 0]),
+        "b": float(lr.coef_[0, 1]),
+        "c": float(lr.intercept_[0]),
+    }
+    # Both weights must be positive: a blend that inverts either score is a bug, not a fit.
+    how = logistic if logistic["a"] > 0 and logistic["b"] > 0 else {"method": "rank"}
+    return cal, how, best_f1_threshold(p_cal, off_cal)
+
+
+def _test_scores(models: list, xs, ys, gs, src: synthetic.SyntheticData, cal: dict, how: dict) -> dict:
+    pm = apply_calibration(raw_predict(models, xs)[:, 0], cal)
+    is_off = (ys == 0).astype(int)
+    ctx, hb = _context(src, gs)
+    r = {"has_background_share": round(float(hb.mean()), 3)}
+    r |= _scores("model", pm, is_off, gs)
+    r["context_auc_per_dataset_with_bg"] = round(_per_dataset_auc(ctx[hb], is_off[hb], gs[hb]), 4)
+    r |= _scores("blend", _blended(pm, ctx, hb, gs, how), is_off, gs)
+    r |= _scores("rank_blend", _blended(pm, ctx, hb, gs, {"method": "rank"}), is_off, gs)
+    r["model_p_off_quantiles_1_50_99"] = [round(float(q), 4) for q in np.quantile(pm, [0.01, 0.5, 0.99])]
+    return r
+
+
+def main(argv: list[str] | None = None) -> dict:
+    a = _arguments(argv)
     t0 = time.time()
     size = (40, 250)  # realistic MSI grids
     data = synthetic.make_data(n_datasets=a.datasets, ions=(30, 70), seed=a.seed, size=size)
@@ -86,12 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     groups = data.groups
     names = np.unique(groups)
-    rng = np.random.default_rng(a.seed)
-    held = rng.permutation(names)[: max(4, len(names) // 5)]
-    cal_groups, test_groups = set(held[: len(held) // 2]), set(held[len(held) // 2 :])
-    is_cal = np.isin(groups, list(cal_groups))
-    is_test = np.isin(groups, list(test_groups))
-    tr = ~(is_cal | is_test)
+    tr, is_cal, is_test = _split(groups, a.seed)
     params = TrainParams(
         arch="compact", epochs=a.epochs, seed=a.seed, ensemble=a.ensemble, label_smoothing=a.label_smoothing
     )
@@ -111,26 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     models = fit_models(x[tr], y[tr], "binary", 2, params, a.seed, on_epoch)
     train_s = time.time() - t1
-
-    # Calibration: Platt (2 parameters, keeps the shipped model's scores smooth).
-    raw_cal = raw_predict(models, x[is_cal])[:, 0]
-    off_cal = (y[is_cal] == 0).astype(int)
-    lr = LogisticRegression().fit(_logit(raw_cal)[:, None], off_cal)
-    cal = {"method": "platt", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-    p_cal = apply_calibration(raw_cal, cal)
-    g_cal = groups[is_cal]
-    ctx_cal, bg_cal = _context(data, g_cal)
-    feats = np.stack([_logit(p_cal), _logit(ctx_cal)], axis=1)
-    lr = LogisticRegression().fit(feats[bg_cal], off_cal[bg_cal])
-    logistic = {
-        "method": "logistic",
-        "a": float(lr.coef_[0, 0]),
-        "b": float(lr.coef_[0, 1]),
-        "c": float(lr.intercept_[0]),
-    }
-    # Both weights must be positive: a blend that inverts either score is a bug, not a fit.
-    how = logistic if logistic["a"] > 0 and logistic["b"] > 0 else {"method": "rank"}
-    t = best_f1_threshold(p_cal, off_cal)
+    cal, how, t = _calibrate(models, x, data, is_cal)
 
     report: dict = {
         "images_train": int(tr.sum()),
@@ -150,17 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
         ("test", x[is_test], y[is_test], groups[is_test], data),
         ("hard", xh, hard.labels, hard.groups, hard),
     ):
-        pm = apply_calibration(raw_predict(models, xs)[:, 0], cal)
-        is_off = (ys == 0).astype(int)
-        ctx, hb = _context(src, gs)
-        r = {"has_background_share": round(float(hb.mean()), 3)}
-        r |= _scores("model", pm, is_off, gs)
-        r["context_auc_per_dataset_with_bg"] = round(_per_dataset_auc(ctx[hb], is_off[hb], gs[hb]), 4)
-        r |= _scores("blend", _blended(pm, ctx, hb, gs, how), is_off, gs)
-        r |= _scores("rank_blend", _blended(pm, ctx, hb, gs, {"method": "rank"}), is_off, gs)
-        r["model_p_off_quantiles_1_50_99"] = [round(float(q), 4) for q in np.quantile(pm, [0.01, 0.5, 0.99])]
-        report[name] = r
-        print(name, json.dumps(r), flush=True)
+        report[name] = _test_scores(models, xs, ys, gs, src, cal, how)
+        print(name, json.dumps(report[name]), flush=True)
     bundle = ModelBundle(
         task="binary",
         classes=list(synthetic.CLASSES),

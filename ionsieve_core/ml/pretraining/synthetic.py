@@ -268,6 +268,92 @@ def _row_gain(h: int, rng: np.random.Generator) -> np.ndarray:
     return gain * (1 + 0.05 * rng.standard_normal(h))
 
 
+def _ion_kinds(
+    rng: np.random.Generator, n_ions: int, off_fraction: float | None, has_bg: bool
+) -> tuple[list[str], np.ndarray]:
+    """Each ion's "on:<style>" / "off:<style>", shuffled, and its label (0 = off)."""
+    off_fraction = rng.uniform(0.15, 0.5) if off_fraction is None else off_fraction
+    n_off = int(round(n_ions * off_fraction))
+    n_off = min(max(n_off, 1), n_ions - 1)
+    styles_off = OFF_STYLES if has_bg else OFF_STYLES_NO_BG
+    p_off = OFF_P / OFF_P.sum() if has_bg else None
+    kinds = [f"on:{rng.choice(ON_STYLES, p=ON_P / ON_P.sum())}" for _ in range(n_ions - n_off)] + [
+        f"off:{rng.choice(styles_off, p=p_off)}" for _ in range(n_off)
+    ]
+    order = rng.permutation(n_ions)
+    kinds = [kinds[i] for i in order]
+    return kinds, np.array([0 if k.startswith("off") else 1 for k in kinds], np.int64)
+
+
+@dataclass
+class _Scene:
+    """One dataset's layout and acquisition traits, shared by its ions."""
+
+    h: int
+    w: int
+    geo: object  # _geometry(...)
+    acq: np.ndarray
+    has_bg: bool
+    hard: bool
+    stripes: np.ndarray | None  # row gains, or None
+    noise_level: float
+    leak: float  # how much ions leak across the tissue edge
+
+
+def _pattern(kind: str, sc: _Scene, rng: np.random.Generator) -> np.ndarray:
+    """The ion's clean pattern, 0..1, with its leaks and contrast."""
+    h, w, soft = sc.h, sc.w, sc.geo.soft
+    cls, style = kind.split(":")
+    p = _on_pattern(style, h, w, sc.geo, rng) if cls == "on" else _off_pattern(style, h, w, sc.geo, rng)
+    p = p / max(float(p.max()), 1e-9)
+    # Real ions are rarely clean: some tissue ions leak a little into the background,
+    # some matrix ions are also (weaker) on the tissue.
+    if cls == "on" and sc.has_bg and rng.random() < (0.5 if sc.hard else 0.3):
+        p = p + rng.uniform(0.03, sc.leak) * (1 - soft) * sc.acq * (0.5 + _field(h, w, rng, 6))
+    elif cls == "off" and style in ("matrix", "matrix_clusters", "bright_surround") and rng.random() < 0.3:
+        p = p + rng.uniform(0.1, 2 * sc.leak) * soft
+    if rng.random() < 0.3:  # contrast differs between ions and renderings
+        p = np.maximum(p, 0) ** rng.uniform(0.5, 2.0)
+    return p
+
+
+def _ion_image(kind: str, sc: _Scene, rng: np.random.Generator) -> np.ndarray:
+    """The ion's counts as an instrument records them (NaN outside the acquisition)."""
+    h, w = sc.h, sc.w
+    style = kind.split(":")[1]
+    p = _pattern(kind, sc, rng)
+    scale = 10 ** rng.uniform(1.0, 4.5)  # counts at the brightest pixel
+    noise = sc.noise_level * rng.uniform(0.5, 1.5) if style != "weak" else rng.uniform(0.2, 0.5)
+    img = p * scale
+    if sc.stripes is not None:
+        img = img * sc.stripes[:, None] ** rng.uniform(0.5, 1.0)
+    img = img + np.sqrt(np.maximum(img, 0)) * rng.standard_normal((h, w))  # shot noise
+    img = img + noise * scale * rng.random((h, w)) * (rng.random((h, w)) < 0.5)  # chemical noise
+    img = np.where(img < rng.uniform(0.0, 0.1) * scale, 0.0, img)  # detection limit
+    if rng.random() < (0.35 if sc.hard else 0.2):  # a baseline: low-contrast images
+        img = img + rng.uniform(0.05, 0.5) * scale * (1 + 0.1 * rng.standard_normal((h, w)))
+    if rng.random() < 0.3:  # salt: isolated bright pixels anywhere, background included
+        salt = rng.random((h, w)) < rng.uniform(0.002, 0.02)
+        img = img + salt * scale * rng.uniform(0.3, 1.0, (h, w))
+    if rng.random() < 0.4:  # hot pixels
+        m = int(rng.integers(1, 5))
+        img[rng.integers(0, h, m), rng.integers(0, w, m)] = scale * rng.uniform(3, 30, m)
+    return np.where(sc.acq, np.maximum(img, 0), np.nan)
+
+
+def _tic(imgs: np.ndarray, sc: _Scene, rng: np.random.Generator) -> np.ndarray:
+    """Every ion (the tissue has many more than we generated) plus the matrix, whose share
+    varies, so on some datasets the background is brighter than the tissue."""
+    n_ions, soft = len(imgs), sc.geo.soft
+    with np.errstate(invalid="ignore"):
+        norm = imgs / np.maximum(np.nanmax(imgs.reshape(n_ions, -1), axis=1), 1e-9)[:, None, None]
+    tic = np.nansum(norm, axis=0) + rng.uniform(0, 3) * n_ions / 10 * soft * (
+        0.5 + _field(sc.h, sc.w, rng, 6)
+    )
+    tic = tic + rng.uniform(0, 2) * n_ions / 10 * (1 - soft)
+    return np.where(sc.acq, tic * (1 + 0.1 * rng.standard_normal((sc.h, sc.w))), np.nan).astype(np.float32)
+
+
 def make_dataset(
     rng: np.random.Generator,
     h: int | None = None,
@@ -287,65 +373,15 @@ def make_dataset(
     acq = _acquired(h, w, rng, t) if mode not in ("full", "cover", "side") else np.ones((h, w), bool)
     has_bg = bool((acq & ~t).sum() > 0.05 * acq.sum())
     geo = _geometry(t, acq, rng)
-    soft = geo.soft
-    off_fraction = rng.uniform(0.15, 0.5) if off_fraction is None else off_fraction
-    n_off = int(round(n_ions * off_fraction))
-    n_off = min(max(n_off, 1), n_ions - 1)
-    styles_off = OFF_STYLES if has_bg else OFF_STYLES_NO_BG
-    p_off = OFF_P / OFF_P.sum() if has_bg else None
-    kinds = [f"on:{rng.choice(ON_STYLES, p=ON_P / ON_P.sum())}" for _ in range(n_ions - n_off)] + [
-        f"off:{rng.choice(styles_off, p=p_off)}" for _ in range(n_off)
-    ]
-    order = rng.permutation(n_ions)
-    kinds = [kinds[i] for i in order]
-    labels = np.array([0 if k.startswith("off") else 1 for k in kinds], np.int64)
+    kinds, labels = _ion_kinds(rng, n_ions, off_fraction, has_bg)
     # Dataset-wide acquisition traits: stripes, noise level, how much ions leak.
     stripes = _row_gain(h, rng) if rng.random() < (0.4 if hard else 0.15) else None
     noise_level = rng.uniform(0.0, 0.3) * (2 if hard else 1)
-    leak = 0.35 if hard else 0.2
+    sc = _Scene(h, w, geo, acq, has_bg, hard, stripes, noise_level, leak=0.35 if hard else 0.2)
     imgs = np.empty((n_ions, h, w), np.float32)
     for i, kind in enumerate(kinds):
-        cls, style = kind.split(":")
-        if cls == "on":
-            p = _on_pattern(style, h, w, geo, rng)
-        else:
-            p = _off_pattern(style, h, w, geo, rng)
-        p = p / max(float(p.max()), 1e-9)
-        # Real ions are rarely clean: some tissue ions leak a little into the background,
-        # some matrix ions are also (weaker) on the tissue.
-        if cls == "on" and has_bg and rng.random() < (0.5 if hard else 0.3):
-            p = p + rng.uniform(0.03, leak) * (1 - soft) * acq * (0.5 + _field(h, w, rng, 6))
-        elif (
-            cls == "off" and style in ("matrix", "matrix_clusters", "bright_surround") and rng.random() < 0.3
-        ):
-            p = p + rng.uniform(0.1, 2 * leak) * soft
-        if rng.random() < 0.3:  # contrast differs between ions and renderings
-            p = np.maximum(p, 0) ** rng.uniform(0.5, 2.0)
-        scale = 10 ** rng.uniform(1.0, 4.5)  # counts at the brightest pixel
-        noise = noise_level * rng.uniform(0.5, 1.5) if style != "weak" else rng.uniform(0.2, 0.5)
-        img = p * scale
-        if stripes is not None:
-            img = img * stripes[:, None] ** rng.uniform(0.5, 1.0)
-        img = img + np.sqrt(np.maximum(img, 0)) * rng.standard_normal((h, w))  # shot noise
-        img = img + noise * scale * rng.random((h, w)) * (rng.random((h, w)) < 0.5)  # chemical noise
-        img = np.where(img < rng.uniform(0.0, 0.1) * scale, 0.0, img)  # detection limit
-        if rng.random() < (0.35 if hard else 0.2):  # a baseline: low-contrast images
-            img = img + rng.uniform(0.05, 0.5) * scale * (1 + 0.1 * rng.standard_normal((h, w)))
-        if rng.random() < 0.3:  # salt: isolated bright pixels anywhere, background included
-            salt = rng.random((h, w)) < rng.uniform(0.002, 0.02)
-            img = img + salt * scale * rng.uniform(0.3, 1.0, (h, w))
-        if rng.random() < 0.4:  # hot pixels
-            m = int(rng.integers(1, 5))
-            img[rng.integers(0, h, m), rng.integers(0, w, m)] = scale * rng.uniform(3, 30, m)
-        imgs[i] = np.where(acq, np.maximum(img, 0), np.nan)
-    # TIC: every ion (the tissue has many more than we generated) plus the matrix, whose
-    # share varies, so on some datasets the background is brighter than the tissue.
-    with np.errstate(invalid="ignore"):
-        norm = imgs / np.maximum(np.nanmax(imgs.reshape(n_ions, -1), axis=1), 1e-9)[:, None, None]
-    tic = np.nansum(norm, axis=0) + rng.uniform(0, 3) * n_ions / 10 * soft * (0.5 + _field(h, w, rng, 6))
-    tic = tic + rng.uniform(0, 2) * n_ions / 10 * (1 - soft)
-    tic = np.where(acq, tic * (1 + 0.1 * rng.standard_normal((h, w))), np.nan).astype(np.float32)
-    return SyntheticDataset(imgs, labels, kinds, tic, t, acq, has_bg)
+        imgs[i] = _ion_image(kind, sc, rng)
+    return SyntheticDataset(imgs, labels, kinds, _tic(imgs, sc, rng), t, acq, has_bg)
 
 
 def make_data(
