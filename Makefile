@@ -69,7 +69,7 @@ bench: dev-install
 	$(PY) bench/bench_real.py
 	$(PY) bench/bench_accuracy.py
 	$(PY) bench/bench_active.py
-	./scripts/services.sh && $(PY) bench/bench_scale.py
+	./scripts/services.sh && $(PY) bench/bench_scale.py --size 100k --size 1m
 	./scripts/services.sh && $(PY) bench/bench_load.py
 	./scripts/services.sh && $(PY) bench/bench_load.py --only scale
 

@@ -293,6 +293,7 @@ def scale_scenario(title: str, server: Gunicorn, site: dict, users: int, per_use
     rec = Recorder()
     datasets, images, slug = site["datasets"], site["images"], site["slug"]
     project_pages = len(images) // 100
+    by_query: list[tuple[str, int, float]] = []  # project-wide pages: (ordering, page, ms)
 
     def loop(u: int, n: int, stop_at: float, barrier) -> None:
         rng = random.Random(200 + u)
@@ -325,7 +326,23 @@ def scale_scenario(title: str, server: Gunicorn, site: dict, users: int, per_use
 
     run = run_users(users, per_user, limit_s, loop, server.proc.pid if server.proc else None)
     lines, fig = rec.report(title, run, previous_run().get(title))
+    lines += _project_pages_breakdown(by_query, project_pages)
     return lines, rec, fig
+
+
+def _project_pages_breakdown(by_query: list[tuple[str, int, float]], pages: int) -> list[str]:
+    """Where the project-wide gallery's time goes: by ordering, and by page depth."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for ordering, page, ms in by_query:
+        groups[f"ordering={ordering}"].append(ms)
+        groups[f"pages {'1-10' if page <= 10 else f'11-{pages}'}"].append(ms)
+    lines = ["  gallery-project by query:  n   p50 ms   p95 ms"]
+    lines += [
+        f"    {k:<22} {len(v):>4} {statistics.median(v):>8.1f} {pct(v, 95):>8.1f}"
+        for k, v in sorted(groups.items())
+    ]
+    print("\n".join(lines), flush=True)
+    return lines
 
 
 def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
@@ -517,7 +534,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-load-"))
     print(
         f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); {os.cpu_count()} CPUs; "
-        f"{IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
+        f"{IMAGES if only - {'scale'} else SCALE_DATASETS * SCALE_IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
         + "; ".join(f"{a}-{b} s" for a, b in full_thinks)
         + ")",
         flush=True,

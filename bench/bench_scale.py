@@ -209,13 +209,18 @@ class Watcher(threading.Thread):
             self.marks[name] = time.perf_counter() - self.t0
 
     def _sample_rss(self) -> None:
-        """VmRSS of the import now, kept per stage (the stage = the next milestone not yet seen)."""
+        """RSS of the import now (all, and anonymous only: the rest is mapped file pages the
+        kernel can drop), kept per stage (the stage = the next milestone not yet seen)."""
         if self.pid is None:
             return
-        with contextlib.suppress(OSError, ValueError), open(f"/proc/{self.pid}/status") as f:
-            rss = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
-            stage = next((k for k in STAGE_KEYS if k not in self.marks), "exit")
-            self.rss[stage] = max(self.rss.get(stage, 0.0), rss)
+        fields: dict[str, str] = {}
+        with contextlib.suppress(OSError), open(f"/proc/{self.pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS:", "RssAnon:")))
+        if len(fields) < 2:  # gone, or a zombie: nothing left to sample
+            return
+        stage = next((k for k in STAGE_KEYS if k not in self.marks), "exit")
+        for name, key in (("VmRSS", stage), ("RssAnon", f"{stage}:anon")):
+            self.rss[key] = max(self.rss.get(key, 0.0), int(fields[name].split()[0]) / 1024)
 
     def run(self) -> None:
         conn, ph = self._connect()
@@ -455,7 +460,7 @@ def _stages(marks: dict[str, float], rss: dict[str, float], wall: float) -> list
         end = wall if key == "exit" else marks.get(key)
         if end is None or end < last:
             continue
-        seen = f"   RSS up to {rss[key]:,.0f} MiB" if key in rss else ""
+        seen = f"   RSS up to {rss[key]:,.0f} MiB ({rss[key + ':anon']:,.0f} anonymous)" if key in rss else ""
         out.append(f"    {label:<56} {end - last:7.2f} s{seen}")
         last = end
     return out
