@@ -308,9 +308,10 @@ def scale_scenario(title: str, server: Gunicorn, site: dict, users: int, per_use
             params = {"ordering": rng.choice(ORDERINGS)}
             if i % 4 == 0:
                 params["page"] = rng.randint(1, project_pages)
-                rec.timed(
-                    "gallery-project", s, "GET", f"{server.url}/api/projects/{slug}/images/", params=params
-                )
+                t = time.perf_counter()
+                url = f"{server.url}/api/projects/{slug}/images/"
+                rec.timed("gallery-project", s, "GET", url, params=params)
+                by_query.append((params["ordering"], params["page"], (time.perf_counter() - t) * 1000))
             elif i % 4 == 2:
                 params["page"] = rng.randint(1, SCALE_IMAGES // 100)
                 url = f"{server.url}/api/datasets/{rng.choice(datasets)}/images/"
