@@ -2,7 +2,7 @@
 
 Generates imzML datasets (varied tissue shapes and sizes, some acquisitions non-rectangular),
 imports them into a scratch project (embedded SQLite in a temporary folder), then reports:
-1. the cold-start (unsupervised + pretrained) ranking per dataset, before any label;
+1. the default-score (unsupervised + pretrained) ranking per dataset, before any label;
 2. `train` on the labels of the first datasets: grouped cross-validated metrics;
 3. held-out F1 of off-sample on the datasets never labelled, per dataset.
 
@@ -101,7 +101,7 @@ def main() -> None:
 
     manage(env, "export_predictions", "--project", "acc", str(work / "cold.csv"))
     rows = table(work / "cold.csv")
-    print("\n1. cold start (no labels): ROC AUC of p(off) per dataset")
+    print("\n1. default score (no labels): ROC AUC of p(off) per dataset")
     aucs = []
     for ds in sorted({r["dataset"] for r in rows}, key=lambda s: int(s[2:])):
         sub = [r for r in rows if r["dataset"] == ds]

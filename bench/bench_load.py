@@ -369,13 +369,15 @@ def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
     return lines + verdict(rec, {"gallery-project": 300, "gallery-dataset": 300, "label": 100}), {title: fig}
 
 
-def browsing_scenario(title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float):
+def browsing_scenario(  # noqa: C901 - one user's browsing mix, written as the steps it takes
+    title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float
+):
     """People browsing: pages (session cookie), gallery API pages, counts, thumbnails, labels."""
     rec = Recorder()
     ds, slug = site["datasets"][0], site["slug"]
     images = site["images"]
 
-    def loop(u: int, n: int, stop_at: float, barrier) -> None:
+    def loop(u: int, n: int, stop_at: float, barrier) -> None:  # noqa: C901 - the mix, step by step
         rng = random.Random(100 + u)
         s = requests.Session()
         s.cookies.set("sessionid", site["sessions"][u], domain="127.0.0.1", path="/")

@@ -8,5 +8,5 @@ class DatasetsConfig(AppConfig):
     label = "datasets"
 
     def ready(self) -> None:
-        # Registers the Celery tasks by name, and keeps datasets in step with their ingestion jobs.
-        from webapp.datasets import receivers, tasks  # noqa: F401
+        # Registers the Celery tasks by name (datasets.export).
+        from webapp.datasets import tasks  # noqa: F401

@@ -8,10 +8,11 @@ class IngestionConfig(AppConfig):
     label = "ingestion"
 
     def ready(self) -> None:
-        # Registers the Celery tasks by name (datasets.ingest, datasets.import_images).
+        # Registers the Celery tasks by name (datasets.ingest, datasets.import_images), and
+        # keeps each dataset's status in step with its processing job (receivers).
         from celery.signals import worker_ready
 
-        from webapp.ingestion import tasks  # noqa: F401
+        from webapp.ingestion import receivers, tasks  # noqa: F401
 
         worker_ready.connect(start_upload_janitor, weak=False)
 

@@ -11,7 +11,7 @@ from webapp.jobs.models import Job, job_changed
 UNFINISHED = (Dataset.Status.UPLOADED, Dataset.Status.PROCESSING)
 
 
-@receiver(job_changed, sender=Job, dispatch_uid="datasets-follow-ingest-jobs")
+@receiver(job_changed, sender=Job, dispatch_uid="ingestion-follow-ingest-jobs")
 def follow_ingest_job(sender, job: Job, **kwargs) -> None:
     if job.kind != Job.Kind.INGEST or not job.target_id:
         return
