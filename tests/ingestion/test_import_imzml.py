@@ -119,8 +119,8 @@ def test_it_reruns_idempotently_and_keeps_labels(project, capsys, tmp_path, user
     )
     im = ds.images.get(index=2)
     labels.set_labels(project, [im], user, "off")
-    services.run_processing(ds)
-    services.run_processing(ds)
+    services.run_ingestion(ds)
+    services.run_ingestion(ds)
     assert ds.images.count() == len(truth.ions)
     assert ds.images.get(index=2).consensus == "off"
     ds.refresh_from_db()

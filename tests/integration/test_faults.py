@@ -89,7 +89,7 @@ def test_it_finishes_an_ingestion_exactly_once_after_the_worker_is_killed(
         ds = services.create_imzml_dataset(
             project, user, name="big", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path), top=150
         )
-        job = services.start_processing(ds, user)
+        job = services.start_ingestion(ds, user)
     worker.start(queues="ingest")
     killed = kill_when(worker, job.pk, fraction=kill_at)
     assert killed.status == "running" and killed.attempts == 1
@@ -404,7 +404,7 @@ def test_it_fails_cleanly_when_the_results_cannot_be_written(worker, tmp_path):
         )
         ds.array_path.mkdir(parents=True)
         (ds.array_path / "in-the-way").write_text("x")
-        job = services.start_processing(ds, user)
+        job = services.start_ingestion(ds, user)
     worker.start(queues="ingest")
     wait_for(lambda: finished(job.pk), timeout=90, what="the ingest job", worker=worker)
     job.refresh_from_db()
@@ -422,7 +422,7 @@ def test_it_fails_cleanly_when_the_results_cannot_be_written(worker, tmp_path):
     (ds.array_path / "in-the-way").unlink()
     ds.array_path.rmdir()
     with transaction.atomic():
-        job2 = services.start_processing(ds, user)
+        job2 = services.start_ingestion(ds, user)
     wait_for(lambda: finished(job2.pk), timeout=90, what="the retried ingest job", worker=worker)
     assert Job.objects.get(pk=job2.pk).status == "done"
     assert IonImage.objects.filter(dataset=ds).count() == Dataset.objects.get(pk=ds.pk).image_count > 0

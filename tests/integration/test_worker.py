@@ -33,7 +33,7 @@ def test_it_runs_an_ingestion_through_the_broker_and_a_worker(worker, tmp_path, 
         ds = services.create_imzml_dataset(
             project, user, name="via worker", imzml=Path(truth.imzml_path), ibd=Path(truth.ibd_path), top=8
         )
-        job = services.start_processing(ds, user)
+        job = services.start_ingestion(ds, user)
     done = wait_for(
         lambda: Job.objects.get(pk=job.pk).status in ("done", "failed"), what="ingest job", worker=worker
     )
@@ -66,7 +66,7 @@ def test_it_trains_and_predicts_through_the_worker(worker, tmp_path):
             ibd=Path(truth.ibd_path),
             mz_list=_mz_list(tmp_path / f"l{i}.csv", truth),
         )
-        services.run_processing(ds)  # ingestion in-process; training and scoring go through the worker
+        services.run_ingestion(ds)  # ingestion in-process; training and scoring go through the worker
         images = list(ds.images.order_by("index"))
         for im, (_mz, lab) in zip(images, truth.ions, strict=True):
             labels.set_labels(project, [im], user, lab)

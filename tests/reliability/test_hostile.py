@@ -477,13 +477,13 @@ def test_it_keeps_the_worker_alive_through_hostile_files(worker, tmp_path):  # n
                 mz_list=mz,
                 top=6,
             )
-            jobs.append((case, services.start_processing(ds, user)))
+            jobs.append((case, services.start_ingestion(ds, user)))
     good = synthetic(tmp_path, "fine", seed=21)
     with transaction.atomic():
         fine = services.create_imzml_dataset(
             project, user, name="fine", imzml=Path(good.imzml_path), ibd=Path(good.ibd_path), top=6
         )
-        last = services.start_processing(fine, user)
+        last = services.start_ingestion(fine, user)
     worker.start(queues="ingest")
     wait_for(
         lambda: Job.objects.get(pk=last.pk).status in ("done", "failed"),

@@ -119,7 +119,7 @@ def test_it_stops_a_running_ingestion_between_two_steps_when_cancelled(team, tmp
     )
     services.cancel(job, user)
     with pytest.raises(JobCancelled):
-        dataset_services.run_processing(ds, job=job)
+        dataset_services.run_ingestion(ds, job=job)
     job.cancelled()  # what run_job does with JobCancelled
     ds.refresh_from_db()
     assert ds.status == "failed" and "stopped" in ds.error and ds.image_count == 0

@@ -115,12 +115,13 @@ def dataset_from_upload(project: Project, user, files: dict, options: dict) -> D
             top=options["top"],
             tic=options["tic"],
         )
-        start_processing(dataset, user)
+        start_ingestion(dataset, user)
     return dataset
 
 
-def start_processing(dataset: Dataset, user=None) -> Job:
-    """Queue the dataset's processing on the ingest queue; the job row is what pages poll."""
+def start_ingestion(dataset: Dataset, user=None) -> Job:
+    """Queue the dataset's ingestion (shown to users as "processing") on the ingest queue; the job
+    row is what pages poll."""
     active = Job.objects.filter(kind=Job.Kind.INGEST, target_id=dataset.pk, status__in=Job.ACTIVE).first()
     if active is not None:  # already queued or running: a second run would race it on the same files
         return active
@@ -132,8 +133,8 @@ def start_processing(dataset: Dataset, user=None) -> Job:
     return job
 
 
-def run_processing(dataset: Dataset, job: Job | None = None, inline: bool = False, report=None) -> None:
-    """Process now, in this process, then start the first scoring (pipeline.images_ready).
+def run_ingestion(dataset: Dataset, job: Job | None = None, inline: bool = False, report=None) -> None:
+    """Ingest now, in this process, then start the first scoring (pipeline.images_ready).
     Raises IngestError after recording the failure."""
     for stale in dataset.directory.glob(".*.part"):  # half-written files of a worker killed mid-run
         stale.unlink(missing_ok=True)

@@ -13,12 +13,12 @@ from webapp.jobs.runner import run_job
 @shared_task(name="datasets.ingest", acks_late=True, reject_on_worker_lost=True)
 def ingest_dataset(job_id: int) -> None:
     def work(job):
-        from webapp.ingestion.services import run_processing
+        from webapp.ingestion.services import run_ingestion
 
         dataset = Dataset.objects.filter(pk=job.target_id).first()
         if dataset is None:
             return "The dataset was deleted."
-        run_processing(dataset, job=job)
+        run_ingestion(dataset, job=job)
         return f"{dataset.name} is ready"
 
     run_job(job_id, work, user_errors=(IngestError,))

@@ -64,7 +64,7 @@ class DatasetReprocess(APIView):
         if dataset.kind != Dataset.Kind.IMZML:
             raise ValidationError({"detail": "Only MSI datasets can be processed again."})
         with transaction.atomic():
-            services.start_processing(dataset, request.user)
+            services.start_ingestion(dataset, request.user)
         dataset.refresh_from_db()
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_202_ACCEPTED)
 

@@ -53,7 +53,7 @@ class Command(BaseCommand):
                 top=o["top"],
                 tic=o["tic"],
             )
-            services.run_processing(dataset, inline=True, report=_every_5_percent())
+            services.run_ingestion(dataset, inline=True, report=_every_5_percent())
         except services.UploadError as exc:
             raise CommandError(sentence(str(exc))) from None
         except IngestError as exc:

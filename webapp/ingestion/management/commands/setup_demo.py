@@ -57,5 +57,5 @@ class Command(BaseCommand):
         )
         mz_list.unlink()
         print("Processing the demo dataset...", file=sys.stderr)
-        services.run_processing(dataset, inline=True)
+        services.run_ingestion(dataset, inline=True)
         self.stdout.write(f"Demo ready: log in as '{DEMO_USER}' / '{DEMO_PASSWORD}'")
