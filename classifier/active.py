@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Max
@@ -488,9 +489,7 @@ def labels_arrived(project: Project) -> Job | None:
     already (it will see these labels). Writes one job row; never runs the update here."""
     if live_update_labels() <= 0:
         return None
-    from webapp.celery import app
-
-    if app.conf.task_always_eager:  # no worker (a single-process run): never inside a label request
+    if current_app.conf.task_always_eager:  # no worker (a single-process run): never inside a label request
         return None
     waiting = Job.objects.filter(project=project, kind=Job.Kind.QUICK, status=Job.Status.QUEUED)
     if waiting.exists():  # the common case, without a lock
