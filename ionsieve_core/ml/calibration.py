@@ -8,8 +8,6 @@ ranking. Parameters are plain JSON so the bundle stays readable without pickles.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 # Isotonic needs enough points per class to not overfit; below this Platt (2 parameters).
 MIN_PER_CLASS_ISOTONIC = 30
@@ -23,6 +21,10 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def fit_calibration(p0: np.ndarray, is0: np.ndarray) -> dict | None:
     """A JSON map for p(class 0), or None when both classes are not present."""
+    # scikit-learn (and SciPy, ~2 s) only here: applying a calibration, as every scoring does, needs numpy.
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     p0 = np.asarray(p0, dtype=np.float64)
     is0 = np.asarray(is0).astype(int)
     pos, neg = int(is0.sum()), int(len(is0) - is0.sum())

@@ -10,8 +10,6 @@ import numpy as np
 
 from ionsieve_core.ml.bundle import ModelBundle, default_bundle
 from ionsieve_core.ml.calibration import apply_calibration, best_f1_threshold, cross_fitted, fit_calibration
-from ionsieve_core.ml.cv import grouped_folds
-from ionsieve_core.ml.metrics import compute_metrics
 from ionsieve_core.ml.params import TASKS, TrainParams
 from ionsieve_core.ml.preprocess import channels_of, prepare
 
@@ -279,6 +277,10 @@ def train(
 ) -> TrainResult:
     """Grouped K-fold CV (out-of-fold predictions -> calibration, thresholds, metrics), then
     the final model(s) on all data."""
+    # Imported here: they bring scikit-learn and SciPy (~2 s), which predicting does not need.
+    from ionsieve_core.ml.cv import grouped_folds
+    from ionsieve_core.ml.metrics import compute_metrics
+
     params = params or TrainParams()
     classes = list(classes)
     groups = np.asarray(groups).astype(str)

@@ -87,3 +87,51 @@ def test_it_finds_the_sample_on_a_pooled_grid_for_large_images():
     assert has_bg and mask.shape == (180, 150)
     assert (mask & ds.tissue).sum() / (mask | ds.tissue).sum() > 0.8
     assert roc_auc_score(ds.labels == 0, s) >= 0.9
+
+
+def test_it_scores_a_new_dataset_without_importing_scikit_learn_or_scipy():
+    # The first scoring of every import paid ~2 s for these imports (issue 13's 12x target).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from ionsieve_core import ml\n"
+        "rng = np.random.default_rng(0)\n"
+        "images = rng.random((12, 30, 40)).astype(np.float32)\n"
+        "images[:, :, :10] *= 0.01\n"
+        "p = ml.default_binary_scores(images, images.sum(axis=0), with_embeddings=True)[0]\n"
+        "assert p.shape == (12, 2)\n"
+        "print(sorted(m for m in ('sklearn', 'scipy', 'skimage', 'tensorflow') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_it_clusters_like_scikit_learn(datasets):
+    # The numpy k-means and Gaussian of the sample mask give scikit-learn's / scikit-image's answer.
+    from skimage.filters import gaussian as sk_gaussian
+    from sklearn.cluster import KMeans
+
+    from ionsieve_core.ml.default_score import gaussian, kmeans2, nearest
+
+    rng = np.random.default_rng(4)
+    grid = (rng.random((37, 53)) > 0.5).astype(np.float32)
+    np.testing.assert_allclose(gaussian(grid, 1.0), sk_gaussian(grid, 1.0), atol=1e-6)
+    for ds in datasets.values():
+        x = np.log1p(20 * np.nan_to_num(ds.images.reshape(len(ds.images), -1).T[:, ::3]))
+        centres, lab = kmeans2(x, seed=0)
+        ref = KMeans(n_clusters=2, n_init=4, random_state=0).fit(x).labels_
+        agree = max(np.mean(lab == ref), np.mean(lab != ref))  # cluster numbers may be swapped
+        assert agree >= 0.99
+        np.testing.assert_array_equal(nearest(x, centres), lab)
+
+
+def test_it_clusters_deterministically():
+    from ionsieve_core.ml.default_score import kmeans2
+
+    x = np.random.default_rng(1).normal(size=(500, 4))
+    x[:200] += 3
+    a, b = kmeans2(x, seed=0), kmeans2(x, seed=0)
+    np.testing.assert_array_equal(a[1], b[1])
+    assert {int(a[1][:200].mean().round()), int(a[1][200:].mean().round())} == {0, 1}
