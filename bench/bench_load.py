@@ -31,7 +31,7 @@ to them.
 
 The dataset is made without the MSI pipeline (tests/gallery_data.py: random images,
 thumbnails, rows via save_images, default-score predictions via store_predictions).
-Needs PostgreSQL on 127.0.0.1:5432 (trust) and Redis on 127.0.0.1:6379 for scenarios 2-3
+Needs PostgreSQL on 127.0.0.1:5432 (trust) and Redis on 127.0.0.1:6379 for scenarios 2-4
 (scripts/services.sh starts them).
 """
 

@@ -6,9 +6,9 @@ Sizes (processed centroid files from `ionsieve_core.msi.synthetic`, 64-bit m/z, 
 intensities, interleaved; the m/z list = the 40 generated ions + m/z values found in the data):
 
   100k   250 x 400 = 100,000 pixels, 500 ions, ~200 noise peaks per spectrum (default)
-  1m     1,000 x 1,000 = 1,000,000 pixels, 1,000 ions, ~200 peaks per spectrum (4 GB of output;
-         asked with --size 1m: generation, ingestion and the thumbnails of 1,000 megapixel
-         images take many minutes and ~10 GB of disk)
+  1m     1,000 x 1,000 = 1,000,000 pixels, 1,000 ions, ~200 noise peaks per spectrum (4 GB of
+         output; asked with --size 1m: 8-10 min for both databases on 2 cores, ~4 GB of /tmp for
+         the files plus ~8 GB for the dataset's copy and array, ~8 GB peak RSS)
 
 For each size, in fresh processes:
 
