@@ -8,7 +8,8 @@ intensities, interleaved; the m/z list = the 40 generated ions + m/z values foun
   100k   250 x 400 = 100,000 pixels, 500 ions, ~200 noise peaks per spectrum (default)
   1m     1,000 x 1,000 = 1,000,000 pixels, 1,000 ions, ~200 noise peaks per spectrum (4 GB of
          output; asked with --size 1m: 8-10 min for both databases on 2 cores, ~4 GB of /tmp for
-         the files plus ~8 GB for the dataset's copy and array, ~8 GB peak RSS)
+         the files (hard-linked into the dataset folder: same disk) + 4 GB for the array, ~8 GB
+         peak RSS)
 
 For each size, in fresh processes:
 
@@ -24,8 +25,8 @@ For each size, in fresh processes:
                      scored and visible" = the two together
   stages             while the command runs, its database is read every 20 ms (the dataset's
                      progress and status, its image rows and how many hold a score), which
-                     times: start -> ingestion begins (Django, the file copy into the dataset
-                     folder), metadata + extraction, thumbnails, image rows, scoring
+                     times: start -> ingestion begins (Django, the files linked or copied into
+                     the dataset folder), metadata + extraction, thumbnails, image rows, scoring
   peak memory        the import process's peak RSS (wait4's ru_maxrss; mapped file pages
                      included), target <= output array + 300 MiB
 
@@ -443,7 +444,7 @@ def bench_db(db: str, tmp: Path, data: dict, extract_runs: int, out_mb: float) -
 
 
 STAGES = [
-    ("ingest", "start -> ingestion begins (Django, checks, file copy)"),
+    ("ingest", "start -> ingestion begins (Django, checks, files stored)"),
     ("thumbnails", "metadata + extraction (+ TIC, mean spectrum)"),
     ("rows", "thumbnails + image rows"),
     ("ready", "-> dataset ready"),
