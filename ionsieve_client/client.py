@@ -153,7 +153,7 @@ class IonSieve:
         part_size: int | None = None,
         state: str | Path | None = None,
     ) -> dict:
-        """Send one file resumably (tus 1.0, a CRC-32 per part); run again after a failure to resume.
+        """Send one file resumably (tus 1.0, a SHA-1 per part); run again after a failure to resume.
         Returns {'id': upload id, 'crc32': whole-file CRC-32, 'bytes_sent'}."""
         up = ResumableUpload(
             self.base,

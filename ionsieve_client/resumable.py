@@ -1,6 +1,8 @@
-"""Resumable uploads (tus 1.0) over http.client: one file in parts, each with a CRC-32 the
-server checks; a cut connection, a server restart or a new run of the script resumes where
-the server stopped (it keeps what it checked). Standard library only, Python 3.9+."""
+"""Resumable uploads (tus 1.0) over http.client: one file in parts, each with a SHA-1 the
+server checks (tus checksum extension); a cut connection, a server restart or a new run of the
+script resumes where the server stopped (it keeps what it checked). The whole file's CRC-32,
+kept part by part, goes with the request that uses the upload, so the server checks the
+assembled file too. Standard library only, Python 3.9+."""
 
 from __future__ import annotations
 
@@ -158,9 +160,10 @@ class ResumableUpload:
             raise UploadFailed(resp.status, resp.reason)
         return int(resp.getheader("Upload-Offset", "0"))
 
-    def send_part(self, offset: int, data: bytes) -> int:
-        """PATCH one part with its CRC-32; returns the server's new offset."""
-        checksum = base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+    def send_part(self, offset: int, data: bytes, sha1: bytes | None = None) -> int:
+        """PATCH one part with its SHA-1 (`sha1`, computed here if not given); returns the
+        server's new offset."""
+        checksum = base64.b64encode(sha1 if sha1 is not None else hashlib.sha1(data).digest()).decode()
         self.bytes_sent += len(data)
         resp = self._request(
             "PATCH",
@@ -169,7 +172,7 @@ class ResumableUpload:
                 "Upload-Offset": str(offset),
                 "Content-Type": "application/offset+octet-stream",
                 "Content-Length": str(len(data)),
-                "Upload-Checksum": f"crc32 {checksum}",
+                "Upload-Checksum": f"sha1 {checksum}",
             },
             body=data,
         )
@@ -189,16 +192,24 @@ class ResumableUpload:
         self.create()
         return 0
 
+    def _prepared(self, fd: int, at: int, crc_before: int) -> tuple[bytes, bytes, int]:
+        """The part starting at `at`: (bytes, their SHA-1, the file's CRC-32 up to its end).
+        hashlib and zlib release the GIL, so this runs beside the sending of the previous part."""
+        data = os.pread(fd, min(self.part_size, self.size - at), at)
+        return data, hashlib.sha1(data).digest(), zlib.crc32(data, crc_before)
+
+    def _crc_before(self, offset: int) -> int:
+        crc = self._crc_at.get(offset)
+        if crc is None:  # resumed in a new run: the CRC of what the server has, read here
+            crc = self._crc_at[offset] = file_crc32(self.path, offset)
+        return crc
+
     def run(self) -> dict[str, Any]:
         """Upload (or finish uploading) the file; returns {'id': upload id, 'crc32': hex}."""
         attempt, start, started_at = 0, None, time.monotonic()
         offset = -1
         fd = os.open(self.path, os.O_RDONLY)
-
-        def read(at: int) -> bytes:
-            return os.pread(fd, min(self.part_size, self.size - at), at)
-
-        # The next part is read from disk while this one is on the wire.
+        # The next part is read and hashed while this one is on the wire.
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ionsieve-read")
         ahead: tuple[int, Future] | None = None
         try:
@@ -209,16 +220,16 @@ class ResumableUpload:
                     if start is None:
                         start = offset
                     while offset < self.size:
-                        data = ahead[1].result() if ahead and ahead[0] == offset else read(offset)
+                        if ahead and ahead[0] == offset:
+                            data, sha1, crc = ahead[1].result()
+                        else:
+                            data, sha1, crc = self._prepared(fd, offset, self._crc_before(offset))
                         nxt = offset + len(data)
-                        ahead = (nxt, pool.submit(read, nxt)) if nxt < self.size else None
-                        crc = self._crc_at.get(offset)
-                        if crc is None:  # resumed in a new run: the CRC of what the server has, read here
-                            crc = self._crc_at[offset] = file_crc32(self.path, offset)
-                        new = self.send_part(offset, data)
+                        ahead = (nxt, pool.submit(self._prepared, fd, nxt, crc)) if nxt < self.size else None
+                        new = self.send_part(offset, data, sha1)
                         if new != nxt:
                             raise UploadFailed(409, f"the server stopped at byte {new}, not {nxt}")
-                        self._crc_at = {new: zlib.crc32(data, crc)}
+                        self._crc_at = {new: crc}
                         offset, attempt = new, 0
                         if self.progress:
                             elapsed = max(time.monotonic() - started_at, 1e-6)

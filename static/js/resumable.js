@@ -1,6 +1,10 @@
 /* Resumable uploads in the browser: tus 1.0 through tus-js-client (static/vendor/tus-js-client).
-   Each part carries its CRC-32 (the server keeps it only if it matches); the whole file's CRC-32
-   goes with the request that uses the upload, so the server checks the assembled file.
+   Each part carries its SHA-1 (tus checksum extension; the server keeps a part only if it
+   matches). tus-js-client computes no checksum itself, so onBeforeRequest reads the part and
+   hashes it with crypto.subtle; browsers offer crypto.subtle only on secure pages (HTTPS or
+   localhost), so a server reached over plain HTTP gets the part's CRC-32 instead, still checked.
+   The whole file's CRC-32, kept part by part, goes with the request that uses the upload, so
+   the server checks the assembled file too.
    A dropped network is retried and waits for the network to come back; after a reload, choosing
    the same files continues where the server stopped. */
 (function () {
@@ -29,6 +33,16 @@
 
   function b64crc(crc) {
     return btoa(String.fromCharCode((crc >>> 24) & 255, (crc >>> 16) & 255, (crc >>> 8) & 255, crc & 255));
+  }
+
+  function b64bytes(bytes) { return btoa(String.fromCharCode.apply(null, bytes)); }
+
+  // The Upload-Checksum header of one part: SHA-1 where the page may use crypto.subtle.
+  function partChecksum(bytes) {
+    if (window.isSecureContext && window.crypto && window.crypto.subtle) {
+      return window.crypto.subtle.digest("SHA-1", bytes).then(function (d) { return "sha1 " + b64bytes(new Uint8Array(d)); });
+    }
+    return Promise.resolve("crc32 " + b64crc(crc32(bytes, 0)));
   }
 
   function read(file, start, end) {
@@ -115,7 +129,7 @@
           return runningCrc(offset).then(function (before) {
             return read(file, offset, end).then(function (bytes) {
               pending[end] = crc32(bytes, before);
-              req.setHeader("Upload-Checksum", "crc32 " + b64crc(crc32(bytes, 0)));
+              return partChecksum(bytes).then(function (header) { req.setHeader("Upload-Checksum", header); });
             });
           });
         },

@@ -44,6 +44,10 @@ def test_it_resumes_a_dataset_upload_after_a_cut_and_a_reload(new_page, tmp_path
             route.continue_()
 
     page.on("request", lambda r: r.method == "PATCH" and offsets.append(int(r.headers["upload-offset"])))
+    checksums: list[str] = []
+    page.on(
+        "request", lambda r: r.method == "PATCH" and checksums.append(r.headers.get("upload-checksum", ""))
+    )
     page.route(
         "**/api/uploads/*/",
         lambda route: cut_after_four(route) if route.request.method == "PATCH" else route.continue_(),
@@ -73,6 +77,8 @@ def test_it_resumes_a_dataset_upload_after_a_cut_and_a_reload(new_page, tmp_path
     ds = Dataset.objects.get()
     assert ds.ibd_path.read_bytes() == ibd.read_bytes() and ds.imzml_path.read_bytes() == imzml.read_bytes()
     assert offsets[first_after_reload] == held  # continued where the server stopped: nothing resent
+    # localhost is a secure context: every part went with its SHA-1 (crypto.subtle)
+    assert checksums and all(c.startswith("sha1 ") and len(c) == 33 for c in checksums), checksums[:3]
     assert not Upload.objects.exists()
     screenshot(page, "upload-resumed.png")
     assert not page.errors

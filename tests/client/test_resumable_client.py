@@ -73,3 +73,23 @@ def test_it_refuses_a_file_above_the_limit_with_the_servers_reason(ion, tmp_path
     with pytest.raises(UploadFailed) as err:
         ion.upload_file("colon", path, state=tmp_path / "s.json")
     assert err.value.status == 413 and "above this server's limit" in err.value.detail
+
+
+def test_it_sends_a_sha1_with_every_part(ion, tmp_path, monkeypatch):
+    from webapp.ingestion import resumable
+
+    seen: list[str] = []
+    parse = resumable.Checksum.parse
+
+    def spy(header):
+        seen.append(header.split()[0] if header else "")
+        return parse(header)
+
+    monkeypatch.setattr(resumable.Checksum, "parse", staticmethod(spy))
+    data = bytes(range(256)) * (PART * 3 // 256)
+    path = tmp_path / "run.ibd"
+    path.write_bytes(data)
+    result = ion.upload_file("colon", path, part_size=PART, state=tmp_path / "s.json")
+    assert seen == ["sha1"] * 3
+    assert result["crc32"] == f"{zlib.crc32(data):08x}"
+    assert Upload.objects.get().path.read_bytes() == data

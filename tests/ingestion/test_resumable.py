@@ -253,3 +253,90 @@ def test_it_cleans_up_periodically_in_each_worker(monkeypatch):
         assert calls.wait(5)
     finally:
         stop.set()
+
+
+def sha1_header(data: bytes) -> str:
+    return "sha1 " + base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def test_it_discards_a_part_whose_sha1_does_not_match_and_appends_nothing(api, user, project):
+    api.force_authenticate(user)
+    data = bytes(range(256)) * 8
+    url = start(api, project, "run.ibd", len(data))["Location"]
+    assert patch(api, url, 0, data[:1024], checksum=sha1_header(data[:1024])).status_code == 204
+    flipped = data[1024:1536] + bytes([data[1536] ^ 1]) + data[1537:]
+    bad = patch(api, url, 1024, flipped, checksum=sha1_header(data[1024:]))
+    assert (
+        bad.status_code == 460
+        and "arrived damaged (its sha1 checksum does not match)" in bad.json()["detail"]
+    )
+    assert api.head(url, **TUS)["Upload-Offset"] == "1024"
+    assert Upload.objects.get().path.read_bytes() == data[:1024]  # nothing of the bad part on disk
+    md5 = "md5 " + base64.b64encode(hashlib.md5(data[1024:]).digest()).decode()
+    assert patch(api, url, 1024, data[1024:], checksum=md5).status_code == 204
+    upload = Upload.objects.get()
+    assert upload.complete and upload.path.read_bytes() == data and upload.crc32 == zlib.crc32(data)
+    options = api.options("/api/uploads/")
+    assert "sha1" in options["Tus-Checksum-Algorithm"] and "checksum" in options["Tus-Extension"]
+
+
+def start_announced(api, project, name: str, data: bytes, crc: int):
+    return api.post(
+        "/api/uploads/",
+        **TUS,
+        HTTP_UPLOAD_LENGTH=str(len(data)),
+        HTTP_UPLOAD_METADATA=f"filename {b64(name)},project {b64(project.slug)},crc32 {b64(f'{crc:08x}')}",
+    )
+
+
+def test_it_checks_the_whole_file_against_the_crc32_announced_at_the_start(api, user, project, settings):
+    api.force_authenticate(user)
+    data = b"0123456789" * 300
+    url = start_announced(api, project, "run.ibd", data, zlib.crc32(data) ^ 0xFF)["Location"]
+    assert patch(api, url, 0, data[:2000]).status_code == 204
+    last = patch(api, url, 2000, data[2000:])  # each part matches its own checksum, the whole does not
+    assert last.status_code == 460
+    assert "not the file announced when the upload started" in last.json()["detail"]
+    assert "send the file again" in last.json()["detail"]
+    assert api.head(url, **TUS).status_code == 404  # deleted: nothing half-made remains
+    assert not Upload.objects.exists() and not list((Path(settings.MEDIA_ROOT) / "uploads").iterdir())
+
+    good = start_announced(api, project, "run.ibd", data, zlib.crc32(data))["Location"]
+    assert patch(api, good, 0, data[:2000]).status_code == 204
+    ok = patch(api, good, 2000, data[2000:])
+    assert ok.status_code == 204 and ok["Upload-Offset"] == str(len(data))
+    assert Upload.objects.get().path.read_bytes() == data
+
+    unreadable = api.post(
+        "/api/uploads/",
+        **TUS,
+        HTTP_UPLOAD_LENGTH="10",
+        HTTP_UPLOAD_METADATA=f"filename {b64('a.ibd')},project {b64(project.slug)},crc32 {b64('xyz')}",
+    )
+    assert unreadable.status_code == 400 and "is not a CRC-32" in unreadable.json()["detail"]
+    assert Upload.objects.count() == 1
+
+
+def test_it_refuses_an_imzml_with_an_ibd_that_is_not_its_own_before_making_a_dataset(
+    api, user, project, tmp_path
+):
+    api.force_authenticate(user)
+    one = synthetic(tmp_path, name="one", seed=3)
+    other = synthetic(tmp_path, name="other", seed=4)
+    imzml = send(api, project, "one.imzML", Path(one.imzml_path).read_bytes(), part=4000)
+    foreign = send(
+        api, project, "other.ibd", Path(other.imzml_path).with_suffix(".ibd").read_bytes(), part=8000
+    )
+    ibd_bytes = Path(one.imzml_path).with_suffix(".ibd").read_bytes()
+    cut = send(api, project, "one.ibd", ibd_bytes[: len(ibd_bytes) // 2], part=8000)
+    url = f"/api/projects/{project.slug}/datasets/from-uploads/"
+
+    r = api.post(url, {"imzml": imzml, "ibd": foreign, "top": 4}, format="json")
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert (
+        "cannot be read together" in detail and "UUIDs differ" in detail and "No dataset was made" in detail
+    )
+    r = api.post(url, {"imzml": imzml, "ibd": cut, "top": 4}, format="json")
+    assert r.status_code == 400 and "truncated" in r.json()["detail"]
+    assert not Dataset.objects.exists() and Upload.objects.count() == 3  # nothing made, nothing lost

@@ -22,6 +22,7 @@ import logging
 import os
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -135,7 +136,10 @@ def expires_header(upload: Upload) -> str:
 
 
 # ---------------------------------------------------------------------- operations
-def create(user, project, *, length: int, filename: str) -> Upload:
+def create(user, project, *, length: int, filename: str, crc32: str | None = None) -> Upload:
+    """A new upload; `crc32` (optional, 8 hex digits, Upload-Metadata `crc32`) is the whole file's
+    CRC-32, checked when the last part arrives."""
+    expected = parse_crc32(crc32)
     limit = settings.IONSIEVE_MAX_UPLOAD_BYTES
     if length > limit:
         raise UploadRefused(
@@ -156,7 +160,31 @@ def create(user, project, *, length: int, filename: str) -> Upload:
     )
     upload.path.parent.mkdir(parents=True, exist_ok=True)
     upload.path.touch()
+    if expected is not None:
+        # Beside the part file, not in the table: no migration for an optional check.
+        _expected_path(upload).write_text(f"{expected:08x}")
     return upload
+
+
+def _expected_path(upload: Upload) -> Path:
+    return upload.path.with_suffix(".crc32")
+
+
+def _check_whole(upload: Upload) -> None:
+    """The assembled file against the CRC-32 declared when the upload started; a mismatch deletes
+    the upload (each part matched its own checksum, so the file changed while it was sent)."""
+    try:
+        expected = int(_expected_path(upload).read_text().strip(), 16)
+    except (FileNotFoundError, ValueError):
+        return
+    if expected != upload.crc32:
+        discard(upload)
+        raise UploadRefused(
+            f"'{upload.filename}' arrived complete but is not the file announced when the upload started "
+            f"(CRC-32 {upload.crc32:08x} received, {expected:08x} announced): did the file change on "
+            "your computer while it was sent? The upload was deleted: send the file again",
+            460,
+        )
 
 
 def get(user, upload_id) -> Upload:
@@ -209,6 +237,98 @@ def _locked(upload: Upload) -> Iterator[object]:
         f.close()
 
 
+class _Digests:
+    """The upload's running CRC-32 and the part's checksum, fed block by block to a helper thread
+    (zlib and hashlib release the GIL), so hashing overlaps reading the socket and writing the
+    disk. At most one block waits for it: memory stays bounded."""
+
+    def __init__(self, crc: int, checksum: Checksum | None):
+        self.crc = crc
+        self.part = checksum.hasher() if checksum else None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ionsieve-upload-hash")
+        self._pending: Future | None = None
+
+    def _update(self, block: bytes) -> None:
+        self.crc = zlib.crc32(block, self.crc)
+        if self.part is not None:
+            self.part.update(block)
+
+    def feed(self, block: bytes) -> None:
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._pool.submit(self._update, block)
+
+    def finish(self) -> _Digests:
+        try:
+            if self._pending is not None:
+                self._pending.result()
+        finally:
+            self._pool.shutdown(wait=True)
+        return self
+
+
+def _receive(upload: Upload, f, read: Callable[[int], bytes], want: int, digests: _Digests) -> int:
+    """Copy up to `want` bytes from the request into the file at the upload's offset; returns how
+    many arrived (fewer when the connection was cut)."""
+    room = upload.length - upload.offset
+    received = 0
+    f.seek(upload.offset)
+    try:
+        while received < want:
+            block = read(min(READ_BLOCK, want - received))
+            if not block:
+                break
+            if received + len(block) > room:
+                raise UploadRefused(
+                    f"this part would take '{upload.filename}' past its declared size of "
+                    f"{upload.length:,} bytes",
+                    413,
+                )
+            digests.feed(block)
+            f.write(block)
+            received += len(block)
+    except OSError as exc:  # the client went away mid-part (or the disk is full)
+        log.info("upload %s: part cut after %s bytes (%s)", upload.pk, received, exc)
+    return received
+
+
+def _check_part(
+    upload: Upload, checksum: Checksum | None, digests: _Digests, received: int, want: int
+) -> None:
+    """Refuse a part that is incomplete or damaged (only parts with a checksum are all or nothing)."""
+    if checksum is None:
+        return
+    if received < want:  # the connection was cut (a part with a checksum has a Content-Length)
+        raise UploadRefused(
+            f"this part of '{upload.filename}' arrived incomplete ({received:,} of "
+            f"{want:,} bytes) and was discarded: send it again",
+            400,
+        )
+    if digests.part.digest() != checksum.digest:
+        raise UploadRefused(
+            f"this part of '{upload.filename}' arrived damaged (its {checksum.algorithm} "
+            "checksum does not match) and was discarded: send it again",
+            460,
+        )
+
+
+def _check_start(upload: Upload, offset: int, content_length: int | None, checksum: Checksum | None) -> None:
+    if offset != upload.offset:
+        raise UploadRefused(
+            f"this part of '{upload.filename}' starts at byte {offset:,} but the server holds "
+            f"{upload.offset:,} bytes: parts must be sent in order and once. Ask the server where to "
+            "resume (HEAD) and continue from there",
+            409,
+        )
+    if content_length is not None and content_length > upload.length - upload.offset:
+        raise UploadRefused(
+            f"this part would take '{upload.filename}' past its declared size of {upload.length:,} bytes",
+            413,
+        )
+    if checksum is not None and content_length is None:
+        raise UploadRefused("a part with a checksum needs a Content-Length")
+
+
 def append(
     upload: Upload,
     offset: int,
@@ -217,90 +337,50 @@ def append(
     checksum: Checksum | None,
 ) -> Upload:
     """Write one part at `offset`. With a checksum, the part is kept only whole and matching;
-    without one, whatever arrived is kept (tus core), so a cut connection loses nothing."""
+    without one, whatever arrived is kept (tus core), so a cut connection loses nothing. After the
+    last part, the whole file is checked against the CRC-32 declared when it started, if any."""
     with _locked(upload) as f:
         upload.refresh_from_db()
         # The database is the truth: bytes written after the last recorded offset (a server killed
         # between the write and the update) are cut off.
         f.truncate(upload.offset)
-        if offset != upload.offset:
-            raise UploadRefused(
-                f"this part of '{upload.filename}' starts at byte {offset:,} but the server holds "
-                f"{upload.offset:,} bytes: parts must be sent in order and once. Ask the server where to "
-                "resume (HEAD) and continue from there",
-                409,
-            )
-        room = upload.length - upload.offset
-        if content_length is not None and content_length > room:
-            raise UploadRefused(
-                f"this part would take '{upload.filename}' past its declared size of {upload.length:,} bytes",
-                413,
-            )
-        if checksum is not None and content_length is None:
-            raise UploadRefused("a part with a checksum needs a Content-Length")
-        part = checksum.hasher() if checksum else None
-        crc = upload.crc32
-        received = 0
-        want = content_length if content_length is not None else room + 1
-        f.seek(upload.offset)
-        cut = False
+        _check_start(upload, offset, content_length, checksum)
+        want = content_length if content_length is not None else upload.length - upload.offset + 1
+        digests = _Digests(upload.crc32, checksum)
         try:
-            while received < want:
-                block = read(min(READ_BLOCK, want - received))
-                if not block:
-                    break
-                if received + len(block) > room:
-                    raise UploadRefused(
-                        f"this part would take '{upload.filename}' past its declared size of "
-                        f"{upload.length:,} bytes",
-                        413,
-                    )
-                f.write(block)
-                crc = zlib.crc32(block, crc)
-                if part is not None:
-                    part.update(block)
-                received += len(block)
+            try:
+                received = _receive(upload, f, read, want, digests)
+            finally:
+                digests.finish()
+            _check_part(upload, checksum, digests, received, want)
+            f.flush()
         except UploadRefused:
             f.truncate(upload.offset)
             raise
-        except OSError as exc:  # the client went away mid-part (or the disk is full)
-            cut = True
-            log.info("upload %s: part cut after %s bytes (%s)", upload.pk, received, exc)
-        if content_length is not None and received < content_length:
-            cut = True
-        if part is not None and (cut or part.digest() != checksum.digest):
-            f.truncate(upload.offset)
-            if cut:
-                raise UploadRefused(
-                    f"this part of '{upload.filename}' arrived incomplete ({received:,} of "
-                    f"{content_length:,} bytes) and was discarded: send it again",
-                    400,
-                )
-            raise UploadRefused(
-                f"this part of '{upload.filename}' arrived damaged (its {checksum.algorithm} "
-                "checksum does not match) and was discarded: send it again",
-                460,
-            )
-        f.flush()
-        now = timezone.now()
-        # Conditional on the old offset: a second writer that slipped past the lock cannot both win.
-        updated = Upload.objects.filter(pk=upload.pk, offset=upload.offset).update(
-            offset=upload.offset + received,
-            crc32=crc,
-            updated_at=now,
-            expires_at=now + timedelta(seconds=expiry_seconds()),
-        )
-        if not updated:
-            f.truncate(upload.offset)
-            raise UploadRefused(
-                "another transfer changed this upload at the same time: ask where to resume", 409
-            )
+        _record(upload, f, received, digests.crc)
     upload.refresh_from_db()
+    if upload.complete:
+        _check_whole(upload)
     return upload
+
+
+def _record(upload: Upload, f, received: int, crc: int) -> None:
+    now = timezone.now()
+    # Conditional on the old offset: a second writer that slipped past the lock cannot both win.
+    updated = Upload.objects.filter(pk=upload.pk, offset=upload.offset).update(
+        offset=upload.offset + received,
+        crc32=crc,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=expiry_seconds()),
+    )
+    if not updated:
+        f.truncate(upload.offset)
+        raise UploadRefused("another transfer changed this upload at the same time: ask where to resume", 409)
 
 
 def discard(upload: Upload) -> None:
     upload.path.unlink(missing_ok=True)
+    _expected_path(upload).unlink(missing_ok=True)
     upload.delete()
 
 
@@ -356,6 +436,10 @@ def take(user, project, upload_id, *, role: str, crc32: str | None = None) -> tu
             f"{role} '{upload.filename}' is damaged on the server ({on_disk:,} bytes stored, "
             f"{upload.length:,} declared): upload it again"
         )
+    try:
+        _check_whole(upload)
+    except UploadRefused as exc:
+        raise UploadRefused(f"{role}: {exc}", exc.status) from None
     expected = parse_crc32(crc32)
     if expected is not None and expected != upload.crc32:
         raise UploadRefused(
@@ -363,6 +447,21 @@ def take(user, project, upload_id, *, role: str, crc32: str | None = None) -> tu
             f"{upload.crc32:08x} received, {expected:08x} expected): upload it again"
         )
     return upload, ReceivedFile(name=upload.filename, size=upload.length, path=upload.path)
+
+
+def check_imzml_pair(imzml: ReceivedFile, ibd: ReceivedFile) -> None:
+    """Read the .imzML's spectrum index against the .ibd (UUID, sizes, offsets: what ingestion reads
+    first) before a dataset is made of them, so a mismatched pair is refused at once and never
+    shows as a failed dataset. ~0.5 s per 100,000 spectra."""
+    from ionsieve_core.msi import MSIError, read_metadata
+
+    try:
+        read_metadata(imzml.path, ibd.path)
+    except MSIError as exc:
+        raise UploadRefused(
+            f"'{imzml.name}' and '{ibd.name}' cannot be read together: {str(exc).rstrip('.')}. No dataset was made; "
+            "your uploads are kept until they expire, so you can send the matching file"
+        ) from None
 
 
 def consumed(uploads: list[Upload]) -> None:
@@ -385,7 +484,7 @@ def cleanup(now=None) -> tuple[int, int]:
     if folder.is_dir():
         known = {str(pk) for pk in Upload.objects.values_list("pk", flat=True)}
         cutoff = now.timestamp() - expiry_seconds()
-        for path in folder.glob("*.part"):
+        for path in [*folder.glob("*.part"), *folder.glob("*.crc32")]:
             with contextlib.suppress(FileNotFoundError):
                 st = path.stat()
                 if path.stem not in known and st.st_mtime < cutoff:  # a file whose row is gone

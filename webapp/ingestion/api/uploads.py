@@ -87,7 +87,8 @@ class Uploads(APIView):
                 str,
                 OpenApiParameter.HEADER,
                 required=True,
-                description="filename <base64>,project <base64 slug>",
+                description="filename <base64>,project <base64 slug>[,crc32 <base64 of the whole "
+                "file's CRC-32 as 8 hex digits: checked when the last part arrives>]",
             ),
         ],
         responses={201: OpenApiResponse(description="created; its address is in the Location header")},
@@ -102,7 +103,13 @@ class Uploads(APIView):
             if not meta.get("project"):
                 raise resumable.UploadRefused("say which project the file is for (Upload-Metadata: project)")
             project = project_for(request.user, meta["project"], need=Role.ANNOTATOR)
-            upload = resumable.create(request.user, project, length=length, filename=meta.get("filename", ""))
+            upload = resumable.create(
+                request.user,
+                project,
+                length=length,
+                filename=meta.get("filename", ""),
+                crc32=meta.get("crc32"),
+            )
         except resumable.UploadRefused as exc:
             return _refused(exc)
         response = Response(status=status.HTTP_201_CREATED)
@@ -152,7 +159,8 @@ class UploadDetail(APIView):
                 "Upload-Checksum",
                 str,
                 OpenApiParameter.HEADER,
-                description="<sha1|sha256|md5|crc32> <base64 digest of this part>",
+                description="<sha1|sha256|md5|crc32> <base64 digest of this part>; a part that does not "
+                "match is discarded (460)",
             ),
         ],
         responses={204: OpenApiResponse(description="stored; the new offset is in Upload-Offset")},
@@ -189,7 +197,8 @@ class UploadDetail(APIView):
 # ---------------------------------------------------------------------- finished uploads -> work
 class DatasetFromUploads(APIView):
     """Make a dataset of finished resumable uploads (each checked: yours, this project's,
-    complete, CRC-32 as sent) and start processing. Nothing is created if any check fails."""
+    complete, CRC-32 as sent; the .imzML read against the .ibd: UUID, sizes, offsets) and start
+    processing. Nothing is created if any check fails."""
 
     @extend_schema(request=DatasetFromUploadsSerializer, responses={202: DatasetSerializer})
     def post(self, request, slug: str):
@@ -210,6 +219,7 @@ class DatasetFromUploads(APIView):
             if len({u.pk for u in taken}) != len(taken):
                 raise resumable.UploadRefused("the same upload was given for two files")
             services.check_upload_names(files["imzml"].name, files["ibd"].name)
+            resumable.check_imzml_pair(files["imzml"], files["ibd"])
         except (resumable.UploadRefused, services.UploadError) as exc:
             raise refused(exc) from None
         try:
