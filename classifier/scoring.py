@@ -8,7 +8,7 @@ import hashlib
 import logging
 
 import numpy as np
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from classifier import active
@@ -240,10 +240,8 @@ def store_predictions(
         im.predicted, im.uncertainty = describe(project, p, thresholds)
         im.prediction_version = version
     with transaction.atomic():
-        IonImage.objects.bulk_update(
-            images,
-            ["probabilities", "probability", "predicted", "uncertainty", "prediction_version"],
-            batch_size=1000,
+        _update_rows(
+            images, ["probabilities", "probability", "predicted", "uncertainty", "prediction_version"]
         )
         if record and version is None:
             _store_default(images, probs)
@@ -258,6 +256,24 @@ def store_predictions(
                 update_fields=["probabilities"],
                 batch_size=1000,
             )
+
+
+def _update_rows(images: list[IonImage], fields: list[str]) -> None:
+    """Save `fields` of every image with one UPDATE statement run for each row (executemany).
+    Django's bulk_update builds a CASE expression per field and row: ~1 s of the first scoring of
+    400 images, a fifth of `import_imzml`; this takes a few ms."""
+    opts = IonImage._meta
+    columns = [opts.get_field(f) for f in fields]
+    conn = connections[router.db_for_write(IonImage)]
+    qn = conn.ops.quote_name
+    sql = (
+        f"UPDATE {qn(opts.db_table)} SET "
+        + ", ".join(f"{qn(c.column)} = %s" for c in columns)
+        + f" WHERE {qn(opts.pk.column)} = %s"
+    )
+    rows = [[c.get_db_prep_save(getattr(im, c.attname), conn) for c in columns] + [im.pk] for im in images]
+    with conn.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _store_default(images: list[IonImage], raw: np.ndarray) -> None:
