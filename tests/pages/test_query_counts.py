@@ -20,15 +20,16 @@ from webapp.jobs.models import Job
 pytestmark = pytest.mark.django_db
 
 # Upper bounds = the counts when they were set: every request starts with the session and the
-# user (2) and the permission check (the object with its project, then the membership: 2).
+# user (2) and the permission check (the object with its project and the caller's role: 1).
 BOUNDS = {
-    "gallery API page": 6,  # + the page of images, then the caller's labels for those 100 ids
-    "counts": 7,  # + one aggregate for every plain filter, "labelled by me", "by others"
-    "label PUT": 13,  # + lock, labels before, upsert, event, labels for the consensus, its update,
+    "gallery API page": 5,  # + the page of images, then the caller's labels for those 100 ids
+    "counts": 6,  # + one aggregate for every plain filter, "labelled by me", "by others"
+    "label PUT": 12,  # + lock, labels before, upsert, event, labels for the consensus, its update,
     #                   the answer's re-read; 2 of them are the test's SAVEPOINT + RELEASE
-    "project page": 11,  # + datasets, versions, the active one, running and failed jobs, collections, members
-    "gallery page": 4,  # nothing else: the page script asks the API
-    "image page": 8,  # + everyone's labels, my label, previous and next image
+    "project page": 9,  # + datasets, versions (the active one among them), running and failed jobs,
+    #                    collections, members
+    "gallery page": 3,  # nothing else: the page script asks the API
+    "image page": 7,  # + everyone's labels, my label, previous and next image
 }
 
 

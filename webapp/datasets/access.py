@@ -5,23 +5,25 @@ from __future__ import annotations
 from django.http import Http404
 
 from webapp.datasets.models import Dataset, IonImage
-from webapp.projects.access import check_project
+from webapp.projects.access import check_role, with_viewer_role
 from webapp.projects.models import Role
 
 
 def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
-    dataset = Dataset.objects.select_related("project").filter(pk=_int(dataset_id)).first()
+    rows = Dataset.objects.select_related("project").filter(pk=_int(dataset_id))
+    dataset = with_viewer_role(rows, user, "project_id").first()
     if dataset is None:
         raise Http404("No such dataset.")
-    dataset.project.user_role = check_project(user, dataset.project, need)
+    dataset.project.user_role = check_role(dataset.viewer_role, need)
     return dataset
 
 
 def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
-    image = IonImage.objects.select_related("dataset__project").filter(pk=_int(image_id)).first()
+    rows = IonImage.objects.select_related("dataset__project").filter(pk=_int(image_id))
+    image = with_viewer_role(rows, user, "dataset__project_id").first()
     if image is None:
         raise Http404("No such image.")
-    image.dataset.project.user_role = check_project(user, image.dataset.project, need)
+    image.dataset.project.user_role = check_role(image.viewer_role, need)
     return image
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django_filters import rest_framework as filters
 
@@ -52,14 +53,24 @@ def for_listing(qs: QuerySet) -> QuerySet:
 def attach_my_labels(images: list, user) -> None:
     """The caller's own label for a page of images: one query for the page, not a subquery
     per row (which PostgreSQL evaluates for every row an OFFSET skips, too)."""
-    mine = {
-        i: (v, u)
-        for i, v, u in Label.objects.filter(image_id__in=[im.pk for im in images], user=user).values_list(
-            "image_id", "value", "unsure"
-        )
-    }
+    mine = {i: (v, u) for i, v, u in _labels_of(user, [im.pk for im in images])}
     for im in images:
         im.my_label, im.my_unsure = mine.get(im.pk, (None, False))
+
+
+def _labels_of(user, ids: list[int]):
+    """(image id, value, unsure) of `user`'s labels on `ids`. On PostgreSQL the ids go as one
+    array parameter: building `IN (%s, ... x100)` through the ORM was a sixth of a gallery
+    page's CPU."""
+    if not ids or connection.vendor != "postgresql":
+        return Label.objects.filter(image_id__in=ids, user=user).values_list("image_id", "value", "unsure")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT image_id, value, unsure FROM {Label._meta.db_table} "  # noqa: S608 - a model's table name
+            "WHERE user_id = %s AND image_id = ANY(%s)",
+            [user.pk, ids],
+        )
+        return cursor.fetchall()
 
 
 def with_my_label(qs: QuerySet, user) -> QuerySet:

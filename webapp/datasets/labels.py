@@ -99,8 +99,10 @@ def write(ids: list[int], user, value: str | None, unsure: bool, source: str, ac
     record one event per real change and refresh the consensus. Returns how many changed.
     Writes that share `now` are one action for undo."""
     now = now or timezone.now()
-    # Lock the images so concurrent writers recompute the consensus one after another.
-    list(IonImage.objects.select_for_update().filter(pk__in=ids).values_list("pk", flat=True))
+    # Lock the images so concurrent writers recompute the consensus one after another. Ordered
+    # by pk: the model's default ordering joins the dataset, and FOR UPDATE then locked the
+    # dataset's row too, so every label write of a dataset waited for the one before it.
+    list(IonImage.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
     before = {
         i: (v, u)
         for i, v, u in Label.objects.filter(image_id__in=ids, user=user).values_list(

@@ -7,6 +7,7 @@ low get 403.
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import CharField, OuterRef, QuerySet, Subquery, Value
 from django.http import Http404
 
 from webapp.projects.models import ROLE_RANK, Membership, Project, Role
@@ -28,20 +29,35 @@ def membership_for(user, project: Project) -> Membership | None:
     return Membership.objects.filter(project=project, user=user).first()
 
 
+def check_role(role: str | None, need: str = Role.VIEWER) -> str:
+    """`role` (the user's, None for a non-member) if it allows `need`, else 404/403."""
+    if role is None:
+        raise Http404("No such project.")
+    if not role_allows(role, need):
+        raise PermissionDenied(ROLE_NEEDED_MESSAGE[Role(need)])
+    return role
+
+
 def check_project(user, project: Project, need: str = Role.VIEWER) -> str:
     """Return the user's role in `project`, or raise 404/403."""
     membership = membership_for(user, project)
-    if membership is None:
-        raise Http404("No such project.")
-    if not role_allows(membership.role, need):
-        raise PermissionDenied(ROLE_NEEDED_MESSAGE[Role(need)])
-    return membership.role
+    return check_role(membership.role if membership else None, need)
+
+
+def with_viewer_role(qs: QuerySet, user, project_path: str) -> QuerySet:
+    """`qs` with `viewer_role`: the user's role in the project at `project_path` (None for
+    non-members), read in the same query as the rows. One query less per request than
+    fetching the membership after the object."""
+    if not user.is_authenticated:
+        return qs.annotate(viewer_role=Value(None, output_field=CharField()))
+    role = Membership.objects.filter(project=OuterRef(project_path), user=user).values("role")[:1]
+    return qs.annotate(viewer_role=Subquery(role))
 
 
 def project_for(user, slug: str, need: str = Role.VIEWER) -> Project:
     """The project `slug` if `user` holds at least the role `need` in it."""
-    project = Project.objects.filter(slug=slug).first()
+    project = with_viewer_role(Project.objects.filter(slug=slug), user, "pk").first()
     if project is None:
         raise Http404("No such project.")
-    project.user_role = check_project(user, project, need)
+    project.user_role = check_role(project.viewer_role, need)
     return project
