@@ -29,7 +29,7 @@ BOUNDS = {
     "project page": 9,  # + datasets, versions (the active one among them), running and failed jobs,
     #                    collections, members
     "gallery page": 3,  # nothing else: the page script asks the API
-    "image page": 7,  # + everyone's labels, my label, previous and next image
+    "image page": 6,  # + everyone's labels (mine among them), previous and next image
 }
 
 

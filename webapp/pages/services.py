@@ -11,7 +11,7 @@ from classifier import evaluation
 from classifier.models import ModelVersion
 from ionsieve_core.imaging import colormaps
 from ionsieve_core.imaging.colormaps import lut_8bit
-from webapp.datasets.models import Dataset, IonImage, Label
+from webapp.datasets.models import Dataset, IonImage
 from webapp.jobs import services as job_services
 from webapp.jobs.models import Job
 from webapp.pages import figure_data, figures
@@ -208,13 +208,15 @@ def image_context(image: IonImage, user) -> dict:
     ds, project = image.dataset, image.dataset.project
     labels = {c: label for c, label in project.class_labels}
     figs = figure_data.image_figure_urls(image)
-    mine = Label.objects.filter(image=image, user=user).first()
+    everyone = list(image.labels.select_related("user").order_by("user__username"))
+    # The caller's own label is among everyone's: no query of its own.
+    mine = next((label for label in everyone if label.user_id == user.pk), None)
     return {
         "image": image,
         "dataset": ds,
         "project": project,
         "figures": figs,
-        "labels": image.labels.select_related("user").order_by("user__username"),
+        "labels": everyone,
         "probabilities": [
             (labels[c], p) for c, p in zip(project.classes, image.probabilities or [], strict=False)
         ],
