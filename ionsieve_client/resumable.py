@@ -7,6 +7,7 @@ assembled file too. Standard library only, Python 3.9+."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import http.client
 import json
@@ -21,6 +22,40 @@ from typing import Any
 
 DEFAULT_PART = 64 * 1024 * 1024  # 64 MiB: few requests per GB, little resent after a cut
 TUS = "1.0.0"
+
+
+_CRC_POLY = 0xEDB88320  # zlib's CRC-32, bit-reflected
+
+
+def _mult_mod_p(a: int, b: int) -> int:
+    """a * b modulo the CRC-32 polynomial (reflected bit order), as zlib's multmodp."""
+    m, p = 1 << 31, 0
+    while a:
+        if a & m:
+            p ^= b
+            a ^= m
+        m >>= 1
+        b = (b >> 1) ^ _CRC_POLY if b & 1 else b >> 1
+    return p
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """The CRC-32 of A + B from crc32(A), crc32(B) and len(B) (zlib's crc32_combine, which Python's
+    zlib does not offer): a part checked by its CRC-32 extends the running CRC-32 without hashing
+    its bytes twice (here and on the server, webapp/ingestion/resumable.py)."""
+    return _mult_mod_p(_x_to_the_bytes(len2), crc1) ^ crc2
+
+
+@functools.lru_cache(maxsize=64)
+def _x_to_the_bytes(length: int) -> int:
+    """x^(8 length) modulo the polynomial (cached: parts mostly have one size)."""
+    x, p, n = 1 << 30, 1 << 31, length * 8  # x^1, x^0
+    while n:
+        if n & 1:
+            p = _mult_mod_p(x, p)
+        n >>= 1
+        x = _mult_mod_p(x, x)
+    return p
 
 
 class UploadFailed(RuntimeError):
@@ -67,9 +102,13 @@ class ResumableUpload:
         progress: Callable[[int, int, float], None] | None = None,
         retries: int = 8,
         timeout: float = 120.0,
+        checksum: str = "sha1",
     ):
         self.base, self.token, self.slug, self.path = base.rstrip("/"), token, slug, Path(path)
         self.part_size, self.retries, self.timeout, self.progress = part_size, retries, timeout, progress
+        if checksum not in ("sha1", "crc32"):
+            raise ValueError("checksum must be 'sha1' or 'crc32'")
+        self.checksum = checksum  # each part's Upload-Checksum: SHA-1 (tus's default) or CRC-32 (cheaper)
         self.state = Path(state) if state else Path.home() / ".cache" / "ionsieve" / "uploads.json"
         self.size = os.path.getsize(self.path)
         self.url: str | None = None
@@ -160,10 +199,15 @@ class ResumableUpload:
             raise UploadFailed(resp.status, resp.reason)
         return int(resp.getheader("Upload-Offset", "0"))
 
-    def send_part(self, offset: int, data: bytes, sha1: bytes | None = None) -> int:
-        """PATCH one part with its SHA-1 (`sha1`, computed here if not given); returns the
-        server's new offset."""
-        checksum = base64.b64encode(sha1 if sha1 is not None else hashlib.sha1(data).digest()).decode()
+    def _digest(self, data: bytes) -> bytes:
+        if self.checksum == "crc32":
+            return zlib.crc32(data).to_bytes(4, "big")
+        return hashlib.sha1(data).digest()
+
+    def send_part(self, offset: int, data: bytes, digest: bytes | None = None) -> int:
+        """PATCH one part with its checksum (`digest`, in `self.checksum`'s algorithm,
+        computed here if not given); returns the server's new offset."""
+        checksum = base64.b64encode(digest if digest is not None else self._digest(data)).decode()
         self.bytes_sent += len(data)
         resp = self._request(
             "PATCH",
@@ -172,7 +216,7 @@ class ResumableUpload:
                 "Upload-Offset": str(offset),
                 "Content-Type": "application/offset+octet-stream",
                 "Content-Length": str(len(data)),
-                "Upload-Checksum": f"sha1 {checksum}",
+                "Upload-Checksum": f"{self.checksum} {checksum}",
             },
             body=data,
         )
@@ -193,10 +237,13 @@ class ResumableUpload:
         return 0
 
     def _prepared(self, fd: int, at: int, crc_before: int) -> tuple[bytes, bytes, int]:
-        """The part starting at `at`: (bytes, their SHA-1, the file's CRC-32 up to its end).
+        """The part starting at `at`: (bytes, their checksum, the file's CRC-32 up to its end).
         hashlib and zlib release the GIL, so this runs beside the sending of the previous part."""
         data = os.pread(fd, min(self.part_size, self.size - at), at)
-        return data, hashlib.sha1(data).digest(), zlib.crc32(data, crc_before)
+        if self.checksum == "crc32":  # hashed once: the running CRC-32 is combined from the part's
+            crc = zlib.crc32(data)
+            return data, crc.to_bytes(4, "big"), crc32_combine(crc_before, crc, len(data))
+        return data, self._digest(data), zlib.crc32(data, crc_before)
 
     def _crc_before(self, offset: int) -> int:
         crc = self._crc_at.get(offset)
@@ -221,12 +268,12 @@ class ResumableUpload:
                         start = offset
                     while offset < self.size:
                         if ahead and ahead[0] == offset:
-                            data, sha1, crc = ahead[1].result()
+                            data, digest, crc = ahead[1].result()
                         else:
-                            data, sha1, crc = self._prepared(fd, offset, self._crc_before(offset))
+                            data, digest, crc = self._prepared(fd, offset, self._crc_before(offset))
                         nxt = offset + len(data)
                         ahead = (nxt, pool.submit(self._prepared, fd, nxt, crc)) if nxt < self.size else None
-                        new = self.send_part(offset, data, sha1)
+                        new = self.send_part(offset, data, digest)
                         if new != nxt:
                             raise UploadFailed(409, f"the server stopped at byte {new}, not {nxt}")
                         self._crc_at = {new: crc}

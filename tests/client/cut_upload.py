@@ -4,7 +4,6 @@ bench/bench_upload.py both cut an upload this way, then resume it."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import socket
 import urllib.parse
 
@@ -16,19 +15,19 @@ class CutOnce(ResumableUpload):
 
     cut_at = 2
 
-    def send_part(self, offset: int, data: bytes, sha1: bytes | None = None) -> int:
+    def send_part(self, offset: int, data: bytes, digest: bytes | None = None) -> int:
         if offset // self.part_size == self.cut_at:
             u = urllib.parse.urlsplit(self.url)
-            digest = base64.b64encode(sha1 or hashlib.sha1(data).digest()).decode()
+            b64 = base64.b64encode(digest or self._digest(data)).decode()
             with socket.create_connection((u.hostname, u.port)) as s:
                 s.sendall(
                     (
                         f"PATCH {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Token {self.token}\r\n"
-                        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: sha1 {digest}\r\n"
+                        f"Tus-Resumable: 1.0.0\r\nUpload-Offset: {offset}\r\nUpload-Checksum: {self.checksum} {b64}\r\n"
                         f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
                     ).encode()
                 )
                 s.sendall(memoryview(data)[: len(data) // 2])
             self.bytes_sent += len(data) // 2
             raise ConnectionResetError("connection cut on purpose")
-        return super().send_part(offset, data, sha1)
+        return super().send_part(offset, data, digest)

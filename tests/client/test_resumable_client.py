@@ -93,3 +93,18 @@ def test_it_sends_a_sha1_with_every_part(ion, tmp_path, monkeypatch):
     assert seen == ["sha1"] * 3
     assert result["crc32"] == f"{zlib.crc32(data):08x}"
     assert Upload.objects.get().path.read_bytes() == data
+
+
+def test_it_can_check_parts_by_crc32_instead(ion, tmp_path):
+    data = bytes(range(256)) * (PART * 2 // 256 + 77)  # 2 parts and a bit
+    path = tmp_path / "run.ibd"
+    path.write_bytes(data)
+    up = ResumableUpload(
+        ion.base, ion.token, "colon", path, part_size=PART, state=tmp_path / "s.json", checksum="crc32"
+    )
+    result = up.run()
+    assert result["crc32"] == f"{zlib.crc32(data):08x}"  # the running CRC-32 combined part by part
+    upload = Upload.objects.get()
+    assert upload.path.read_bytes() == data and f"{upload.crc32:08x}" == result["crc32"]
+    with pytest.raises(ValueError):
+        ResumableUpload(ion.base, ion.token, "colon", path, checksum="md4")

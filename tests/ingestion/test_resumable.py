@@ -340,3 +340,44 @@ def test_it_refuses_an_imzml_with_an_ibd_that_is_not_its_own_before_making_a_dat
     r = api.post(url, {"imzml": imzml, "ibd": cut, "top": 4}, format="json")
     assert r.status_code == 400 and "truncated" in r.json()["detail"]
     assert not Dataset.objects.exists() and Upload.objects.count() == 3  # nothing made, nothing lost
+
+
+def test_it_keeps_nothing_of_a_part_the_disk_could_not_take(api, user, project, monkeypatch):
+    import errno
+
+    from webapp.ingestion import resumable
+
+    api.force_authenticate(user)
+    data = bytes(range(256)) * 64
+    url = start(api, project, "run.ibd", len(data))["Location"]
+    assert patch(api, url, 0, data[:4096], checksum=None).status_code == 204
+    calls = []
+
+    def full(self, block):
+        calls.append(len(block))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(resumable._Sink, "_write", full)
+    r = patch(api, url, 4096, data[4096:], checksum=None)  # no checksum: tus would keep what arrived
+    assert calls and r.status_code == 507 and "No space left on device" in r.json()["detail"]
+    assert api.head(url, **TUS)["Upload-Offset"] == "4096"
+    assert Upload.objects.get().path.read_bytes() == data[:4096]
+
+
+def test_it_combines_crc32s_as_zlib_would():
+    from ionsieve_client.resumable import crc32_combine
+
+    rng = np.random.default_rng(0)
+    for la, lb in [(0, 0), (3, 0), (0, 5), (1000, 12345), (7, 1 << 20)]:
+        a, b = rng.bytes(la), rng.bytes(lb)
+        assert crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+
+
+def test_it_keeps_the_running_crc32_with_parts_checked_by_crc32_or_sha1(api, user, project):
+    api.force_authenticate(user)
+    data = bytes(range(256)) * 40
+    url = start(api, project, "run.ibd", len(data))["Location"]
+    assert patch(api, url, 0, data[:3000]).status_code == 204  # CRC-32: combined, not hashed twice
+    assert patch(api, url, 3000, data[3000:7000], checksum=sha1_header(data[3000:7000])).status_code == 204
+    assert patch(api, url, 7000, data[7000:]).status_code == 204
+    assert api.get(url).json()["crc32"] == f"{zlib.crc32(data):08x}"

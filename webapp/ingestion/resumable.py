@@ -30,6 +30,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
+from ionsieve_client.resumable import crc32_combine
 from webapp.datasets.models import Upload
 
 log = logging.getLogger(__name__)
@@ -237,45 +238,65 @@ def _locked(upload: Upload) -> Iterator[object]:
         f.close()
 
 
-class _Digests:
-    """The upload's running CRC-32 and the part's checksum, fed block by block to a helper thread
-    (zlib and hashlib release the GIL), so hashing overlaps reading the socket and writing the
-    disk. At most one block waits for it: memory stays bounded."""
+class _Sink:
+    """One part's blocks, written to the file and hashed (the upload's running CRC-32, the part's
+    checksum) by two helper threads while the next block is read from the socket: file writes,
+    zlib and hashlib release the GIL, so the three overlap instead of adding up (writing to the
+    page cache was the slowest step). At most one block waits for each thread: memory stays
+    bounded."""
 
-    def __init__(self, crc: int, checksum: Checksum | None):
+    def __init__(self, f, crc: int, checksum: Checksum | None):
+        self.f = f
         self.crc = crc
         self.part = checksum.hasher() if checksum else None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ionsieve-upload-hash")
-        self._pending: Future | None = None
+        # A part checked by CRC-32 is hashed once: the running CRC-32 is combined from it at the end.
+        self._combine = isinstance(self.part, _Crc32)
+        self._start, self._length = crc, 0
+        self._hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ionsieve-upload-hash")
+        self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ionsieve-upload-write")
+        self._pending: list[Future] = []
 
-    def _update(self, block: bytes) -> None:
-        self.crc = zlib.crc32(block, self.crc)
+    def _hash(self, block: bytes) -> None:
+        if not self._combine:
+            self.crc = zlib.crc32(block, self.crc)
         if self.part is not None:
             self.part.update(block)
+        self._length += len(block)
 
-    def feed(self, block: bytes) -> None:
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._pool.submit(self._update, block)
+    def _write(self, block: bytes) -> None:
+        self.f.write(block)
 
-    def finish(self) -> _Digests:
-        try:
-            if self._pending is not None:
-                self._pending.result()
-        finally:
-            self._pool.shutdown(wait=True)
-        return self
+    def put(self, block: bytes) -> None:
+        self.drain()
+        self._pending = [self._hashing.submit(self._hash, block), self._writing.submit(self._write, block)]
+
+    def drain(self) -> None:
+        """Wait for the blocks given so far; raises what writing them raised (a full disk)."""
+        pending, self._pending = self._pending, []
+        for done in pending:
+            done.result()
+
+    def close(self) -> None:
+        """Stop the threads once their work is done: nothing is written after this returns (the
+        caller may truncate the file). Errors were reported by drain(), or are moot."""
+        self._hashing.shutdown(wait=True)
+        self._writing.shutdown(wait=True)
+        if self._combine:
+            self.crc = crc32_combine(self._start, self.part.value, self._length)
 
 
-def _receive(upload: Upload, f, read: Callable[[int], bytes], want: int, digests: _Digests) -> int:
+def _receive(upload: Upload, read: Callable[[int], bytes], want: int, sink: _Sink) -> int:
     """Copy up to `want` bytes from the request into the file at the upload's offset; returns how
     many arrived (fewer when the connection was cut)."""
     room = upload.length - upload.offset
     received = 0
-    f.seek(upload.offset)
     try:
         while received < want:
-            block = read(min(READ_BLOCK, want - received))
+            try:
+                block = read(min(READ_BLOCK, want - received))
+            except OSError as exc:  # the client went away mid-part
+                log.info("upload %s: part cut after %s bytes (%s)", upload.pk, received, exc)
+                break
             if not block:
                 break
             if received + len(block) > room:
@@ -284,17 +305,19 @@ def _receive(upload: Upload, f, read: Callable[[int], bytes], want: int, digests
                     f"{upload.length:,} bytes",
                     413,
                 )
-            digests.feed(block)
-            f.write(block)
+            sink.put(block)
             received += len(block)
-    except OSError as exc:  # the client went away mid-part (or the disk is full)
-        log.info("upload %s: part cut after %s bytes (%s)", upload.pk, received, exc)
+        sink.drain()
+    except OSError as exc:  # writing failed (a full disk): nothing of this part is kept
+        raise UploadRefused(
+            f"the server could not store this part of '{upload.filename}' ({exc.strerror or exc}): "
+            "try again later",
+            507,
+        ) from None
     return received
 
 
-def _check_part(
-    upload: Upload, checksum: Checksum | None, digests: _Digests, received: int, want: int
-) -> None:
+def _check_part(upload: Upload, checksum: Checksum | None, sink: _Sink, received: int, want: int) -> None:
     """Refuse a part that is incomplete or damaged (only parts with a checksum are all or nothing)."""
     if checksum is None:
         return
@@ -304,7 +327,7 @@ def _check_part(
             f"{want:,} bytes) and was discarded: send it again",
             400,
         )
-    if digests.part.digest() != checksum.digest:
+    if sink.part.digest() != checksum.digest:
         raise UploadRefused(
             f"this part of '{upload.filename}' arrived damaged (its {checksum.algorithm} "
             "checksum does not match) and was discarded: send it again",
@@ -346,18 +369,19 @@ def append(
         f.truncate(upload.offset)
         _check_start(upload, offset, content_length, checksum)
         want = content_length if content_length is not None else upload.length - upload.offset + 1
-        digests = _Digests(upload.crc32, checksum)
+        f.seek(upload.offset)
+        sink = _Sink(f, upload.crc32, checksum)
         try:
             try:
-                received = _receive(upload, f, read, want, digests)
+                received = _receive(upload, read, want, sink)
             finally:
-                digests.finish()
-            _check_part(upload, checksum, digests, received, want)
+                sink.close()  # every write done: a truncate below cannot be overtaken
+            _check_part(upload, checksum, sink, received, want)
             f.flush()
         except UploadRefused:
             f.truncate(upload.offset)
             raise
-        _record(upload, f, received, digests.crc)
+        _record(upload, f, received, sink.crc)
     upload.refresh_from_db()
     if upload.complete:
         _check_whole(upload)

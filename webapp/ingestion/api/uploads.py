@@ -17,6 +17,7 @@ from webapp.ingestion.api.serializers import (
     UploadInfoSerializer,
 )
 from webapp.ingestion.api.views import refused
+from webapp.ingestion.body import body_reader
 from webapp.ingestion.forms import checked_import
 from webapp.projects.access import project_for
 from webapp.projects.models import Role
@@ -175,8 +176,13 @@ class UploadDetail(APIView):
             checksum = resumable.Checksum.parse(request.headers.get("Upload-Checksum"))
             raw_length = request.META.get("CONTENT_LENGTH")
             content_length = int(raw_length) if raw_length and raw_length.isdigit() else None
-            # Read the raw WSGI stream: no parser, no copy of the part in memory or on disk.
-            upload = resumable.append(upload, offset, request._request.read, content_length, checksum)
+            # The raw body (no parser, no copy of the part in memory or on disk; straight from the
+            # socket under gunicorn: ingestion/body.py).
+            read, close = body_reader(request._request)
+            try:
+                upload = resumable.append(upload, offset, read, content_length, checksum)
+            finally:
+                close()
         except resumable.UploadRefused as exc:
             return _refused(exc)
         response = Response(status=status.HTTP_204_NO_CONTENT)
