@@ -17,7 +17,7 @@ from django.utils.crypto import salted_hmac
 from tests.factories import UserFactory, add_member
 from tests.gallery_data import make_ready_dataset
 from webapp.datasets import gallery, media
-from webapp.datasets.labels import set_labels
+from webapp.datasets.labels import remove_labels, set_labels
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +82,44 @@ def test_it_locks_only_the_labelled_images_not_their_dataset(project, user, data
     images = list(dataset.images.order_by("index")[:3])
     with CaptureQueriesContext(connection) as q:
         set_labels(project, images, user, project.classes[1])
-    lock = [x["sql"] for x in q.captured_queries if 'AS "pk" FROM "datasets_ionimage"' in x["sql"]]
+    lock = [x["sql"] for x in q.captured_queries if 'FROM "datasets_ionimage"' in x["sql"]]
     assert len(lock) == 1 and "datasets_dataset" not in lock[0], lock
     assert dataset.images.filter(consensus=project.classes[1]).count() == 3
+
+
+def test_it_keeps_consensus_and_counts_right_from_the_labels_read_under_the_lock(project, user, dataset):
+    # The labels are read with the lock, before this write; the stored consensus is computed
+    # from them with the write applied. Check it against every case the write can meet.
+    a, b, c = user, UserFactory(), UserFactory()
+    for who in (b, c):
+        add_member(project, who, "annotator")
+    off, on = project.classes[0], project.classes[1]
+    im = dataset.images.order_by("index")[0]
+
+    def state():
+        im.refresh_from_db()
+        return im.consensus, im.users_disagree, im.label_count
+
+    set_labels(project, [im], a, off)
+    assert state() == (off, False, 1)
+    set_labels(project, [im], b, on)
+    assert state() == (None, True, 2)  # a tie
+    set_labels(project, [im], c, on)
+    assert state() == (on, True, 3)
+    set_labels(project, [im], c, None, unsure=True)  # unsure: counted, not voting
+    assert state() == (None, True, 3)
+    remove_labels(project, [im], b)
+    assert state() == (off, False, 2)
+    set_labels(project, [im], a, off)  # no change: nothing written
+    assert state() == (off, False, 2)
+    many = list(dataset.images.order_by("index")[1:6])
+    set_labels(project, many, b, on)
+    set_labels(project, many[:2], a, off)
+    got = {
+        i.pk: (i.consensus, i.users_disagree, i.label_count)
+        for i in dataset.images.filter(pk__in=[m.pk for m in many])
+    }
+    assert got == {m.pk: ((None, True, 2) if k < 2 else (on, False, 1)) for k, m in enumerate(many)}
 
 
 def settings_value(name: str, **env: str) -> str:

@@ -48,20 +48,45 @@ def consensus_of(values: Iterable[str]) -> tuple[str | None, bool]:
     return ranked[0][0], len(ranked) > 1
 
 
-def _refresh(image_ids: list[int]) -> None:
-    values: dict[int, list[str]] = {i: [] for i in image_ids}
-    counts: dict[int, int] = dict.fromkeys(image_ids, 0)
-    for image_id, value, unsure in Label.objects.filter(image_id__in=image_ids).values_list(
-        "image_id", "value", "unsure"
-    ):
-        counts[image_id] += 1
-        if not unsure:
-            values[image_id].append(value)
-    # bulk_update writes only these fields by pk: no need to read the rows first.
+def _lock_and_read(ids: list[int]) -> dict[int, dict[int, tuple[str, bool]]]:
+    """Lock the images and read every label on them, in one query: {image: {user: (value,
+    unsure)}}. Every label write goes through `write`, which takes these locks first, so the
+    labels cannot change under it until it commits. Locked in pk order and only the images
+    (`of=self`): the model's default ordering joins the dataset, and FOR UPDATE over that join
+    locked the dataset's row too, so every label write of a dataset waited for the one before."""
+    found: dict[int, dict[int, tuple[str, bool]]] = {}
+    rows = (
+        IonImage.objects.select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "labels__user_id", "labels__value", "labels__unsure")
+    )
+    for image_id, user_id, value, unsure in rows:
+        labels = found.setdefault(image_id, {})
+        if user_id is not None:
+            labels[user_id] = (value, unsure)
+    return found
+
+
+def _store_consensus(labels: dict[int, dict[int, tuple[str, bool]]], user_id: int, after) -> None:
+    """Consensus, disagreement and count of each image from its labels as read under the lock,
+    with `user_id`'s label now `after` ((None, False): removed)."""
     images = []
-    for i in image_ids:
-        consensus, disagree = consensus_of(values[i])
-        images.append(IonImage(pk=i, consensus=consensus, users_disagree=disagree, label_count=counts[i]))
+    for i, by_user in labels.items():
+        by_user = dict(by_user)
+        if after[0] is None:
+            by_user.pop(user_id, None)
+        else:
+            by_user[user_id] = after
+        consensus, disagree = consensus_of(v for v, unsure in by_user.values() if not unsure)
+        images.append(IonImage(pk=i, consensus=consensus, users_disagree=disagree, label_count=len(by_user)))
+    if len(images) == 1:  # one label from the gallery: a plain UPDATE (no CASE per field to build)
+        im = images[0]
+        IonImage.objects.filter(pk=im.pk).update(
+            consensus=im.consensus, users_disagree=im.users_disagree, label_count=im.label_count
+        )
+        return
+    # bulk_update writes only these fields by pk: no need to read the rows first.
     IonImage.objects.bulk_update(images, ["consensus", "users_disagree", "label_count"], batch_size=500)
 
 
@@ -99,16 +124,9 @@ def write(ids: list[int], user, value: str | None, unsure: bool, source: str, ac
     record one event per real change and refresh the consensus. Returns how many changed.
     Writes that share `now` are one action for undo."""
     now = now or timezone.now()
-    # Lock the images so concurrent writers recompute the consensus one after another. Ordered
-    # by pk: the model's default ordering joins the dataset, and FOR UPDATE then locked the
-    # dataset's row too, so every label write of a dataset waited for the one before it.
-    list(IonImage.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
-    before = {
-        i: (v, u)
-        for i, v, u in Label.objects.filter(image_id__in=ids, user=user).values_list(
-            "image_id", "value", "unsure"
-        )
-    }
+    # Concurrent writers of the same images recompute the consensus one after another.
+    current = _lock_and_read(ids)
+    before = {i: labels[user.pk] for i, labels in current.items() if user.pk in labels}
     after = (value, unsure) if value is not None else (None, False)
     changed = [i for i in ids if before.get(i, (None, False)) != after]
     if value is None:
@@ -141,7 +159,7 @@ def write(ids: list[int], user, value: str | None, unsure: bool, source: str, ac
         ],
         batch_size=1000,
     )
-    _refresh(changed)
+    _store_consensus({i: current.get(i, {}) for i in changed}, user.pk, after)
     return len(changed)
 
 
