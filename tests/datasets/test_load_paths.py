@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -135,3 +136,42 @@ def test_it_reads_sessions_from_the_cache_only_when_the_cache_is_shared():
     assert settings_value("SESSION_ENGINE") == "django.contrib.sessions.backends.db"
     shared = settings_value("SESSION_ENGINE", CACHE_URL="redis://127.0.0.1:6379/15")
     assert shared == "django.contrib.sessions.backends.cached_db"
+
+
+@pytest.mark.parametrize("task, classes", [("binary", "off,on"), ("multilabel", "a,b,c")])
+def test_it_answers_a_label_write_exactly_as_the_image_reads_afterwards(client, user, task, classes):
+    from classifier.models import ModelVersion
+    from tests.factories import ProjectFactory
+    from webapp.datasets.models import IonImage
+
+    project = ProjectFactory(owner=user, task=task, classes=classes)
+    other = UserFactory()
+    add_member(project, other, "annotator")
+    k = len(project.classes)
+    probs = np.full((4, k), 1 / k) if task != "binary" else None
+    ds = make_ready_dataset(project, n=4, user=user, thumbnails=False, probs=probs)
+    im = ds.images.order_by("index")[1]
+    version = ModelVersion.objects.create(
+        project=project, number=3, arch="compact", task=task, classes=project.classes, file_name="v3.zip"
+    )
+    IonImage.objects.filter(pk=im.pk).update(prediction_version=version)
+    set_labels(project, [im], other, project.classes[1])
+    client.force_login(user)
+    url = f"/api/images/{im.pk}/label/"
+    writes = [
+        {"label": project.classes[0]},
+        {"label": project.classes[1]},  # agrees with the other annotator now
+        {"unsure": True},
+        {"label": project.classes[:2] if task == "multilabel" else project.classes[0], "unsure": True},
+        {"label": " ".join(project.classes[:2]) if task == "multilabel" else project.classes[1]},
+        {"label": project.classes[1]} if task == "binary" else {"label": [project.classes[2]]},
+    ]
+    for body in [*writes, None]:
+        if body is None:
+            answer = client.delete(url)
+        else:
+            answer = client.put(url, body, content_type="application/json")
+        assert answer.status_code == 200, answer.content
+        after = client.get(f"/api/images/{im.pk}/").json()
+        assert answer.json() == after, body
+        assert after["model_version"] == 3

@@ -19,7 +19,8 @@ def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
 
 
 def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
-    rows = IonImage.objects.select_related("dataset__project").filter(pk=_int(image_id))
+    # The model version too: the label API answers with its number from this row.
+    rows = IonImage.objects.select_related("dataset__project", "prediction_version").filter(pk=_int(image_id))
     image = with_viewer_role(rows, user, "dataset__project_id").first()
     if image is None:
         raise Http404("No such image.")

@@ -68,10 +68,12 @@ def _lock_and_read(ids: list[int]) -> dict[int, dict[int, tuple[str, bool]]]:
     return found
 
 
-def _store_consensus(labels: dict[int, dict[int, tuple[str, bool]]], user_id: int, after) -> None:
-    """Consensus, disagreement and count of each image from its labels as read under the lock,
+def _consensus(
+    labels: dict[int, dict[int, tuple[str, bool]]], user_id: int, after
+) -> dict[int, tuple[str | None, bool, int]]:
+    """(consensus, disagreement, count) of each image from its labels as read under the lock,
     with `user_id`'s label now `after` ((None, False): removed)."""
-    images = []
+    out = {}
     for i, by_user in labels.items():
         by_user = dict(by_user)
         if after[0] is None:
@@ -79,15 +81,28 @@ def _store_consensus(labels: dict[int, dict[int, tuple[str, bool]]], user_id: in
         else:
             by_user[user_id] = after
         consensus, disagree = consensus_of(v for v, unsure in by_user.values() if not unsure)
-        images.append(IonImage(pk=i, consensus=consensus, users_disagree=disagree, label_count=len(by_user)))
-    if len(images) == 1:  # one label from the gallery: a plain UPDATE (no CASE per field to build)
-        im = images[0]
-        IonImage.objects.filter(pk=im.pk).update(
-            consensus=im.consensus, users_disagree=im.users_disagree, label_count=im.label_count
-        )
+        out[i] = (consensus, disagree, len(by_user))
+    return out
+
+
+def _store_consensus(state: dict[int, tuple[str | None, bool, int]]) -> None:
+    if len(state) == 1:  # one label from the gallery: a plain UPDATE (no CASE per field to build)
+        [(pk, (consensus, disagree, count))] = state.items()
+        IonImage.objects.filter(pk=pk).update(consensus=consensus, users_disagree=disagree, label_count=count)
         return
     # bulk_update writes only these fields by pk: no need to read the rows first.
+    images = [
+        IonImage(pk=i, consensus=consensus, users_disagree=disagree, label_count=count)
+        for i, (consensus, disagree, count) in state.items()
+    ]
     IonImage.objects.bulk_update(images, ["consensus", "users_disagree", "label_count"], batch_size=500)
+
+
+def _refresh_in_hand(images: list[IonImage], state: dict[int, tuple[str | None, bool, int]]) -> None:
+    """The images passed in get the consensus fields as committed (the API answers from them)."""
+    for im in images:
+        if im.pk in state:
+            im.consensus, im.users_disagree, im.label_count = state[im.pk]
 
 
 def set_labels(
@@ -103,8 +118,10 @@ def set_labels(
     Every change is kept as a LabelEvent (`actor` made it; by default `user` did)."""
     stored = "" if unsure and not value else normalise(project, value)
     ids = sorted(im.pk for im in images)
+    state: dict = {}
     with transaction.atomic():
-        changed = write(ids, user, stored, unsure, source, actor)
+        changed = write(ids, user, stored, unsure, source, actor, state=state)
+    _refresh_in_hand(images, state)
     notify_changed(project, changed)
     return stored
 
@@ -113,16 +130,28 @@ def remove_labels(
     project: Project, images: list[IonImage], user, source: str = LabelEvent.Source.API, actor=None
 ) -> int:
     ids = sorted(im.pk for im in images)
+    state: dict = {}
     with transaction.atomic():
-        removed = write(ids, user, None, False, source, actor)
+        removed = write(ids, user, None, False, source, actor, state=state)
+    _refresh_in_hand(images, state)
     notify_changed(project, removed)
     return removed
 
 
-def write(ids: list[int], user, value: str | None, unsure: bool, source: str, actor=None, now=None) -> int:
+def write(
+    ids: list[int],
+    user,
+    value: str | None,
+    unsure: bool,
+    source: str,
+    actor=None,
+    now=None,
+    state: dict | None = None,
+) -> int:
     """Inside a transaction: set (or with value None remove) `user`'s label on the images,
     record one event per real change and refresh the consensus. Returns how many changed.
-    Writes that share `now` are one action for undo."""
+    Writes that share `now` are one action for undo. `state`, if given, receives every image's
+    (consensus, disagreement, label count) as this write leaves them."""
     now = now or timezone.now()
     # Concurrent writers of the same images recompute the consensus one after another.
     current = _lock_and_read(ids)
@@ -159,7 +188,10 @@ def write(ids: list[int], user, value: str | None, unsure: bool, source: str, ac
         ],
         batch_size=1000,
     )
-    _store_consensus({i: current.get(i, {}) for i in changed}, user.pk, after)
+    after_write = _consensus(current, user.pk, after)
+    _store_consensus({i: after_write[i] for i in changed if i in after_write})
+    if state is not None:
+        state.update(after_write)
     return len(changed)
 
 

@@ -218,30 +218,32 @@ class ImageLabel(APIView):
         im = image_for(request.user, pk, need=Role.ANNOTATOR)
         ser = LabelSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
+        unsure = ser.validated_data["unsure"]
         try:
-            labels.set_labels(
+            stored = labels.set_labels(
                 im.dataset.project,
                 [im],
                 request.user,
                 ser.validated_data.get("label"),
-                unsure=ser.validated_data["unsure"],
+                unsure=unsure,
                 source=label_source(request),
             )
         except labels.LabelError as exc:
             raise ValidationError({"label": [str(exc)]}) from None
-        return Response(_image_json(request, im))
+        return Response(_image_json(request, im, stored, unsure))
 
     @extend_schema(request=None, responses={200: ImageSerializer})
     def delete(self, request, pk: int):
         im = image_for(request.user, pk, need=Role.ANNOTATOR)
         labels.remove_labels(im.dataset.project, [im], request.user, source=label_source(request))
-        return Response(_image_json(request, im))
+        return Response(_image_json(request, im, None, False))
 
 
-def _image_json(request, im: IonImage) -> dict:
-    return ImageSerializer(
-        with_my_label(im, request.user), context={"request": request, **schema_context(im.dataset.project)}
-    ).data
+def _image_json(request, im: IonImage, my_label: str | None, my_unsure: bool) -> dict:
+    """The image as GET /api/images/ID/ then gives it, from the row in hand (no re-read): the
+    label write set its consensus fields as committed; the caller's label is what was stored."""
+    im.my_label, im.my_unsure = my_label, my_unsure
+    return ImageSerializer(im, context={"request": request, **schema_context(im.dataset.project)}).data
 
 
 class BulkLabels(APIView):
