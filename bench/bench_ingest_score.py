@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -309,6 +310,7 @@ def main() -> None:
         f"first scoring: numpy plan / TensorFlow warm       = {plan['score_s'] / keras['score_warm_s']:.1f}x"
     )
     ok = plan["sorted"] and keras["sorted"]
+    shutil.rmtree(tmp, ignore_errors=True)  # ~250 MB of generated files and databases per run
     if not ok:
         sys.exit("bench_ingest_score: the gallery was not sorted by a score")
 
