@@ -9,7 +9,7 @@ at the end):
               pages (GET /api/datasets/ID/images/?ordering=...&page=N) and label PUTs.
               Targets: gallery API p95 < 300 ms, label PUT p95 < 100 ms.
 2. postgres - the same on PostgreSQL (database `ionsieve_bench`, created and dropped here).
-3. full     - PostgreSQL + Redis broker, 50 users browsing like people do: project page,
+3. full     - PostgreSQL + Redis (broker, and the cache: figures, sessions), 50 users browsing: project page,
               gallery page, image page, gallery API pages, filter counts, thumbnails, labels.
               Like a browser, each user fetches a page's thumbnails (the signed `thumbnail_url`s
               of its last gallery API page) and the image page's figures concurrently, over 4
@@ -64,6 +64,9 @@ from tests.reliability.livesite import Gunicorn, migrate, seed_subprocess, site_
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN", "postgres://postgres@127.0.0.1:5432/postgres")
 PG_DB = "ionsieve_bench"
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# The shared cache production runs with (docs/production.md, CACHE_URL): figures and sessions.
+# Emptied before each run, so that a run never starts with the previous run's figures.
+CACHE = os.environ.get("BENCH_CACHE_URL", "redis://127.0.0.1:6379/10")
 IMAGES = 10_000
 ORDERINGS = ["-probability", "probability", "uncertainty", "mz", "-mz", "index", "name"]
 LAST_RUN = ROOT / "var" / "bench" / "bench_load.json"
@@ -561,7 +564,10 @@ def main() -> None:
             psql(f"DROP DATABASE IF EXISTS {PG_DB}")
             psql(f"CREATE DATABASE {PG_DB}")
             pg_url = PG_ADMIN.rsplit("/", 1)[0] + f"/{PG_DB}"
-            env = site_env(pg_url, tmp / "media-pg", broker_url=REDIS, DB_CONN_MAX_AGE="60")
+            import redis
+
+            redis.Redis.from_url(CACHE).flushdb()
+            env = site_env(pg_url, tmp / "media-pg", broker_url=REDIS, DB_CONN_MAX_AGE="60", CACHE_URL=CACHE)
             migrate(env)
             t = time.perf_counter()
             site = seed_subprocess(env, images=IMAGES, annotators=50, thumbnails=True)
