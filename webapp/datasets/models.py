@@ -105,6 +105,12 @@ class IonImage(models.Model):
     """
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="images")
+    # The dataset's project, copied (an image never changes project): project-wide galleries
+    # filter and sort on this table alone, so indexes serve their orderings (issue 13). No index
+    # of its own: the project_image_by_* indexes below start with it.
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     index = models.PositiveIntegerField()
     mz = models.FloatField(null=True, blank=True)
     name = models.CharField(max_length=255, blank=True)
@@ -137,10 +143,21 @@ class IonImage(models.Model):
             models.Index(fields=["dataset", "mz", "index"], name="image_by_mz"),
             models.Index(fields=["dataset", "name", "index"], name="image_by_name"),
             models.Index(fields=["dataset", "consensus"], name="image_by_label"),
+            models.Index(fields=["project", "probability", "index"], name="project_image_by_probability"),
+            models.Index(fields=["project", "uncertainty", "index"], name="project_image_by_uncertainty"),
+            models.Index(fields=["project", "mz", "index"], name="project_image_by_mz"),
+            models.Index(fields=["project", "name", "index"], name="project_image_by_name"),
+            models.Index(fields=["project", "dataset", "index"], name="project_image_by_index"),
         ]
 
     def __str__(self) -> str:
         return self.name or f"#{self.index}"
+
+    def save(self, *args, **kwargs) -> None:
+        # Rows made one at a time (tests, shells) take the dataset's project; save_images sets it.
+        if self.project_id is None and self.dataset_id is not None:
+            self.project_id = self.dataset.project_id
+        super().save(*args, **kwargs)
 
     @property
     def display_name(self) -> str:

@@ -34,7 +34,7 @@ def save_images(
             width=w,
         )
         if im is None:
-            to_create.append(IonImage(dataset=dataset, index=n, **fields))
+            to_create.append(IonImage(dataset=dataset, project_id=dataset.project_id, index=n, **fields))
         else:
             changed = any(getattr(im, k) != v for k, v in fields.items())
             if changed:

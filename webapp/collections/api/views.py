@@ -12,8 +12,7 @@ from rest_framework.views import APIView
 from webapp.collections import services
 from webapp.collections.access import collection_for
 from webapp.collections.models import Collection, CollectionVersion, TrainingCollection
-from webapp.datasets.gallery import ImageFilter
-from webapp.datasets.models import Dataset, IonImage
+from webapp.datasets.gallery import ImageFilter, project_images
 from webapp.projects.access import project_for
 from webapp.projects.models import Role
 
@@ -83,7 +82,7 @@ class ShareSerializer(serializers.Serializer):
 
 def selection(request, d: dict):
     project = project_for(request.user, d["project"])
-    qs = IonImage.objects.filter(dataset__project=project, dataset__status=Dataset.Status.READY)
+    qs = project_images(project)
     if d.get("datasets"):
         qs = qs.filter(dataset_id__in=d["datasets"])
     if d.get("images"):

@@ -25,7 +25,7 @@ from webapp.datasets.api.serializers import (
     ImageSerializer,
     LabelSerializer,
 )
-from webapp.datasets.models import Dataset, IonImage
+from webapp.datasets.models import IonImage
 from webapp.projects.access import project_for
 from webapp.projects.models import Project, Role, Task
 
@@ -120,7 +120,7 @@ class ImageList(generics.ListAPIView):
     def project_and_queryset(self):
         if "slug" in self.kwargs:
             project = project_for(self.request.user, self.kwargs["slug"])
-            qs = IonImage.objects.filter(dataset__project=project, dataset__status=Dataset.Status.READY)
+            qs = gallery.project_images(project)
         else:
             dataset = dataset_for(self.request.user, self.kwargs["pk"])
             project, qs = dataset.project, IonImage.objects.filter(dataset=dataset)

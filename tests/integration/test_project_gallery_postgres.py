@@ -1,0 +1,47 @@
+"""PostgreSQL: the project-wide gallery's orderings are served by the project-keyed indexes
+(datasets migration 0006, issue 13), not by sorting the project's rows. Server pass of
+`make test-integration` only."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+
+from tests.factories import ProjectFactory
+from tests.gallery_data import make_ready_dataset
+from tests.integration.conftest import SERVER, needs_backend
+from webapp.datasets import gallery
+from webapp.datasets.models import Dataset
+
+pytestmark = pytest.mark.integration
+
+
+def plan(sql: str, params) -> str:
+    with connection.cursor() as cursor:
+        # A Sort node now means: no index fits (the small test table would otherwise make an
+        # incremental sort on the dataset's index look cheaper).
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_incremental_sort = off")
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_it_pages_every_project_gallery_ordering_without_sorting_on_postgresql(
+    transactional_db, project, user
+):
+    needs_backend(SERVER)
+    make_ready_dataset(project, n=200, user=user, thumbnails=False, seed=1)
+    make_ready_dataset(project, n=200, user=user, thumbnails=False, seed=2, name="Second")
+    busy = make_ready_dataset(project, n=20, user=user, thumbnails=False, seed=3, name="Busy")
+    Dataset.objects.filter(pk=busy.pk).update(status=Dataset.Status.PROCESSING)
+    other = ProjectFactory(owner=user)  # most rows elsewhere: the project's own indexes pay
+    for seed in range(4):
+        make_ready_dataset(other, n=300, user=user, thumbnails=False, seed=10 + seed, name=f"Other {seed}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE datasets_ionimage")
+    for ordering in gallery.ORDERINGS:
+        page = gallery.ordered(gallery.project_images(project), ordering).values("pk")[200:300]
+        with transaction.atomic():
+            text = plan(*page.query.sql_with_params())
+        assert "project_image_by" in text and "Sort" not in text and "Join" not in text, (ordering, text)
+        assert len(list(page)) == 100
