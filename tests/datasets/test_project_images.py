@@ -88,5 +88,6 @@ def test_it_lists_the_project_gallery_as_through_the_dataset(api, project, user)
         assert r.status_code == 200
         assert [im["id"] for im in r.json()["results"]] == new
         assert r.json()["count"] == 50
+    assert gallery.project_image_count(project) == 50
     counts = api.get(f"/api/projects/{project.slug}/images/counts/").json()
     assert counts["total"] == 50

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django_filters import rest_framework as filters
 
 from webapp.datasets.models import Dataset, IonImage, Label
@@ -46,6 +46,13 @@ def project_images(project) -> QuerySet:
     not yet ready are usually none; PostgreSQL checks the rest against a hashed list of them."""
     not_ready = Dataset.objects.filter(project=project).exclude(status=Dataset.Status.READY).values("pk")
     return IonImage.objects.filter(project=project).exclude(dataset_id__in=not_ready)
+
+
+def project_image_count(project) -> int:
+    """How many images project_images lists: save_images keeps each image_count equal to the
+    rows, so the project gallery's total needs no COUNT(*) over its 100,000 rows."""
+    ready = Dataset.objects.filter(project=project, status=Dataset.Status.READY)
+    return ready.aggregate(n=Sum("image_count"))["n"] or 0
 
 
 def for_listing(qs: QuerySet) -> QuerySet:

@@ -121,15 +121,21 @@ class ImageList(generics.ListAPIView):
         if "slug" in self.kwargs:
             project = project_for(self.request.user, self.kwargs["slug"])
             qs = gallery.project_images(project)
+            if self.unfiltered_page():
+                self.paginator.known_count = gallery.project_image_count(project)
         else:
             dataset = dataset_for(self.request.user, self.kwargs["pk"])
             project, qs = dataset.project, IonImage.objects.filter(dataset=dataset)
-            if self.paginator is not None and not set(self.request.query_params) & set(
-                gallery.ImageFilter.base_filters
-            ):
+            if self.unfiltered_page():
                 # save_images (webapp/ingestion/rows.py) keeps image_count equal to the rows.
                 self.paginator.known_count = dataset.image_count
         return project, qs
+
+    def unfiltered_page(self) -> bool:
+        """A page of the whole gallery: its total is the datasets' image counts, no COUNT(*)."""
+        return self.paginator is not None and not set(self.request.query_params) & set(
+            gallery.ImageFilter.base_filters
+        )
 
     def get_queryset(self):
         # The listing's joins (gallery.for_listing) come with the page's rows (the paginator),
