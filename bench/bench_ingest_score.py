@@ -192,6 +192,29 @@ def _import_imzml(env: dict, imzml: str, mz_list: str) -> dict:
 
 
 # ---- driver ----------------------------------------------------------------------------------
+def mz_list_from_data(
+    truth, meta, n_ions: int, *, sampled: int, rng, outside_ions: bool = False
+) -> np.ndarray:
+    """An m/z list as a user would bring: the generated ions, then m/z values picked at random
+    among the peaks of `sampled` random spectra (other than the ions' own with `outside_ions`)."""
+    raw = np.memmap(truth.ibd_path, dtype=np.uint8, mode="r")
+    pool = np.unique(
+        np.concatenate(
+            [
+                np.frombuffer(
+                    raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]), offset=int(meta.mz_offsets[i])
+                )
+                for i in rng.choice(meta.n_spectra, sampled, replace=False)
+            ]
+        )
+    )
+    del raw
+    ions = np.array([mz for mz, _ in truth.ions])
+    if outside_ions:
+        pool = np.setdiff1d(pool, ions)
+    return np.concatenate([ions, rng.choice(pool, n_ions - ions.size, replace=False)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--height", type=int, default=120)
@@ -228,21 +251,7 @@ def main() -> None:
         tmp / "data", args.height, args.width, n_on=20, n_off=20, peaks_per_spectrum_noise=args.noise, seed=0
     )
     meta = read_metadata(truth.imzml_path)
-    rng = np.random.default_rng(0)
-    raw = np.memmap(truth.ibd_path, dtype=np.uint8, mode="r")
-    pool = np.unique(
-        np.concatenate(
-            [
-                np.frombuffer(
-                    raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]), offset=int(meta.mz_offsets[i])
-                )
-                for i in rng.choice(meta.n_spectra, 40, replace=False)
-            ]
-        )
-    )
-    ions = np.array([mz for mz, _ in truth.ions])
-    mzs = np.concatenate([ions, rng.choice(pool, args.ions - ions.size, replace=False)])[: args.ions]
-    del raw
+    mzs = mz_list_from_data(truth, meta, args.ions, sampled=40, rng=np.random.default_rng(0))[: args.ions]
     np.save(tmp / "mzs.npy", mzs)
     mz_csv = tmp / "mzs.csv"
     mz_csv.write_text("mz\n" + "\n".join(repr(float(m)) for m in mzs) + "\n")

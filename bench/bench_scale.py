@@ -314,6 +314,7 @@ def django_start(env: dict) -> float:
 
 # ---- data ----------------------------------------------------------------------------------------
 def make_data(tmp: Path, size: str) -> dict:
+    from bench.bench_ingest_score import mz_list_from_data
     from ionsieve_core.msi import read_metadata
     from ionsieve_core.msi.synthetic import write_synthetic_imzml
 
@@ -324,23 +325,9 @@ def make_data(tmp: Path, size: str) -> dict:
     )
     gen_s = time.perf_counter() - t0
     meta = read_metadata(truth.imzml_path)
-    rng = np.random.default_rng(0)
-    raw = np.memmap(truth.ibd_path, dtype=np.uint8, mode="r")
-    pool = np.unique(
-        np.concatenate(
-            [
-                np.frombuffer(
-                    raw, dtype=meta.mz_dtype, count=int(meta.mz_lengths[i]), offset=int(meta.mz_offsets[i])
-                )
-                for i in rng.choice(meta.n_spectra, 80, replace=False)
-            ]
-        )
-    )
-    ions = np.array([mz for mz, _ in truth.ions])
-    pool = np.setdiff1d(pool, ions)
-    mzs = np.concatenate([ions, rng.choice(pool, n_ions - ions.size, replace=False)])
+    mzs = mz_list_from_data(truth, meta, n_ions, sampled=80, rng=np.random.default_rng(0), outside_ions=True)
     peaks = int(meta.mz_lengths.sum())
-    del raw, meta
+    del meta
     np.save(tmp / f"mzs-{size}.npy", mzs)
     mz_csv = tmp / f"mzs-{size}.csv"
     mz_csv.write_text("mz\n" + "\n".join(repr(float(m)) for m in mzs) + "\n")
