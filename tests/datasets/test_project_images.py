@@ -75,7 +75,11 @@ def test_it_lists_the_project_gallery_as_through_the_dataset(api, project, user)
     api.force_authenticate(user)
     for ordering in gallery.ORDERINGS:
         old = through_the_dataset(project, ordering)
-        new = list(gallery.ordered(gallery.project_images(project), ordering).values_list("pk", flat=True))
+        new = list(
+            gallery.ordered(gallery.project_images(project), ordering, across_datasets=True).values_list(
+                "pk", flat=True
+            )
+        )
         assert len(new) == 50 and set(new) == set(old)
         key = gallery.ORDERINGS[ordering]
         keyed = {im.pk: im for im in IonImage.objects.filter(pk__in=new)}

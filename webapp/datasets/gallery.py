@@ -2,22 +2,95 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django_filters import rest_framework as filters
 
 from webapp.datasets.models import Dataset, IonImage, Label
 
-ORDERINGS = {
-    "-probability": [F("probability").desc(nulls_last=True), "index"],
-    "probability": [F("probability").asc(nulls_last=True), "index"],
-    "uncertainty": [F("uncertainty").desc(nulls_last=True), "index"],
-    "-uncertainty": [F("uncertainty").asc(nulls_last=True), "index"],
-    "mz": [F("mz").asc(nulls_last=True), "index"],
-    "-mz": [F("mz").desc(nulls_last=True), "index"],
-    "index": ["dataset_id", "index"],
-    "name": ["name", "index"],
+
+@dataclass(frozen=True)
+class SortKey:
+    """One column of a gallery ordering. Scores and m/z may be missing: those images come
+    last whichever the direction (NULLS LAST), as the indexes of migration 0005 store them."""
+
+    field: str
+    desc: bool = False
+    nullable: bool = False
+
+    def expression(self):
+        if self.nullable:
+            f = F(self.field)
+            return f.desc(nulls_last=True) if self.desc else f.asc(nulls_last=True)
+        return f"-{self.field}" if self.desc else self.field
+
+
+# Each ordering ends with `index`, unique within a dataset, so a dataset's gallery has one
+# order; across a project, `id` breaks the remaining ties (keyset pages need a total order).
+SORT_KEYS: dict[str, tuple[SortKey, ...]] = {
+    "-probability": (SortKey("probability", desc=True, nullable=True), SortKey("index")),
+    "probability": (SortKey("probability", nullable=True), SortKey("index")),
+    "uncertainty": (SortKey("uncertainty", desc=True, nullable=True), SortKey("index")),
+    "-uncertainty": (SortKey("uncertainty", nullable=True), SortKey("index")),
+    "mz": (SortKey("mz", nullable=True), SortKey("index")),
+    "-mz": (SortKey("mz", desc=True, nullable=True), SortKey("index")),
+    "index": (SortKey("dataset_id"), SortKey("index")),
+    "name": (SortKey("name"), SortKey("index")),
 }
+DEFAULT_ORDERING = "-probability"
+ORDERINGS = {name: [k.expression() for k in keys] for name, keys in SORT_KEYS.items()}
+TIE_BREAK = SortKey("id")
+
+
+def sort_keys(ordering: str | None, across_datasets: bool) -> tuple[SortKey, ...]:
+    """The columns that order a gallery, ending in a unique one: (dataset, index) is unique,
+    so only a project-wide ordering that is not by dataset needs the id at its end."""
+    keys = SORT_KEYS.get(ordering or DEFAULT_ORDERING, SORT_KEYS[DEFAULT_ORDERING])
+    needs_id = across_datasets and keys[0].field != "dataset_id"
+    return (*keys, TIE_BREAK) if needs_id else keys
+
+
+def _after_one(key: SortKey, value) -> Q | None:
+    """Rows whose `key` column comes strictly after `value` (None: nothing comes after a
+    missing value, NULLS LAST)."""
+    if value is None:
+        return None
+    later = Q(**{f"{key.field}__{'lt' if key.desc else 'gt'}": value})
+    return later | Q(**{f"{key.field}__isnull": True}) if key.nullable else later
+
+
+def _equal(key: SortKey, value) -> Q:
+    return Q(**{f"{key.field}__isnull": True}) if value is None else Q(**{key.field: value})
+
+
+def after_q(keys: tuple[SortKey, ...], values: list) -> Q:
+    """Rows strictly after the row whose key columns hold `values`, in the order of `keys`
+    (keyset pagination: a deep page costs what the first one does, where OFFSET walks every
+    row it skips). Lexicographic: after on the first column, or equal on it and after on the
+    rest."""
+    q, equal = Q(pk__in=[]), Q()
+    for key, value in zip(keys, values, strict=True):
+        step = _after_one(key, value)
+        if step is not None:
+            q |= equal & step
+        equal &= _equal(key, value)
+    return q
+
+
+def keyset_ranges(keys: tuple[SortKey, ...], values: list) -> list[Q]:
+    """`after_q` split where an index can start its scan: the rows whose first column is at
+    or after the cursor's value, then (nulls last) those whose first column is missing. An OR
+    with `IS NULL` would make PostgreSQL give up the ordered index scan; two ranges keep it."""
+    first, value = keys[0], values[0]
+    after = after_q(keys, values)
+    if value is None:
+        return [Q(**{f"{first.field}__isnull": True}) & after]
+    at_or_after = Q(**{f"{first.field}__{'lte' if first.desc else 'gte'}": value}) & after
+    if not first.nullable:
+        return [at_or_after]
+    return [at_or_after, Q(**{f"{first.field}__isnull": True})]
 
 
 LIST_FIELDS = (
@@ -96,8 +169,8 @@ def with_my_label(qs: QuerySet, user) -> QuerySet:
     )
 
 
-def ordered(qs: QuerySet, ordering: str | None) -> QuerySet:
-    return qs.order_by(*ORDERINGS.get(ordering or "-probability", ORDERINGS["-probability"]))
+def ordered(qs: QuerySet, ordering: str | None, across_datasets: bool = False) -> QuerySet:
+    return qs.order_by(*[k.expression() for k in sort_keys(ordering, across_datasets)])
 
 
 def class_q(field: str, name: str, multilabel: bool = True) -> Q:

@@ -136,17 +136,22 @@ class IonImage(models.Model):
     class Meta:
         ordering = ["dataset", "index"]
         constraints = [models.UniqueConstraint(fields=["dataset", "index"], name="one_image_per_index")]
-        # Each gallery ordering ends with `index` as a tie-breaker, so the index covers it too.
+        # Each gallery ordering ends with `index` as a tie-breaker, so the index covers it too;
+        # across a project (index repeats in every dataset) `id` ends it, for keyset pages.
         indexes = [
             models.Index(fields=["dataset", "probability", "index"], name="image_by_probability"),
             models.Index(fields=["dataset", "uncertainty", "index"], name="image_by_uncertainty"),
             models.Index(fields=["dataset", "mz", "index"], name="image_by_mz"),
             models.Index(fields=["dataset", "name", "index"], name="image_by_name"),
             models.Index(fields=["dataset", "consensus"], name="image_by_label"),
-            models.Index(fields=["project", "probability", "index"], name="project_image_by_probability"),
-            models.Index(fields=["project", "uncertainty", "index"], name="project_image_by_uncertainty"),
-            models.Index(fields=["project", "mz", "index"], name="project_image_by_mz"),
-            models.Index(fields=["project", "name", "index"], name="project_image_by_name"),
+            models.Index(
+                fields=["project", "probability", "index", "id"], name="project_image_by_probability"
+            ),
+            models.Index(
+                fields=["project", "uncertainty", "index", "id"], name="project_image_by_uncertainty"
+            ),
+            models.Index(fields=["project", "mz", "index", "id"], name="project_image_by_mz"),
+            models.Index(fields=["project", "name", "index", "id"], name="project_image_by_name"),
             models.Index(fields=["project", "dataset", "index"], name="project_image_by_index"),
         ]
 

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from django.db import connection
 from django.http import FileResponse, Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import DjangoPaginator, PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from webapp.datasets import gallery, labels, media, storage
 from webapp.datasets.access import dataset_for, image_for
 from webapp.datasets.api.label_history import label_source
+from webapp.datasets.api.pagination import GalleryPagination
 from webapp.datasets.api.serializers import (
     MAX_BULK,
     BulkLabelResultSerializer,
@@ -65,39 +64,6 @@ def with_my_label(im: IonImage, user) -> IonImage:
     )
 
 
-class DeferredJoinPaginator(DjangoPaginator):
-    """Pages found on the narrow sort keys first: `WHERE id IN (SELECT id ... ORDER BY ...
-    LIMIT 100 OFFSET n)`, then only those 100 wide rows are read, with the tile's columns of
-    the dataset and model version (gallery.for_listing). Deep pages otherwise make PostgreSQL
-    sort the whole dataset's wide rows (its JSON included) to skip n of them; without those
-    joins in the inner query, it is an index-only scan (datasets migration 0005)."""
-
-    def page(self, number):
-        if not connection.features.allow_sliced_subqueries_with_in:
-            self.object_list = gallery.for_listing(self.object_list)
-            return super().page(number)
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        top = bottom + self.per_page
-        if top + self.orphans >= self.count:
-            top = self.count
-        rows = self.object_list.filter(pk__in=self.object_list.values("pk")[bottom:top])
-        return self._get_page(gallery.for_listing(rows), number, self)
-
-
-class GalleryPagination(PageNumberPagination):
-    """Page numbers; the total comes from the dataset row when nothing is filtered."""
-
-    known_count: int | None = None
-
-    def django_paginator_class(self, object_list, per_page):
-        paginator = DeferredJoinPaginator(object_list, per_page)
-        if self.known_count is not None:
-            # Paginator.count is a cached_property: setting it skips the COUNT(*) over the dataset.
-            paginator.count = self.known_count
-        return paginator
-
-
 class GalleryFilterBackend(DjangoFilterBackend):
     """No FilterSet when no filter is asked: building one (a form of 13 fields, deep-copied per
     request) was a sixth of an unfiltered gallery page's time."""
@@ -118,6 +84,8 @@ class ImageList(generics.ListAPIView):
     pagination_class = GalleryPagination
 
     def project_and_queryset(self):
+        if self.paginator is not None:
+            self.paginator.across_datasets = "slug" in self.kwargs
         if "slug" in self.kwargs:
             project = project_for(self.request.user, self.kwargs["slug"])
             qs = gallery.project_images(project)
@@ -142,7 +110,9 @@ class ImageList(generics.ListAPIView):
         # not here: counts, select-all ids and the page's sort run on the images table alone.
         project, qs = self.project_and_queryset()
         self.project = project
-        return gallery.ordered(qs, self.request.query_params.get("ordering"))
+        return gallery.ordered(
+            qs, self.request.query_params.get("ordering"), across_datasets="slug" in self.kwargs
+        )
 
     def paginate_queryset(self, queryset):
         page = super().paginate_queryset(queryset)
