@@ -13,6 +13,7 @@ import numpy as np
 
 from ionsieve_core.imaging.colormaps import lut_8bit
 from ionsieve_core.imaging.scaling import scale
+from ionsieve_core.imaging.slabs import release_pages
 
 # Fluorescence convention (Human Protein Atlas): each named channel gets its own colour.
 CHANNEL_COLOURS = {
@@ -90,6 +91,7 @@ def iter_thumbnails_png(
     step = max(1, _BATCH_VALUES // (h * w))
     for b0 in range(0, k, step):
         s, known = _clipped_scaled(np.array(images[b0 : b0 + step], dtype=np.float32), clip_q, mode)
+        release_pages(images[b0 : b0 + step])  # a memory-mapped stack's pages leave the RSS
         # Ion images of one dataset share their acquired pixels: then one coverage serves all.
         same = bool((known == known[:1]).all())
         val, cover = _resized(s, known[:1] if same else known, taps)

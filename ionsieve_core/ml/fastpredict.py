@@ -1,8 +1,8 @@
 """Compact-model inference in numpy alone: scoring without TensorFlow's start-up.
 
 Importing TensorFlow and loading a Keras model costs ~5 s per process (and the command line
-pays it for every `import_imzml`); the compact CNN itself needs ~0.2 GFLOP per 100 images. A
-*plan* is the model with its batch norms folded into the convolutions (as `inference_graph`
+pays it for every `import_imzml`); the compact CNN itself needs ~3.7 GFLOP per 100 images
+of 56 x 56 px. A *plan* is the model with its batch norms folded into the convolutions (as `inference_graph`
 does for TensorFlow), saved as plain arrays in an .npz beside the bundle; running it is a few
 BLAS matrix products. Outputs match TensorFlow's to ~1e-6 (tests/ml/test_fastpredict.py).
 
@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 PLAN_VERSION = 1
-CONV_BATCH = 64  # images per convolution: keeps the unfolded patches at ~60 MB
+CONV_BATCH = (
+    16  # images per convolution: the unfolded patches (~30 MB) stay in the CPU caches better than 64 images
+)
 
 
 def plan_path_for(bundle_path: str | os.PathLike) -> Path:
@@ -312,16 +315,25 @@ def _run_batch(steps, x: np.ndarray) -> np.ndarray:
 
 
 def _conv_same(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """'same' convolution, stride 1: unfold the kh x kw patches (one strided copy per tap,
-    faster than a transposed sliding window), then one matrix product."""
+    """'same' convolution, stride 1: unfold the kh x kw patches, then one matrix product.
+
+    The patch of an output pixel is kh runs of kw x c contiguous values of the padded input
+    (a patch row's taps and channels lie side by side), so the unfolding is one copy through a
+    strided view, ~2x faster than one strided copy per tap (used for one channel, where each
+    run would be a few values). Same patches, same product: the same numbers either way."""
     kh, kw, c, f = kernel.shape
     n, h, w, _ = x.shape
     top, left = (kh - 1) // 2, (kw - 1) // 2
     xp = np.pad(x, ((0, 0), (top, kh - 1 - top), (left, kw - 1 - left), (0, 0)))
-    cols = np.empty((n, h, w, kh, kw, c), np.float32)
-    for dy in range(kh):
-        for dx in range(kw):
-            cols[:, :, :, dy, dx, :] = xp[:, dy : dy + h, dx : dx + w, :]
+    if c > 1:
+        sn, sy, sx, sc = xp.strides
+        patches = as_strided(xp, shape=(n, h, w, kh, kw * c), strides=(sn, sy, sx, sy, sc), writeable=False)
+        cols = np.ascontiguousarray(patches)
+    else:
+        cols = np.empty((n, h, w, kh, kw, c), np.float32)
+        for dy in range(kh):
+            for dx in range(kw):
+                cols[:, :, :, dy, dx, :] = xp[:, dy : dy + h, dx : dx + w, :]
     out = cols.reshape(n * h * w, kh * kw * c) @ kernel.reshape(kh * kw * c, f)
     out += bias
     return out.reshape(n, h, w, f)

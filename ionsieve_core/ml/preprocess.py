@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ionsieve_core.imaging.slabs import release_pages, slab_size
+
 HOTSPOT_PERCENTILE = 99.0
 
 
@@ -139,11 +141,15 @@ def _prepare_arrays(arrays: Sequence[np.ndarray], size: int, channels: int) -> n
     converted = [as_hwc(a, channels) for a in arrays]
     for i, a in enumerate(converted):
         by_shape.setdefault(a.shape, []).append(i)
-    for idx in by_shape.values():
-        # Chunked so a 20,000-image dataset does not need 20,000 full-size copies at once.
-        for start in range(0, len(idx), 512):
-            part = idx[start : start + 512]
+    for shape, idx in by_shape.items():
+        # Slabs of a few MB: a dataset's images are never all copied at once (a 500-image
+        # stack of 100,000 px would be 200 MB more), and each image gives the same numbers.
+        step = min(512, slab_size((len(idx), *shape)))
+        for start in range(0, len(idx), step):
+            part = idx[start : start + step]
             out[part] = square_resize(clip_scale(np.stack([converted[i] for i in part]), copy=False), size)
+            for i in part:  # memory-mapped images: their pages leave this process's RSS
+                release_pages(converted[i])
     return out
 
 

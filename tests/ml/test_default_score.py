@@ -135,3 +135,56 @@ def test_it_clusters_deterministically():
     a, b = kmeans2(x, seed=0), kmeans2(x, seed=0)
     np.testing.assert_array_equal(a[1], b[1])
     assert {int(a[1][:200].mean().round()), int(a[1][200:].mean().round())} == {0, 1}
+
+
+def _pool_reference(images: np.ndarray, f: int) -> np.ndarray:
+    """Block means over f x f px of the whole stack at once, NaN outside the grid and where no
+    pixel of a block was acquired (what _pool computed before it read slabs)."""
+    k, h, w = images.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    a = np.full((k, hp, wp), np.nan, np.float64)
+    a[:, :h, :w] = images
+    blocks = a.reshape(k, hp // f, f, wp // f, f)
+    n = np.isfinite(blocks).sum(axis=(2, 4))
+    total = np.where(np.isfinite(blocks), blocks, 0).sum(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan)
+
+
+def test_it_pools_a_memory_mapped_stack_slab_by_slab_as_all_at_once(tmp_path, monkeypatch):
+    from ionsieve_core.imaging import slabs
+    from ionsieve_core.ml.default_score import _pool
+
+    rng = np.random.default_rng(3)
+    images = (rng.random((9, 130, 251)) * 100).astype(np.float32)  # f = 3, both sides padded
+    images[:, :, :7] = np.nan  # not acquired: a whole column of blocks
+    images[:, 39:42, 60:63] = np.nan  # one block with nothing acquired
+    images[4, 5, 5] = np.nan  # one image with one more missing pixel
+    tic = np.nansum(images, axis=0)
+    np.save(tmp_path / "s.npy", images)
+    whole, tic_whole, f = _pool(images, tic)
+    assert f == 3 and whole.shape == (9, 44, 84) and whole.dtype == np.float32
+    np.testing.assert_allclose(whole, _pool_reference(images, 3), rtol=1e-6, equal_nan=True)
+    assert np.isnan(whole[:, 13, 20]).all() and np.isnan(whole[:, :, 1]).all()
+    np.testing.assert_allclose(tic_whole, _pool_reference(tic[None], 3)[0], rtol=1e-6, equal_nan=True)
+    for per_slab in (1, 2, 4):  # slabs of 1, 2 and 4 images, from a memory map
+        monkeypatch.setattr(slabs, "SLAB_VALUES", per_slab * 132 * 252)
+        pooled, tic_pooled, _ = _pool(np.load(tmp_path / "s.npy", mmap_mode="r"), tic)
+        np.testing.assert_array_equal(pooled, whole)
+        np.testing.assert_array_equal(tic_pooled, tic_whole)
+
+
+def test_it_scores_a_memory_mapped_stack_as_the_same_stack_in_memory(tmp_path, monkeypatch):
+    from ionsieve_core.imaging import slabs
+
+    rng = np.random.default_rng(21)
+    ds = synthetic.make_dataset(rng, 150, 210, n_ions=24, mode="blobs")
+    images = ds.images.astype(np.float32)
+    np.save(tmp_path / "s.npy", images)
+    want, want_emb = ml.default_binary_scores(images, ds.tic, with_embeddings=True)
+    monkeypatch.setattr(slabs, "SLAB_VALUES", 5 * 150 * 210)  # slabs of 5 images
+    got, emb = ml.default_binary_scores(
+        np.load(tmp_path / "s.npy", mmap_mode="r"), ds.tic, with_embeddings=True
+    )
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(emb, want_emb)

@@ -135,3 +135,19 @@ def test_it_resizes_as_tensorflow_did(shape):
     if s != 56:
         square = np.clip(tf.image.resize(square, (56, 56), method="bilinear").numpy(), 0, 1)
     assert np.abs(square_resize(batch, 56) - square).max() < 1e-5
+
+
+@pytest.mark.parametrize("channels", [1, 3, 16])
+def test_it_unfolds_patches_as_one_copy_per_tap_did(channels):
+    # The strided-view unfolding gives the very patches of the tap-by-tap copy: same product.
+    rng = np.random.default_rng(channels)
+    x = rng.random((3, 9, 11, channels), dtype=np.float32)
+    kernel = rng.standard_normal((3, 3, channels, 5)).astype(np.float32)
+    bias = rng.standard_normal(5).astype(np.float32)
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = np.empty((3, 9, 11, 3, 3, channels), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            cols[:, :, :, dy, dx, :] = xp[:, dy : dy + 9, dx : dx + 11, :]
+    want = (cols.reshape(-1, 9 * channels) @ kernel.reshape(9 * channels, 5) + bias).reshape(3, 9, 11, 5)
+    np.testing.assert_array_equal(fastpredict._conv_same(x, kernel, bias), want)

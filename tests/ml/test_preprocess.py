@@ -41,3 +41,17 @@ def test_it_reconciles_channel_counts():
     rng = np.random.default_rng(2)
     x = prepare([rng.random((20, 20, 3)), rng.random((20, 20))], 16, channels=3)
     assert x.shape == (2, 16, 16, 3)
+
+
+def test_it_prepares_slab_by_slab_as_all_at_once(monkeypatch):
+    from ionsieve_core.imaging import slabs
+
+    rng = np.random.default_rng(4)
+    imgs = [(rng.random((60, 90)) * rng.random() * 1e4).astype(np.float32) for _ in range(11)]
+    imgs += [rng.random((33, 20)).astype(np.float32) for _ in range(3)]  # a second shape
+    imgs[2][:, :10] = np.nan
+    whole = prepare(imgs, 28)
+    monkeypatch.setattr(slabs, "SLAB_VALUES", 3 * 60 * 90)  # 3 images of 60 x 90 per slab
+    np.testing.assert_array_equal(prepare(imgs, 28), whole)
+    monkeypatch.setattr(slabs, "SLAB_VALUES", 1)  # one image per slab
+    np.testing.assert_array_equal(prepare(imgs, 28), whole)
