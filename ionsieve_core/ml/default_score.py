@@ -339,6 +339,24 @@ def blend(p_model: np.ndarray, p_ctx: np.ndarray, how: dict | None) -> np.ndarra
     return np.quantile(p_model, np.clip(r, 0, 1)) if n > 1 else p_model
 
 
+def _model_beside_context(model, stack: np.ndarray, tic: np.ndarray | None):
+    """(model(), context_scores(stack, tic)), the context half in a second thread: the two
+    halves share nothing but the (read-only) stack, and numpy releases the GIL in their heavy
+    steps, so on two cores the context's ~0.5 s of 100,000 px x 500 ions is hidden behind the
+    model's inputs and network. BLAS stays at one thread for both (threadpoolctl's limit is
+    process-wide: it is set here, around both, so that neither half restores it under the other)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with (
+        threadpool_limits(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="context-score") as pool,
+    ):
+        context = pool.submit(context_scores, stack, tic)
+        return model(), context.result()
+
+
 def default_binary_scores(
     images: np.ndarray | list[np.ndarray],
     tic: np.ndarray | None,
@@ -378,11 +396,10 @@ def default_binary_scores(
         p = model_p(arrays) if bundle is not None else np.full(k, 0.5)
     else:
         stack = np.asarray(images, dtype=np.float32)
-        ctx, has_bg, _ = context_scores(stack, tic)
         if bundle is None:
-            p = ctx
+            p = context_scores(stack, tic)[0]
         else:
-            pm = model_p(list(stack))
+            pm, (ctx, has_bg, _) = _model_beside_context(lambda: model_p(list(stack)), stack, tic)
             p = blend(pm, ctx, bundle.extra.get("blend")) if has_bg else pm
     p = np.clip(p, 0.0, 1.0)
     out = np.stack([p, 1 - p], axis=1)

@@ -188,3 +188,19 @@ def test_it_scores_a_memory_mapped_stack_as_the_same_stack_in_memory(tmp_path, m
     )
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(emb, want_emb)
+
+
+def test_it_scores_with_the_context_half_in_a_second_thread_as_one_after_the_other():
+    from ionsieve_core.ml.bundle import default_score_model
+    from ionsieve_core.ml.default_score import blend
+    from ionsieve_core.ml.training import predict
+
+    rng = np.random.default_rng(8)
+    ds = synthetic.make_dataset(rng, 120, 160, n_ions=30, mode="ring")
+    images = ds.images.astype(np.float32)
+    bundle = default_score_model()
+    ctx, has_bg, _ = context_scores(images, ds.tic)
+    pm = predict(bundle, list(images))[:, 0]
+    assert has_bg  # so that both halves count
+    want = np.clip(blend(pm, ctx, bundle.extra.get("blend")), 0, 1)
+    np.testing.assert_array_equal(ml.default_binary_scores(images, ds.tic)[:, 0], want)
