@@ -176,3 +176,26 @@ def test_it_renders_the_review_charts(new_page):
     page.wait_for_selector("#fig-spectrum .main-svg")
     screenshot(page, "image.png")
     assert not page.errors
+
+
+def test_it_scrolls_a_project_gallery_past_its_first_page_in_order(new_page):
+    """The second page comes through the first page's `next` link (a keyset cursor, issue 13):
+    scrolling shows every image once, still sorted, across two datasets sharing indexes."""
+    owner = UserFactory()
+    project = ProjectFactory(owner=owner, name="Two sections")
+    for seed in range(2):
+        make_ready_dataset(project, n=80, thumbnails=True, seed=seed, name=f"Section {seed + 1}")
+    page = new_page()
+    log_in(page, owner.username, PASSWORD)
+    page.goto(f"/p/{project.slug}/gallery/")
+    page.wait_for_selector(".tile")
+    page.wait_for_function("document.querySelectorAll('.tile').length >= 100")
+    page.locator(".tile").nth(99).scroll_into_view_if_needed()
+    page.mouse.wheel(0, 20000)
+    page.wait_for_function("document.querySelectorAll('.tile').length === 160")
+    ids = page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.id)")
+    probs = [float(x) for x in page.eval_on_selector_all(".tile", "els => els.map(e => e.dataset.prob)")]
+    assert len(set(ids)) == 160
+    assert probs == sorted(probs, reverse=True)
+    assert "Showing 160 of 160" in page.locator("#shown-count").inner_text()
+    assert not page.errors
