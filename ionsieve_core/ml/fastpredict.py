@@ -2,9 +2,9 @@
 
 Importing TensorFlow and loading a Keras model costs ~5 s per process (and the command line
 pays it for every `import_imzml`); the compact CNN itself needs ~3.7 GFLOP per 100 images
-of 56 x 56 px. A *plan* is the model with its batch norms folded into the convolutions (as `inference_graph`
-does for TensorFlow), saved as plain arrays in an .npz beside the bundle; running it is a few
-BLAS matrix products. Outputs match TensorFlow's to ~1e-6 (tests/ml/test_fastpredict.py).
+of 56 x 56 px. A *plan* is the model with its batch norms folded into the convolutions (as
+`inference_graph` does for TensorFlow), saved as plain arrays in an .npz beside the bundle;
+running it is a few BLAS matrix products. Outputs match TensorFlow's to ~1e-6 (tests/ml/test_fastpredict.py).
 
 `export_plan` needs Keras (once, where the model was made); everything else needs numpy only.
 """
