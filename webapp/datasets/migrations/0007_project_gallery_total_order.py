@@ -3,8 +3,10 @@
 Across a project, (score, index) repeats, once per dataset: a page boundary inside such a tie
 was not defined (OFFSET pages could repeat or skip an image), and the gallery's "next page" link
 now continues after the last row's key values, which needs one total order. Each ordering
-therefore ends with `id` project-wide, and its index too, so that no page sorts. The
-PostgreSQL DESC NULLS LAST variants of 0006 are rebuilt the same way.
+therefore ends with `id` project-wide, and its index too, so that no page sorts. On
+PostgreSQL the indexes also carry (INCLUDE) what the gallery's query reads besides, so a page is
+an index-only scan once the table is vacuumed, and the DESC NULLS LAST variants of 0006 are
+rebuilt the same way.
 """
 
 from __future__ import annotations
@@ -33,48 +35,53 @@ def rebuild_desc(ending: str):
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("classifier", "0004_quick_update"),
-        ("datasets", "0006_project_images"),
-        ("projects", "0002_hotkeys"),
+        ('classifier', '0004_quick_update'),
+        ('datasets', '0006_project_images'),
+        ('projects', '0002_hotkeys'),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name="ionimage",
-            name="project_image_by_probability",
+            model_name='ionimage',
+            name='project_image_by_probability',
         ),
         migrations.RemoveIndex(
-            model_name="ionimage",
-            name="project_image_by_uncertainty",
+            model_name='ionimage',
+            name='project_image_by_uncertainty',
         ),
         migrations.RemoveIndex(
-            model_name="ionimage",
-            name="project_image_by_mz",
+            model_name='ionimage',
+            name='project_image_by_mz',
         ),
         migrations.RemoveIndex(
-            model_name="ionimage",
-            name="project_image_by_name",
+            model_name='ionimage',
+            name='project_image_by_name',
+        ),
+        migrations.RemoveIndex(
+            model_name='ionimage',
+            name='project_image_by_index',
         ),
         migrations.AddIndex(
-            model_name="ionimage",
-            index=models.Index(
-                fields=["project", "probability", "index", "id"], name="project_image_by_probability"
-            ),
+            model_name='ionimage',
+            index=models.Index(fields=['project', 'probability', 'index', 'id'], include=('dataset',), name='project_image_by_probability'),
         ),
         migrations.AddIndex(
-            model_name="ionimage",
-            index=models.Index(
-                fields=["project", "uncertainty", "index", "id"], name="project_image_by_uncertainty"
-            ),
+            model_name='ionimage',
+            index=models.Index(fields=['project', 'uncertainty', 'index', 'id'], include=('dataset',), name='project_image_by_uncertainty'),
         ),
         migrations.AddIndex(
-            model_name="ionimage",
-            index=models.Index(fields=["project", "mz", "index", "id"], name="project_image_by_mz"),
+            model_name='ionimage',
+            index=models.Index(fields=['project', 'mz', 'index', 'id'], include=('dataset',), name='project_image_by_mz'),
         ),
         migrations.AddIndex(
-            model_name="ionimage",
-            index=models.Index(fields=["project", "name", "index", "id"], name="project_image_by_name"),
+            model_name='ionimage',
+            index=models.Index(fields=['project', 'name', 'index', 'id'], include=('dataset',), name='project_image_by_name'),
+        ),
+        migrations.AddIndex(
+            model_name='ionimage',
+            index=models.Index(fields=['project', 'dataset', 'index'], include=('id',), name='project_image_by_index'),
         ),
         migrations.RunPython(
             rebuild_desc('"index", "id") INCLUDE ("dataset_id"'),
