@@ -152,7 +152,8 @@ def _in_range(ions: Ions, mz_range: tuple[float, float]) -> list[int]:
         return list(range(ions.mzs.size))
     # Slack of one binned-spectrum step: the mean spectrum of processed data is binned.
     slack = 1e-3
-    inside = check_in_range(ions.listed, mz_range[0] * (1 - slack), mz_range[1] * (1 + slack))
+    # A set: looked up in the list, 500 ions took ~0.1 s of dataclass comparisons.
+    inside = set(check_in_range(ions.listed, mz_range[0] * (1 - slack), mz_range[1] * (1 + slack)))
     return [i for i, ion in enumerate(ions.listed) if ion in inside]
 
 
