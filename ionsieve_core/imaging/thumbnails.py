@@ -70,9 +70,11 @@ def iter_thumbnails_png(
     cmap: str = "viridis",
     mode: str = "linear",
     clip_q: float | None = 99,
+    batch_values: int | None = None,
 ) -> Iterator[bytes]:
     """PNG thumbnails of a (k, h, w) stack, one per image, in order: what `to_thumbnail_png`
-    gives image by image, but each step runs over a batch of images at once.
+    gives image by image, but each step runs over a batch of images at once (of about
+    `batch_values` values, default _BATCH_VALUES; the thumbnails do not depend on it).
 
     The stack may be a memory map of a multi-GB array: it is read a batch at a time. Per
     batch: hotspot percentiles from one partition, one clip-and-scale pass, a resize that
@@ -88,7 +90,7 @@ def iter_thumbnails_png(
     lut = np.zeros((256, 4), np.uint8)
     lut[:, :3] = lut_8bit(cmap)
     lut32 = lut.view("<u4").ravel()
-    step = max(1, _BATCH_VALUES // (h * w))
+    step = max(1, (batch_values or _BATCH_VALUES) // (h * w))
     for b0 in range(0, k, step):
         s, known = _clipped_scaled(np.array(images[b0 : b0 + step], dtype=np.float32), clip_q, mode)
         release_pages(images[b0 : b0 + step])  # a memory-mapped stack's pages leave the RSS

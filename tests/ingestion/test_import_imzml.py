@@ -72,6 +72,19 @@ def test_it_images_the_top_peaks_without_a_list(project, capsys):
     assert ds.thumb_path(0).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_it_stores_each_images_own_thumbnail_rendered_in_two_halves(project, capsys):
+    # The two halves of the stack are rendered in two threads: every file holds its image's
+    # thumbnail, as the renderer makes it alone.
+    from ionsieve_core.imaging.thumbnails import to_thumbnail_png
+
+    ds_id = run_import(capsys, REAL_FILES["masspix"], "--project", project.slug, "--top", "25")
+    ds = Dataset.objects.get(pk=ds_id)
+    stack = np.load(ds.array_path)
+    assert len(stack) == ds.image_count >= 3 and len(list(ds.thumbs_dir.iterdir())) == len(stack)
+    for n, image in enumerate(stack):
+        assert ds.thumb_path(n).read_bytes() == to_thumbnail_png(image), n
+
+
 def test_it_keeps_nan_where_no_spectrum_was_acquired(project, capsys, tmp_path):
     truth = synthetic(tmp_path, non_rectangular=True, seed=3)
     mz_list = write_mz_list(tmp_path / "l.csv", [m for m, _ in truth.ions])
