@@ -4,10 +4,14 @@ images, never the dataset's row. Server pass of `make test-integration` only."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import psycopg
 import pytest
 from django.db import connection, transaction
 
+from tests.factories import UserFactory
 from tests.gallery_data import make_ready_dataset
 from tests.integration.conftest import SERVER, database_url, needs_backend
 from webapp.datasets import gallery
@@ -53,3 +57,43 @@ def test_it_labels_while_another_transaction_holds_the_dataset_row_on_postgresql
                 cursor.execute("SET lock_timeout = 0")
         holder.rollback()
     assert ds.images.filter(consensus=project.classes[0]).count() == 2
+
+
+def test_it_counts_a_label_committed_while_waiting_for_the_image_lock_on_postgresql(
+    transactional_db, project, user
+):
+    """Another user's label, committed while this write waits for the image's lock, is part of
+    the consensus this write stores. Read in the locking statement (a join), it was not: after
+    the wait PostgreSQL re-checks only the locked row, and the labels came from the statement's
+    older snapshot (a stale consensus, found by test_concurrency under load)."""
+    needs_backend(SERVER)
+    other = UserFactory()
+    ds = make_ready_dataset(project, n=2, user=user, thumbnails=False)
+    im = ds.images.order_by("index").first()
+    errors: list[BaseException] = []
+
+    def label_on() -> None:
+        try:
+            set_labels(project, [im], user, project.classes[1])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with psycopg.connect(database_url().replace("postgres://", "postgresql://", 1)) as holder:
+        holder.execute("SELECT id FROM datasets_ionimage WHERE id = %s FOR UPDATE", [im.pk])
+        holder.execute(
+            "INSERT INTO datasets_label (image_id, user_id, value, unsure, created_at, updated_at) "
+            "VALUES (%s, %s, %s, false, now(), now())",
+            [im.pk, other.pk, project.classes[0]],
+        )
+        waiting = threading.Thread(target=label_on)
+        waiting.start()
+        time.sleep(1.0)  # the write is now waiting for the lock held here
+        assert waiting.is_alive()
+        holder.commit()
+    waiting.join(30)
+    assert not errors, errors
+    im.refresh_from_db()
+    # One "off" and one "on": a tie, so no consensus, users disagree, two labels.
+    assert (im.consensus, im.users_disagree, im.label_count) == (None, True, 2)

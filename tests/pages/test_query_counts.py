@@ -24,9 +24,9 @@ pytestmark = pytest.mark.django_db
 BOUNDS = {
     "gallery API page": 5,  # + the page of images, then the caller's labels for those 100 ids
     "counts": 6,  # + one aggregate for every plain filter, "labelled by me", "by others"
-    "label PUT": 9,  # + lock with every label of the image read, upsert, event, the consensus's
-    #                  update (the answer is built from the row in hand); 2 of them are the test's
-    #                  SAVEPOINT + RELEASE
+    "label PUT": 10,  # + lock, every label of the image (read after the lock: see
+    #                   labels._lock_and_read), upsert, event, the consensus's update (the answer
+    #                   is built from the row in hand); 2 of them are the test's SAVEPOINT + RELEASE
     "project page": 9,  # + datasets, versions (the active one among them), running and failed jobs,
     #                    collections, members
     "gallery page": 3,  # nothing else: the page script asks the API

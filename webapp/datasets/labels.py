@@ -49,22 +49,26 @@ def consensus_of(values: Iterable[str]) -> tuple[str | None, bool]:
 
 
 def _lock_and_read(ids: list[int]) -> dict[int, dict[int, tuple[str, bool]]]:
-    """Lock the images and read every label on them, in one query: {image: {user: (value,
-    unsure)}}. Every label write goes through `write`, which takes these locks first, so the
-    labels cannot change under it until it commits. Locked in pk order and only the images
-    (`of=self`): the model's default ordering joins the dataset, and FOR UPDATE over that join
-    locked the dataset's row too, so every label write of a dataset waited for the one before."""
-    found: dict[int, dict[int, tuple[str, bool]]] = {}
-    rows = (
+    """Lock the images, then read every label on them: {image: {user: (value, unsure)}}. Every
+    label write goes through `write`, which takes these locks first, so the labels cannot change
+    under it until it commits. Locked in pk order and only the images (`of=self`): the model's
+    default ordering joins the dataset, and FOR UPDATE over that join locked the dataset's row
+    too, so every label write of a dataset waited for the one before.
+    The labels are read by a second statement, after the locks: on PostgreSQL a statement that
+    waited for a lock re-checks only the locked rows, so labels joined into the locking statement
+    came from its snapshot from before the wait, without the label the other writer had just
+    committed (a stale consensus under concurrent labelling)."""
+    locked = list(
         IonImage.objects.select_for_update(of=("self",))
         .filter(pk__in=ids)
         .order_by("pk")
-        .values_list("pk", "labels__user_id", "labels__value", "labels__unsure")
+        .values_list("pk", flat=True)
     )
-    for image_id, user_id, value, unsure in rows:
-        labels = found.setdefault(image_id, {})
-        if user_id is not None:
-            labels[user_id] = (value, unsure)
+    found: dict[int, dict[int, tuple[str, bool]]] = {pk: {} for pk in locked}
+    for image_id, user_id, value, unsure in Label.objects.filter(image_id__in=locked).values_list(
+        "image_id", "user_id", "value", "unsure"
+    ):
+        found[image_id][user_id] = (value, unsure)
     return found
 
 
