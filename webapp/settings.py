@@ -124,7 +124,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and (
 ):
     # Gallery pages walk indexes over rows that sit in memory or on SSD. With PostgreSQL's
     # default random_page_cost (4, for spinning disks) a deep page of a 100,000-image project
-    # was planned as a sort of all its rows, spilled to disk (115-260 ms; 16-90 ms as index
+    # was planned as a sort of all its rows, spilled to disk (113-258 ms; 16-90 ms as index
     # scans, bench/README.md). Sent per connection so no server change is needed; empty
     # (poolers that refuse startup options) leaves it to the server's own setting.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c random_page_cost={float(page_cost)}"

@@ -22,9 +22,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 PLAN_VERSION = 1
-CONV_BATCH = (
-    16  # images per convolution: the unfolded patches (~30 MB) stay in the CPU caches better than 64 images
-)
+# Images per convolution: the unfolded patches (~30 MB) stay in the CPU caches better than
+# those of 64 images.
+CONV_BATCH = 16
 
 
 def plan_path_for(bundle_path: str | os.PathLike) -> Path:

@@ -93,11 +93,11 @@ def decode_cursor(raw: str, ordering: str, keys: tuple[gallery.SortKey, ...]) ->
 
 class GalleryPagination(PageNumberPagination):
     """Page numbers or cursors; the total comes from the dataset rows when nothing is filtered.
-    The view sets `known_count` and `across_datasets` before paginating."""
+    The view sets `known_count` before paginating; its `across_datasets` (a project-wide
+    gallery) decides whether the order ends with the id."""
 
     cursor_query_param = "cursor"
     known_count: int | None = None
-    across_datasets = False
 
     def django_paginator_class(self, object_list, per_page):
         paginator = DeferredJoinPaginator(object_list, per_page)
@@ -110,7 +110,7 @@ class GalleryPagination(PageNumberPagination):
         self.request = request
         ordering = request.query_params.get("ordering")
         self.ordering = ordering if ordering in gallery.SORT_KEYS else gallery.DEFAULT_ORDERING
-        self.keys = gallery.sort_keys(self.ordering, self.across_datasets)
+        self.keys = gallery.sort_keys(self.ordering, getattr(view, "across_datasets", False))
         raw = request.query_params.get(self.cursor_query_param)
         self.by_cursor = raw is not None
         if not self.by_cursor:

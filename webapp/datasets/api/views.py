@@ -83,10 +83,13 @@ class ImageList(generics.ListAPIView):
     filterset_class = gallery.ImageFilter
     pagination_class = GalleryPagination
 
+    @property
+    def across_datasets(self) -> bool:
+        """A project's gallery (images of several datasets), not one dataset's."""
+        return "slug" in self.kwargs
+
     def project_and_queryset(self):
-        if self.paginator is not None:
-            self.paginator.across_datasets = "slug" in self.kwargs
-        if "slug" in self.kwargs:
+        if self.across_datasets:
             project = project_for(self.request.user, self.kwargs["slug"])
             qs = gallery.project_images(project)
             if self.unfiltered_page():
@@ -111,7 +114,7 @@ class ImageList(generics.ListAPIView):
         project, qs = self.project_and_queryset()
         self.project = project
         return gallery.ordered(
-            qs, self.request.query_params.get("ordering"), across_datasets="slug" in self.kwargs
+            qs, self.request.query_params.get("ordering"), across_datasets=self.across_datasets
         )
 
     def paginate_queryset(self, queryset):
