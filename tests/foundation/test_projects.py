@@ -134,3 +134,31 @@ def test_it_creates_projects_and_members_from_the_command_line(user, capsys):
         call_command("add_member", "bladder", "ghost", "--role", "viewer")
     with pytest.raises(CommandError, match="No user named"):
         call_command("create_project", "x", "--owner", "ghost")
+
+
+def test_it_checks_access_in_one_query_without_sorting_joins(user):
+    """Every request's permission check is one query; the membership subquery reads the
+    membership table alone (its default ordering used to join the project and user tables)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.gallery_data import make_ready_dataset
+    from webapp.datasets.access import dataset_for, image_for
+    from webapp.projects.access import membership_for, project_for
+
+    project = ProjectFactory(owner=user)
+    ds = make_ready_dataset(project, n=3, user=user, thumbnails=False)
+    image = ds.images.first()
+    checks = {
+        "project_for": (lambda: project_for(user, project.slug), 0),
+        "dataset_for": (lambda: dataset_for(user, ds.pk), 1),  # + project
+        "image_for": (lambda: image_for(user, image.pk), 3),  # + dataset, project, model version
+        "membership_for": (lambda: membership_for(user, project), 0),
+    }
+    for name, (check, joins) in checks.items():
+        with CaptureQueriesContext(connection) as ctx:
+            assert check() is not None
+        [query] = ctx.captured_queries
+        sql = query["sql"]
+        assert sql.count("JOIN") == joins, (name, sql)
+        assert "auth_user" not in sql, (name, sql)

@@ -10,7 +10,8 @@ from webapp.projects.models import Role
 
 
 def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
-    rows = Dataset.objects.select_related("project").filter(pk=_int(dataset_id))
+    # order_by(): one row by its key, so no sort (the default ordering joined and sorted).
+    rows = Dataset.objects.select_related("project").filter(pk=_int(dataset_id)).order_by()
     dataset = with_viewer_role(rows, user, "project_id").first()
     if dataset is None:
         raise Http404("No such dataset.")
@@ -20,7 +21,11 @@ def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
 
 def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
     # The model version too: the label API answers with its number from this row.
-    rows = IonImage.objects.select_related("dataset__project", "prediction_version").filter(pk=_int(image_id))
+    rows = (
+        IonImage.objects.select_related("dataset__project", "prediction_version")
+        .filter(pk=_int(image_id))
+        .order_by()
+    )
     image = with_viewer_role(rows, user, "dataset__project_id").first()
     if image is None:
         raise Http404("No such image.")

@@ -26,7 +26,8 @@ def role_allows(role: str | None, need: str) -> bool:
 def membership_for(user, project: Project) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return Membership.objects.filter(project=project, user=user).first()
+    # order_by(): at most one row (unique per user), so no joins for the default ordering.
+    return Membership.objects.filter(project=project, user=user).order_by().first()
 
 
 def check_role(role: str | None, need: str = Role.VIEWER) -> str:
@@ -50,13 +51,15 @@ def with_viewer_role(qs: QuerySet, user, project_path: str) -> QuerySet:
     fetching the membership after the object."""
     if not user.is_authenticated:
         return qs.annotate(viewer_role=Value(None, output_field=CharField()))
-    role = Membership.objects.filter(project=OuterRef(project_path), user=user).values("role")[:1]
+    # order_by(): Membership's default ordering joined the project and user tables into every
+    # request's permission subquery, only to sort the one row it finds.
+    role = Membership.objects.filter(project=OuterRef(project_path), user=user).order_by().values("role")[:1]
     return qs.annotate(viewer_role=Subquery(role))
 
 
 def project_for(user, slug: str, need: str = Role.VIEWER) -> Project:
     """The project `slug` if `user` holds at least the role `need` in it."""
-    project = with_viewer_role(Project.objects.filter(slug=slug), user, "pk").first()
+    project = with_viewer_role(Project.objects.filter(slug=slug), user, "pk").order_by().first()
     if project is None:
         raise Http404("No such project.")
     project.user_role = check_role(project.viewer_role, need)
