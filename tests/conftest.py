@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.factories import ProjectFactory, UserFactory
+
+# webapp.wsgi tunes the garbage collector of the process that imports it (a server's); the
+# tests that import it should leave this process's collector as Python sets it.
+os.environ.setdefault("IONSIEVE_GC_TUNING", "0")
 
 
 @pytest.fixture(autouse=True)
