@@ -204,7 +204,8 @@ CACHES = {
 }
 if os.environ.get("CACHE_URL"):
     CACHES["default"] = {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's backend, reusing its Redis client (webapp/redis_cache.py).
+        "BACKEND": "webapp.redis_cache.RedisCache",
         "LOCATION": os.environ["CACHE_URL"],
         "TIMEOUT": 24 * 3600,
     }
