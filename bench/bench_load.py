@@ -234,11 +234,11 @@ def cpu_ticks() -> tuple[int, int] | None:
     return sum(fields) - idle, sum(fields)
 
 
-def server_cpu(master_pid: int | None) -> dict[str, float]:
-    """CPU seconds used so far by the gunicorn master and workers, and by the PostgreSQL
-    backends serving the bench database (other engineers' processes share these cores: this
-    is what the server itself spent, whatever else ran)."""
-    out = {"gunicorn": 0.0, "postgres": 0.0}
+def server_cpu(master_pid: int | None) -> dict[tuple[str, int], float]:
+    """CPU seconds used so far by each gunicorn process (master and workers) and each PostgreSQL
+    backend serving the bench database, by (kind, pid). Other engineers' processes share these
+    cores: this is what the server itself spent, whatever else ran."""
+    out: dict[tuple[str, int], float] = {}
     if master_pid is None:
         return out
     hz = os.sysconf("SC_CLK_TCK")
@@ -253,10 +253,20 @@ def server_cpu(master_pid: int | None) -> dict[str, float]:
         fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
         pid, ppid, cpu = int(d.name), int(fields[1]), (int(fields[11]) + int(fields[12])) / hz
         if pid == master_pid or ppid == master_pid:
-            out["gunicorn"] += cpu
+            out["gunicorn", pid] = cpu
         elif cmd.startswith(b"postgres: ") and f" {PG_DB} ".encode() in cmd:
-            out["postgres"] += cpu
+            out["postgres", pid] = cpu
     return out
+
+
+def cpu_spent(start: dict[tuple[str, int], float], end: dict[tuple[str, int], float]) -> dict[str, float]:
+    """CPU seconds per kind between two `server_cpu` readings, process by process: a process that
+    started meanwhile counts whole, one that exited is lost (an undercount, never negative: the
+    totals subtracted before let a backend that exited make PostgreSQL's share negative)."""
+    spent = {"gunicorn": 0.0, "postgres": 0.0}
+    for (kind, pid), cpu in end.items():
+        spent[kind] += max(0.0, cpu - start.get((kind, pid), 0.0))
+    return spent
 
 
 class Run:
@@ -289,7 +299,7 @@ def run_users(n_users: int, per_user: int, limit_s: float, user_loop, master_pid
         t.join()
     run.wall = time.perf_counter() - marks["t"]
     run.client_cpu = (time.process_time() - marks["cpu"]) / run.wall
-    run.server_cpu = {k: v - marks["server"][k] for k, v in server_cpu(master_pid).items()}
+    run.server_cpu = cpu_spent(marks["server"], server_cpu(master_pid))
     end = cpu_ticks()
     if end and marks["ticks"] and end[1] > marks["ticks"][1]:
         run.machine_busy = (end[0] - marks["ticks"][0]) / (end[1] - marks["ticks"][1])
