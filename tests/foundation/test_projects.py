@@ -3,8 +3,13 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import ProjectFactory, UserFactory, add_member
+from tests.gallery_data import make_ready_dataset
+from webapp.datasets.access import dataset_for, image_for
+from webapp.projects.access import membership_for, project_for
 from webapp.projects.models import Membership, Project
 
 pytestmark = pytest.mark.django_db
@@ -139,13 +144,6 @@ def test_it_creates_projects_and_members_from_the_command_line(user, capsys):
 def test_it_checks_access_in_one_query_without_sorting_joins(user):
     """Every request's permission check is one query; the membership subquery reads the
     membership table alone (its default ordering used to join the project and user tables)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    from tests.gallery_data import make_ready_dataset
-    from webapp.datasets.access import dataset_for, image_for
-    from webapp.projects.access import membership_for, project_for
-
     project = ProjectFactory(owner=user)
     ds = make_ready_dataset(project, n=3, user=user, thumbnails=False)
     image = ds.images.first()

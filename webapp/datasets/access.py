@@ -5,14 +5,13 @@ from __future__ import annotations
 from django.http import Http404
 
 from webapp.datasets.models import Dataset, IonImage
-from webapp.projects.access import check_role, with_viewer_role
+from webapp.projects.access import check_role, first_with_role
 from webapp.projects.models import Role
 
 
 def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
-    # order_by(): one row by its key, so no sort (the default ordering joined and sorted).
-    rows = Dataset.objects.select_related("project").filter(pk=_int(dataset_id)).order_by()
-    dataset = with_viewer_role(rows, user, "project_id").first()
+    rows = Dataset.objects.select_related("project").filter(pk=_int(dataset_id))
+    dataset = first_with_role(rows, user, "project_id")
     if dataset is None:
         raise Http404("No such dataset.")
     dataset.project.user_role = check_role(dataset.viewer_role, need)
@@ -21,12 +20,8 @@ def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
 
 def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
     # The model version too: the label API answers with its number from this row.
-    rows = (
-        IonImage.objects.select_related("dataset__project", "prediction_version")
-        .filter(pk=_int(image_id))
-        .order_by()
-    )
-    image = with_viewer_role(rows, user, "dataset__project_id").first()
+    rows = IonImage.objects.select_related("dataset__project", "prediction_version").filter(pk=_int(image_id))
+    image = first_with_role(rows, user, "dataset__project_id")
     if image is None:
         raise Http404("No such image.")
     image.dataset.project.user_role = check_role(image.viewer_role, need)

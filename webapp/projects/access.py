@@ -57,9 +57,15 @@ def with_viewer_role(qs: QuerySet, user, project_path: str) -> QuerySet:
     return qs.annotate(viewer_role=Subquery(role))
 
 
+def first_with_role(qs: QuerySet, user, project_path: str):
+    """The one row `qs` finds by a key, with `viewer_role` (see with_viewer_role), or None.
+    Unordered: the models' default orderings joined other tables only to sort that one row."""
+    return with_viewer_role(qs.order_by(), user, project_path).first()
+
+
 def project_for(user, slug: str, need: str = Role.VIEWER) -> Project:
     """The project `slug` if `user` holds at least the role `need` in it."""
-    project = with_viewer_role(Project.objects.filter(slug=slug), user, "pk").order_by().first()
+    project = first_with_role(Project.objects.filter(slug=slug), user, "pk")
     if project is None:
         raise Http404("No such project.")
     project.user_role = check_role(project.viewer_role, need)
