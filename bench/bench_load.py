@@ -26,9 +26,14 @@ at the end):
               < 300 ms, label PUT p95 < 100 ms.
 
 Think time (--think, seconds between two actions of one user) defaults to 0.5-1.5 s for the
-labelling scenarios and to none for `full` (--full-think): with 1 s of thinking, 50 users
-cannot ask for more than ~80 requests/s, so a throughput target needs the users to keep the
-server busy. The client runs on the same cores as the server: its own CPU share is printed.
+labelling scenarios. `full` runs three times (--full-think): as people think (0.5-1.5 s), paced
+(rate:160) and with no think time. With 1 s of thinking, 50 users cannot ask for more than ~80
+requests/s; with none, 50 users are a queue of 50 and latency is 50 / throughput whatever the
+server does (Little's law). The paced run is the one that checks the targets together: the users
+act on a schedule that asks for 160 requests/s of the mix between them (the target's 150, and
+a margin for the run's first and last second), and the run reports the rate reached and the
+latencies at that load. The client runs on the same cores as the server:
+its own CPU share is printed.
 Each run's figures are kept in var/bench/bench_load.json and the next run prints its ratios
 to them.
 
@@ -217,11 +222,39 @@ class Recorder:
 
 
 THINK = (0.5, 1.5)  # seconds between two actions of one person (set by --think)
+# The browsing mix asks, per 10 steps: 3 pages, 3 gallery API pages, 1 count, 2 x 4 thumbnails
+# and 1 label PUT (figures come on top and are counted apart): 16 requests.
+MIX_PER_STEP = 1.6
 
 
 def think(rng: random.Random) -> None:
     if THINK[1] > 0:
         time.sleep(rng.uniform(*THINK))
+
+
+class Pacer:
+    """A person acting on a schedule, not after each answer: `users` of them together ask for
+    `rate` requests/s of the mix, whatever the latency (until the server falls behind: then a
+    late person acts at once and the rate reached is lower, as printed). Step i is due at the
+    person's own phase plus i mean gaps, moved by up to half a gap either way so that the users
+    do not march in step; the slots do not drift, so every user ends with the run and the rate
+    holds to the end. Throughput and latency are then measured under one load, which neither
+    thinking people (a throughput set by their think time) nor users with no think time (a queue
+    of 50: latency = users / throughput) give."""
+
+    def __init__(self, rng: random.Random, users: int, rate: float):
+        self.rng, self.mean = rng, users * MIX_PER_STEP / rate
+        self.start: float | None = None
+        self.step = 0
+
+    def wait(self) -> None:
+        if self.start is None:
+            self.start = time.monotonic() + self.rng.uniform(0, self.mean)
+        due = self.start + self.mean * (self.step + self.rng.uniform(-0.5, 0.5))
+        self.step += 1
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
 
 
 def cpu_ticks() -> tuple[int, int] | None:
@@ -478,9 +511,16 @@ def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
 
 
 def browsing_scenario(  # noqa: C901 - one user's browsing mix, written as the steps it takes
-    title: str, server: Gunicorn, site: dict, users: int, per_user: int, limit_s: float
+    title: str,
+    server: Gunicorn,
+    site: dict,
+    users: int,
+    per_user: int,
+    limit_s: float,
+    rate: float | None = None,
 ):
-    """People browsing: pages (session cookie), gallery API pages, counts, thumbnails, labels."""
+    """People browsing: pages (session cookie), gallery API pages, counts, thumbnails, labels;
+    each thinking (THINK) or, with `rate`, all together asking for that many requests/s."""
     rec = Recorder()
     ds, slug = site["datasets"][0], site["slug"]
     images = site["images"]
@@ -513,13 +553,18 @@ def browsing_scenario(  # noqa: C901 - one user's browsing mix, written as the s
             list(pool.map(lambda x: fetch(kind, x), urls))
 
         thumbs: list[str] = []
+        pacer = Pacer(rng, users, rate) if rate else None
+        # Each person starts at their own point of the 10-step mix: started together at step 0,
+        # the 50 users asked for 50 project pages in the same half second, then 50 gallery pages,
+        # and the load came in waves a mix cycle apart that no real group of people makes.
+        first = rng.randrange(10)
         with ThreadPoolExecutor(max_workers=4) as pool:
             barrier.wait()
             for i in range(n):
                 if time.monotonic() > stop_at:
                     return
-                think(rng)
-                step = i % 10
+                pacer.wait() if pacer else think(rng)
+                step = (first + i) % 10
                 if step == 0:
                     rec.timed("page", s, "GET", f"{server.url}/p/{slug}/")
                 elif step == 1:
@@ -629,22 +674,28 @@ def main() -> None:
     )
     ap.add_argument(
         "--full-think",
-        default="0.5,1.5;0,0",
-        help="the full scenario's think times, one run each, ';'-separated (default: as people "
-        "think, then none: the most the server sustains)",
+        default="0.5,1.5;rate:160;0,0",
+        help="the full scenario's runs, ';'-separated: think times MIN,MAX or rate:R (users paced "
+        "to ask for R requests/s of the mix together). Default: as people think; paced at 160 req/s "
+        "(the target's 150 and a margin for the run's first and last second: throughput and "
+        "latency under one load); no think time (the most the server sustains)",
     )
     ap.add_argument("--users", type=int, default=50, help="users of the full scenario")
     args = ap.parse_args()
     global THINK
     THINK = tuple(float(x) for x in args.think.split(","))
-    full_thinks = [tuple(float(x) for x in t.split(",")) for t in args.full_think.split(";") if t]
+    full_runs = [
+        ("rate", float(t[5:])) if t.startswith("rate:") else tuple(float(x) for x in t.split(","))
+        for t in args.full_think.split(";")
+        if t
+    ]
     only = set(args.only.split(","))
     per_user = 20 if args.quick else 60
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-load-"))
     print(
         f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); {os.cpu_count()} CPUs; "
         f"{IMAGES if only - {'scale'} else SCALE_DATASETS * SCALE_IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
-        + "; ".join(f"{a}-{b} s" for a, b in full_thinks)
+        + "; ".join(f"{b:g} req/s" if a == "rate" else f"{a}-{b} s" for a, b in full_runs)
         + ")",
         flush=True,
     )
@@ -687,18 +738,31 @@ def main() -> None:
                     title = "PostgreSQL, 20 users"
                     lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
                     summary += lines + verdict(rec, {"gallery": 300, "label": 100})
-                for THINK in full_thinks if "full" in only else []:
-                    title = (
-                        f"PostgreSQL + Redis, {args.users} users browsing, think {THINK[0]:g}-{THINK[1]:g} s"
-                    )
-                    lines, rec, fig = browsing_scenario(title, g, site, args.users, per_user, 180)
+                for mode, value in full_runs if "full" in only else []:
+                    rate = value if mode == "rate" else None
+                    if rate is None:
+                        THINK = (mode, value)
+                    how = f"paced at {rate:g} req/s" if rate else f"think {mode:g}-{value:g} s"
+                    title = f"PostgreSQL + Redis, {args.users} users browsing, {how}"
+                    lines, rec, fig = browsing_scenario(title, g, site, args.users, per_user, 180, rate=rate)
                     figures[title] = fig
+                    # Thinking people set the rate themselves, and users with no think time set the
+                    # latency (a queue of 50): each of those runs checks the half it can show; the
+                    # paced run checks both under one load.
+                    thinking, queue = rate is None and THINK[1] > 0, rate is None and THINK[1] == 0
                     summary += lines + verdict(
                         rec,
-                        {"page": 300, "api-read": 300, "thumbnail": 300, "label": 150},
-                        min_rps=150,
+                        {} if queue else {"page": 300, "api-read": 300, "thumbnail": 300, "label": 150},
+                        min_rps=None if thinking else 150,
                         fig=fig,
                     )
+                    if thinking or queue:
+                        summary.append(
+                            "  throughput: set by the users' think time here; see the paced run"
+                            if thinking
+                            else f"  latency: {args.users} users with no think time are a queue of "
+                            f"{args.users} (latency = users / throughput); see the paced run"
+                        )
         if "scale" in only:
             lines, figs = run_scale(args, tmp, per_user)
             summary += lines

@@ -1,4 +1,4 @@
-"""The WSGI entry point settles the server process's memory once the app is loaded."""
+"""The WSGI entry point loads what requests need and settles the server process's memory."""
 
 from __future__ import annotations
 
@@ -13,12 +13,19 @@ PROBE = (
     "import gc, sys, json; import webapp.wsgi as w; "
     "print(json.dumps([gc.get_threshold(), gc.get_freeze_count(), 'webapp.urls' in sys.modules]))"
 )
+WARM = (
+    "import json; import webapp.wsgi; from django.template import engines; "
+    "from webapp.pages import figures; "
+    "loader = engines['django'].engine.template_loaders[0]; "
+    "print(json.dumps([type(loader).__name__, sorted(loader.get_template_cache), "
+    "figures._history_layout.cache_info().currsize]))"
+)
 
 
-def probe(tuning: str) -> list:
+def probe(tuning: str, code: str = PROBE) -> list:
     env = {**os.environ, "IONSIEVE_GC_TUNING": tuning, "DJANGO_SETTINGS_MODULE": "webapp.settings"}
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -33,4 +40,13 @@ def test_it_freezes_the_loaded_app_and_collects_less_often():
 
 def test_it_keeps_pythons_collector_when_asked():
     threshold, frozen, urls_loaded = probe("0")
-    assert threshold[0] == 700 and frozen == 0 and not urls_loaded
+    assert threshold[0] == 700 and frozen == 0
+    assert urls_loaded  # the warm-up does not depend on the collector's settings
+
+
+def test_it_compiles_every_page_template_and_builds_plotlys_layouts_before_the_first_request():
+    loader, cached, layouts = probe("0", WARM)
+    assert loader == "Loader"  # django.template.loaders.cached
+    pages = sorted(p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.html"))
+    assert pages and set(pages) <= set(cached)
+    assert layouts == 1

@@ -163,8 +163,10 @@ class Gunicorn:
                 "60",
                 "--graceful-timeout",
                 "5",
+                # As deployed (deploy/gunicorn.conf.py): a connection per request, so each request
+                # goes to a worker that is free, not to the one that holds the client's connection.
                 "--keep-alive",
-                "30",
+                "0",
                 "--log-level",
                 "warning",
                 "--preload",
