@@ -499,7 +499,13 @@ def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
     lines: list[str] = []
     figs: dict[str, dict] = {}
     targets = {"gallery-project": 300, "gallery-dataset": 300, "label": 100}
-    with Gunicorn(env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-scale.log") as g:
+    with Gunicorn(
+        env,
+        workers=args.workers,
+        threads=args.threads,
+        keepalive=args.keep_alive,
+        log_path=tmp / "gunicorn-scale.log",
+    ) as g:
         base = f"PostgreSQL + Redis, {len(site['images']):,} images in {SCALE_DATASETS} datasets, 20 users"
         # The gallery's way first (scrolling through `next` links), then page-number jumps.
         for title, scroll in ((f"{base}, scrolling", True), (f"{base}, page-number jumps", False)):
@@ -681,6 +687,12 @@ def main() -> None:
         "latency under one load); no think time (the most the server sustains)",
     )
     ap.add_argument("--users", type=int, default=50, help="users of the full scenario")
+    ap.add_argument(
+        "--keep-alive",
+        type=int,
+        default=0,
+        help="gunicorn's keep-alive seconds (0, as deploy/gunicorn.conf.py: a connection per request)",
+    )
     args = ap.parse_args()
     global THINK
     THINK = tuple(float(x) for x in args.think.split(","))
@@ -693,7 +705,8 @@ def main() -> None:
     per_user = 20 if args.quick else 60
     tmp = Path(tempfile.mkdtemp(prefix="ionsieve-bench-load-"))
     print(
-        f"gunicorn: {args.workers} workers x {args.threads} threads (gthread); {os.cpu_count()} CPUs; "
+        f"gunicorn: {args.workers} workers x {args.threads} threads (gthread), keep-alive {args.keep_alive} s; "
+        f"{os.cpu_count()} CPUs; "
         f"{IMAGES if only - {'scale'} else SCALE_DATASETS * SCALE_IMAGES:,} images; think time {THINK[0]}-{THINK[1]} s (full: "
         + "; ".join(f"{b:g} req/s" if a == "rate" else f"{a}-{b} s" for a, b in full_runs)
         + ")",
@@ -709,7 +722,11 @@ def main() -> None:
             site = seed_subprocess(env, images=IMAGES, annotators=20, thumbnails=True)
             print(f"sqlite: dataset of {IMAGES:,} images made in {time.perf_counter() - t:.1f} s", flush=True)
             with Gunicorn(
-                env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-sqlite.log"
+                env,
+                workers=args.workers,
+                threads=args.threads,
+                keepalive=args.keep_alive,
+                log_path=tmp / "gunicorn-sqlite.log",
             ) as g:
                 title = "SQLite, 20 users"
                 lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
@@ -732,7 +749,11 @@ def main() -> None:
             # believes the dataset has 6 rows and sorts all 10,000 (26 ms instead of 3.5 ms).
             subprocess.run(["psql", pg_url, "-q", "-c", "ANALYZE"], check=True)
             with Gunicorn(
-                env, workers=args.workers, threads=args.threads, log_path=tmp / "gunicorn-pg.log"
+                env,
+                workers=args.workers,
+                threads=args.threads,
+                keepalive=args.keep_alive,
+                log_path=tmp / "gunicorn-pg.log",
             ) as g:
                 if "postgres" in only:
                     title = "PostgreSQL, 20 users"

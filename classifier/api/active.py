@@ -71,7 +71,7 @@ class NextImages(APIView):
         o = q.validated_data
         chosen = active.next_images(scope, o["n"], o["strategy"], user=request.user if o["mine"] else None)
         ids = [im.pk for im in chosen]
-        rows = {im.pk: im for im in gallery.for_listing(IonImage.objects.filter(pk__in=ids))}
+        rows = {row.pk: row for row in gallery.listing_rows(IonImage.objects.filter(pk__in=ids))}
         images = [rows[i] for i in ids if i in rows]
         gallery.attach_my_labels(images, request.user)
         data = ImageSerializer(

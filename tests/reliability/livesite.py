@@ -133,8 +133,15 @@ def seed(
 class Gunicorn:
     """gunicorn serving webapp.wsgi on 127.0.0.1:<free port>; a context manager."""
 
-    def __init__(self, env: dict, workers: int = 2, threads: int = 4, log_path: Path | None = None):
-        self.env, self.workers, self.threads = env, workers, threads
+    def __init__(
+        self,
+        env: dict,
+        workers: int = 2,
+        threads: int = 4,
+        log_path: Path | None = None,
+        keepalive: int = 0,
+    ):
+        self.env, self.workers, self.threads, self.keepalive = env, workers, threads, keepalive
         self.port = free_port()
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
@@ -163,10 +170,10 @@ class Gunicorn:
                 "60",
                 "--graceful-timeout",
                 "5",
-                # As deployed (deploy/gunicorn.conf.py): a connection per request, so each request
-                # goes to a worker that is free, not to the one that holds the client's connection.
+                # 0 as deployed (deploy/gunicorn.conf.py): a connection per request, so each
+                # request goes to a free worker, not to the one holding the client's connection.
                 "--keep-alive",
-                "0",
+                str(self.keepalive),
                 "--log-level",
                 "warning",
                 "--preload",

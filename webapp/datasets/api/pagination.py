@@ -39,14 +39,16 @@ class DeferredJoinPaginator(DjangoPaginator):
     def page(self, number):
         if not connection.features.allow_sliced_subqueries_with_in:
             self.object_list = gallery.for_listing(self.object_list)
-            return super().page(number)
+            page = super().page(number)
+            page.object_list = [gallery.ListingRow(values) for values in page.object_list]
+            return page
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
         rows = self.object_list.filter(pk__in=self.object_list.values("pk")[bottom:top])
-        return self._get_page(gallery.for_listing(rows), number, self)
+        return self._get_page(gallery.listing_rows(rows), number, self)
 
 
 def encode_cursor(ordering: str, values: list, count: int) -> str:
@@ -134,7 +136,7 @@ class GalleryPagination(PageNumberPagination):
             if len(ids) > size:
                 break
         more, ids = len(ids) > size, ids[:size]
-        by_id = {im.pk: im for im in gallery.for_listing(queryset.model.objects.filter(pk__in=ids))}
+        by_id = {row.pk: row for row in gallery.listing_rows(queryset.model.objects.filter(pk__in=ids))}
         return [by_id[i] for i in ids if i in by_id], more
 
     def get_next_link(self):

@@ -79,7 +79,7 @@ class ImageSerializer(serializers.ModelSerializer):
     def to_representation(self, im: IonImage) -> dict:
         # The same JSON as the declared fields give (tests/datasets/test_api.py compares them),
         # built directly: field by field through DRF was half the time of a 100-image page.
-        if hasattr(im, "model_version_number"):  # gallery.for_listing: columns, not related objects
+        if hasattr(im, "model_version_number"):  # a gallery.ListingRow: columns, not related objects
             version, dataset_name = im.model_version_number, im.dataset_name
         else:
             version = im.prediction_version.number if im.prediction_version_id is not None else None
