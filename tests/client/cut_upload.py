@@ -11,7 +11,8 @@ from ionsieve_client import ResumableUpload
 
 
 class CutOnce(ResumableUpload):
-    """Sends half of part `cut_at` over a raw socket, then the connection dies."""
+    """Sends half of part `cut_at` over a raw socket, then the connection dies (after the
+    server has answered the cut, so that a resumed run never races the server's handler of it)."""
 
     cut_at = 2
 
@@ -28,6 +29,13 @@ class CutOnce(ResumableUpload):
                     ).encode()
                 )
                 s.sendall(memoryview(data)[: len(data) // 2])
+                # The cut, then the server's answer to it: once that has come, the server has let
+                # go of the upload. A run resumed before that found the part's lock still held (a
+                # 423, refused after its body was sent) and sent that part twice, under load.
+                s.shutdown(socket.SHUT_WR)
+                s.settimeout(30)
+                while s.recv(65536):
+                    pass
             self.bytes_sent += len(data) // 2
             raise ConnectionResetError("connection cut on purpose")
         return super().send_part(offset, data, digest)
