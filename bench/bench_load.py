@@ -1,4 +1,5 @@
-"""Load benchmark: concurrent users on a 10,000-image dataset, served by gunicorn on loopback.
+"""Load benchmark: concurrent users on a 10,000-image dataset, served by gunicorn on loopback
+(gthread, --preload, keep-alive 0 as deploy/gunicorn.conf.py: a connection per request).
 
     .venv/bin/python bench/bench_load.py [--quick] [--only sqlite,postgres,full,scale]
 
