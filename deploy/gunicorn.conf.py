@@ -22,8 +22,8 @@ graceful_timeout = 30
 # free. A kept-alive connection stays with the worker that accepted it, and a worker runs Python
 # on one core at a time: at 150 requests/s from 50 users on 2 cores the busiest workers queued
 # requests for 0.3-0.6 s while the cores were 74% busy; with a connection per request the same
-# load had p95 < 125 ms (bench/README.md, "Connections"). nginx keeps the browsers' connections
-# alive; its connections to gunicorn are on loopback and cost ~0.1 ms each.
+# load had p95 < 125 ms (bench/README.md, "Connections, warm workers and a paced run"). nginx
+# keeps the browsers' connections alive; its connections to gunicorn are on loopback.
 keepalive = 0
 # Recycle workers now and then (bounded memory growth from long-lived numpy buffers).
 max_requests = 2000
