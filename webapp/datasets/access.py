@@ -5,13 +5,20 @@ from __future__ import annotations
 from django.http import Http404
 
 from webapp.datasets.models import Dataset, IonImage
-from webapp.projects.access import check_role, first_with_role
+from webapp.projects.access import AccessQuery, check_role
 from webapp.projects.models import Role
+
+_DATASET = AccessQuery(lambda pk: Dataset.objects.select_related("project").filter(pk=pk), "project_id", -1)
+# The model version too: the label API answers with its number from this row.
+_IMAGE = AccessQuery(
+    lambda pk: IonImage.objects.select_related("dataset__project", "prediction_version").filter(pk=pk),
+    "dataset__project_id",
+    -1,
+)
 
 
 def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
-    rows = Dataset.objects.select_related("project").filter(pk=_int(dataset_id))
-    dataset = first_with_role(rows, user, "project_id")
+    dataset = _DATASET.first(user, _int(dataset_id))
     if dataset is None:
         raise Http404("No such dataset.")
     dataset.project.user_role = check_role(dataset.viewer_role, need)
@@ -19,9 +26,7 @@ def dataset_for(user, dataset_id, need: str = Role.VIEWER) -> Dataset:
 
 
 def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
-    # The model version too: the label API answers with its number from this row.
-    rows = IonImage.objects.select_related("dataset__project", "prediction_version").filter(pk=_int(image_id))
-    image = first_with_role(rows, user, "dataset__project_id")
+    image = _IMAGE.first(user, _int(image_id))
     if image is None:
         raise Http404("No such image.")
     image.dataset.project.user_role = check_role(image.viewer_role, need)
