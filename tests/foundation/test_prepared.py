@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.db import connection
+from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import ProjectFactory, UserFactory, add_member
 from tests.gallery_data import make_ready_dataset
-from webapp.datasets.access import _IMAGE
+from webapp.datasets.access import _IMAGE, dataset_for, image_for
 from webapp.datasets.models import IonImage
 from webapp.prepared import PreparedQuery
 from webapp.projects.access import first_with_role
@@ -44,6 +45,17 @@ def test_it_gives_the_rows_and_related_objects_the_queryset_gives(user):
             assert got.viewer_role == {user: "owner", viewer: "viewer", stranger: None}[who]
             assert got._state.db == "default" and not got._state.adding
     assert _IMAGE.first(user, 2**62) is None
+
+
+@pytest.mark.parametrize("key", [2**63, 10**30, -(2**63) - 1])
+def test_it_answers_404_for_ids_beyond_64_bits(user, key):
+    project = ProjectFactory(owner=user)
+    make_ready_dataset(project, n=1, user=user, thumbnails=False)
+    for check in (image_for, dataset_for):
+        with pytest.raises(Http404):
+            check(user, key)
+    with pytest.raises(Http404):
+        image_for(user, str(key))
 
 
 def test_it_compiles_once_and_runs_with_new_values(user):

@@ -35,6 +35,11 @@ def image_for(user, image_id, need: str = Role.VIEWER) -> IonImage:
 
 def _int(value) -> int:
     try:
-        return int(value)
+        key = int(value)
     except (TypeError, ValueError):
         raise Http404("No such item.") from None
+    # Beyond a 64-bit key nothing exists; the prepared query would pass it to the database,
+    # which refuses it as an error (the ORM had answered "no row").
+    if not -(2**63) <= key < 2**63:
+        raise Http404("No such item.")
+    return key
