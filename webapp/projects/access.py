@@ -55,10 +55,15 @@ def with_viewer_role(qs: QuerySet, user, project_path: str) -> QuerySet:
     fetching the membership after the object."""
     if not user.is_authenticated:
         return qs.annotate(viewer_role=Value(None, output_field=CharField()))
+    return qs.annotate(viewer_role=role_subquery(project_path, user.pk))
+
+
+def role_subquery(project_path: str, user_id) -> Subquery:
+    """The role of user `user_id` in the project at `project_path` of the outer query's rows."""
     # order_by(): Membership's default ordering joined the project and user tables into every
     # request's permission subquery, only to sort the one row it finds.
-    role = Membership.objects.filter(project=OuterRef(project_path), user=user).order_by().values("role")[:1]
-    return qs.annotate(viewer_role=Subquery(role))
+    role = Membership.objects.filter(project=OuterRef(project_path), user_id=user_id).order_by()
+    return Subquery(role.values("role")[:1])
 
 
 def first_with_role(qs: QuerySet, user, project_path: str):
@@ -80,8 +85,7 @@ class AccessQuery:
         self.prepared = PreparedQuery(self._build, key=key_placeholder, user_id=self.USER_PLACEHOLDER)
 
     def _build(self, key, user_id: int) -> QuerySet:
-        role = Membership.objects.filter(project=OuterRef(self.project_path), user_id=user_id).order_by()
-        qs = self.rows(key).order_by().annotate(viewer_role=Subquery(role.values("role")[:1]))
+        qs = self.rows(key).order_by().annotate(viewer_role=role_subquery(self.project_path, user_id))
         return qs.order_by("pk")[:1]  # as QuerySet.first() orders an unordered queryset
 
     def first(self, user, key):
