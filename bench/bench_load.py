@@ -480,6 +480,13 @@ def _project_pages_breakdown(by_query: list[tuple[str, int, float]], pages: int)
     return lines
 
 
+def served(args, env: dict, log_path: Path) -> Gunicorn:
+    """The server each scenario measures: --workers x --threads, --keep-alive, on `env`'s site."""
+    return Gunicorn(
+        env, workers=args.workers, threads=args.threads, keepalive=args.keep_alive, log_path=log_path
+    )
+
+
 def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
     """Scenario 4 on its own database (the 10,000-image one of scenarios 2-3 is not reused)."""
     psql(f"DROP DATABASE IF EXISTS {PG_DB}")
@@ -500,13 +507,7 @@ def run_scale(args, tmp: Path, per_user: int) -> tuple[list[str], dict]:
     lines: list[str] = []
     figs: dict[str, dict] = {}
     targets = {"gallery-project": 300, "gallery-dataset": 300, "label": 100}
-    with Gunicorn(
-        env,
-        workers=args.workers,
-        threads=args.threads,
-        keepalive=args.keep_alive,
-        log_path=tmp / "gunicorn-scale.log",
-    ) as g:
+    with served(args, env, tmp / "gunicorn-scale.log") as g:
         base = f"PostgreSQL + Redis, {len(site['images']):,} images in {SCALE_DATASETS} datasets, 20 users"
         # The gallery's way first (scrolling through `next` links), then page-number jumps.
         for title, scroll in ((f"{base}, scrolling", True), (f"{base}, page-number jumps", False)):
@@ -722,13 +723,7 @@ def main() -> None:
             t = time.perf_counter()
             site = seed_subprocess(env, images=IMAGES, annotators=20, thumbnails=True)
             print(f"sqlite: dataset of {IMAGES:,} images made in {time.perf_counter() - t:.1f} s", flush=True)
-            with Gunicorn(
-                env,
-                workers=args.workers,
-                threads=args.threads,
-                keepalive=args.keep_alive,
-                log_path=tmp / "gunicorn-sqlite.log",
-            ) as g:
+            with served(args, env, tmp / "gunicorn-sqlite.log") as g:
                 title = "SQLite, 20 users"
                 lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
                 summary += lines + verdict(rec, {"gallery": 300, "label": 100})
@@ -749,13 +744,7 @@ def main() -> None:
             # What autovacuum does within a minute of a big ingestion; without it the planner
             # believes the dataset has 6 rows and sorts all 10,000 (26 ms instead of 3.5 ms).
             subprocess.run(["psql", pg_url, "-q", "-c", "ANALYZE"], check=True)
-            with Gunicorn(
-                env,
-                workers=args.workers,
-                threads=args.threads,
-                keepalive=args.keep_alive,
-                log_path=tmp / "gunicorn-pg.log",
-            ) as g:
+            with served(args, env, tmp / "gunicorn-pg.log") as g:
                 if "postgres" in only:
                     title = "PostgreSQL, 20 users"
                     lines, rec, figures[title] = labelling_scenario(title, g, site, 20, per_user, 120)
